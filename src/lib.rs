@@ -1,3 +1,23 @@
+//! detcd: an etcd-compatible key-value server (etcd v3 gRPC API) whose every touch of time, disk
+//! and network goes through seams ([`io`]), so the same server runs on tokio in production and,
+//! many nodes at once, inside madsim's deterministic simulator.
+//!
+//! Start-up mirrors etcd: [`etcdmain`] (flags, mode) → [`embed::start`] → [`server::EtcdServer`]
+//! (+ the [`raft_node`] loop) → serve clients ([`api`]). A `Put` travels client → [`api::kv`] →
+//! raft proposal with a wait-id → WAL fsync ([`storage::wal`]) → commit → apply to
+//! [`storage::mvcc`] → the waiter is woken with the response.
+
+pub mod api;
+pub mod config;
+pub mod embed;
+pub mod etcdmain;
+pub mod failpoint;
+pub mod io;
+pub mod raft_node;
+pub mod server;
+pub mod storage;
+
+/// Generated etcd v3 wire types (and detcd's internal records), under etcd's package names.
 pub mod pb {
     pub mod mvccpb {
         tonic::include_proto!("mvccpb");

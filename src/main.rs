@@ -1,1 +1,57 @@
-fn main(){}
+//! The `detcd` binary: etcd's `main` → flags → member (or proxy) → wait for error or stop.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use detcd::config::{Flags, ETCD_API_VERSION};
+use detcd::etcdmain::{run_member, Outcome};
+use detcd::io::Io;
+
+/// Exit code for a bad flag or value, as a Go flag parse error gives.
+const EXIT_USAGE: u8 = 2;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let flags = match Flags::try_parse() {
+        Ok(flags) => flags,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(error.exit_code() as u8);
+        }
+    };
+    if flags.version {
+        println!("detcd Version: {}", env!("CARGO_PKG_VERSION"));
+        println!("etcd API Version: {ETCD_API_VERSION}");
+        return ExitCode::SUCCESS;
+    }
+    let config = match flags.into_config() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("detcd: {error}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    init_logging(&config.log_level);
+    match run_member(config, Io::production()).await {
+        Outcome::Stopped => ExitCode::SUCCESS,
+        Outcome::Failed(error) => {
+            tracing::error!("{error}");
+            eprintln!("detcd: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let level = match level {
+        "panic" | "fatal" => "error",
+        other => other,
+    };
+    // RUST_LOG, when set, refines the level given by --log-level.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},raft=warn")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

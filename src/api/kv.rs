@@ -1,0 +1,187 @@
+//! `etcdserverpb.KV`: request validation as etcd does it before raft (v3rpc `key.go`), then the
+//! server. Validation lives here, not in a tower layer, so the simulator runs it too.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use crate::api::status::to_status;
+use crate::pb::etcdserverpb::kv_server::Kv;
+use crate::pb::etcdserverpb::request_op::Request as Op;
+use crate::pb::etcdserverpb::{
+    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
+    PutResponse, RangeRequest, RangeResponse, RequestOp, TxnRequest, TxnResponse,
+};
+use crate::server::{EtcdServer, ServerError};
+use crate::storage::mvcc::txn_has_duplicate_keys;
+
+/// etcd's default `--max-txn-ops`.
+pub const TXN_OPS_MAX: usize = 128;
+
+pub struct KvService {
+    server: Arc<EtcdServer>,
+}
+
+impl KvService {
+    pub fn new(server: Arc<EtcdServer>) -> Self {
+        KvService { server }
+    }
+}
+
+#[tonic::async_trait]
+impl Kv for KvService {
+    async fn range(&self, request: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
+        let request = request.into_inner();
+        check_range(&request).map_err(to_status)?;
+        self.server.range(request).await.map(Response::new).map_err(to_status)
+    }
+
+    async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
+        let request = request.into_inner();
+        check_put(&request).map_err(to_status)?;
+        self.server.put(request).await.map(Response::new).map_err(to_status)
+    }
+
+    async fn delete_range(
+        &self,
+        request: Request<DeleteRangeRequest>,
+    ) -> Result<Response<DeleteRangeResponse>, Status> {
+        let request = request.into_inner();
+        check_delete(&request).map_err(to_status)?;
+        self.server.delete_range(request).await.map(Response::new).map_err(to_status)
+    }
+
+    async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
+        let request = request.into_inner();
+        check_txn(&request).map_err(to_status)?;
+        self.server.txn(request).await.map(Response::new).map_err(to_status)
+    }
+
+    async fn compact(
+        &self,
+        request: Request<CompactionRequest>,
+    ) -> Result<Response<CompactionResponse>, Status> {
+        self.server
+            .compact(request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+}
+
+fn check_range(request: &RangeRequest) -> Result<(), ServerError> {
+    if request.key.is_empty() {
+        return Err(ServerError::EmptyKey);
+    }
+    Ok(())
+}
+
+fn check_put(request: &PutRequest) -> Result<(), ServerError> {
+    if request.key.is_empty() {
+        return Err(ServerError::EmptyKey);
+    }
+    if request.ignore_value && !request.value.is_empty() {
+        return Err(ServerError::ValueProvided);
+    }
+    if request.ignore_lease && request.lease != 0 {
+        return Err(ServerError::LeaseProvided);
+    }
+    Ok(())
+}
+
+fn check_delete(request: &DeleteRangeRequest) -> Result<(), ServerError> {
+    if request.key.is_empty() {
+        return Err(ServerError::EmptyKey);
+    }
+    Ok(())
+}
+
+fn check_txn(request: &TxnRequest) -> Result<(), ServerError> {
+    check_txn_shape(request)?;
+    if txn_has_duplicate_keys(request) {
+        return Err(ServerError::DuplicateKey);
+    }
+    Ok(())
+}
+
+fn check_txn_shape(request: &TxnRequest) -> Result<(), ServerError> {
+    if request.compare.len() > TXN_OPS_MAX
+        || request.success.len() > TXN_OPS_MAX
+        || request.failure.len() > TXN_OPS_MAX
+    {
+        return Err(ServerError::TooManyOps);
+    }
+    if request.compare.iter().any(|compare| compare.key.is_empty()) {
+        return Err(ServerError::EmptyKey);
+    }
+    request
+        .success
+        .iter()
+        .chain(request.failure.iter())
+        .try_for_each(check_op)
+}
+
+fn check_op(op: &RequestOp) -> Result<(), ServerError> {
+    match &op.request {
+        Some(Op::RequestRange(range)) => check_range(range),
+        Some(Op::RequestPut(put)) => check_put(put),
+        Some(Op::RequestDeleteRange(delete)) => check_delete(delete),
+        Some(Op::RequestTxn(txn)) => check_txn_shape(txn),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put_op(key: &str) -> RequestOp {
+        RequestOp {
+            request: Some(Op::RequestPut(PutRequest {
+                key: key.into(),
+                ..Default::default()
+            })),
+        }
+    }
+
+    #[test]
+    fn empty_keys_are_rejected_everywhere() {
+        assert_eq!(check_range(&RangeRequest::default()), Err(ServerError::EmptyKey));
+        assert_eq!(check_put(&PutRequest::default()), Err(ServerError::EmptyKey));
+        assert_eq!(check_delete(&DeleteRangeRequest::default()), Err(ServerError::EmptyKey));
+        let txn = TxnRequest {
+            success: vec![put_op("")],
+            ..Default::default()
+        };
+        assert_eq!(check_txn(&txn), Err(ServerError::EmptyKey));
+    }
+
+    #[test]
+    fn ignore_value_with_a_value_is_rejected() {
+        let put = PutRequest {
+            key: b"k".to_vec(),
+            value: b"v".to_vec(),
+            ignore_value: true,
+            ..Default::default()
+        };
+        assert_eq!(check_put(&put), Err(ServerError::ValueProvided));
+    }
+
+    #[test]
+    fn txn_ops_are_bounded() {
+        let txn = TxnRequest {
+            success: (0..=TXN_OPS_MAX).map(|i| put_op(&format!("k{i}"))).collect(),
+            ..Default::default()
+        };
+        assert_eq!(check_txn(&txn), Err(ServerError::TooManyOps));
+    }
+
+    #[test]
+    fn duplicate_puts_in_one_txn_are_rejected() {
+        let txn = TxnRequest {
+            success: vec![put_op("a"), put_op("a")],
+            ..Default::default()
+        };
+        assert_eq!(check_txn(&txn), Err(ServerError::DuplicateKey));
+    }
+}

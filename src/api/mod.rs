@@ -1,0 +1,11 @@
+//! The client API: one module per etcd v3 gRPC service, plus the HTTP endpoints served next to them.
+
+pub mod cluster;
+pub mod http;
+pub mod kv;
+pub mod maintenance;
+pub mod status;
+
+pub use cluster::ClusterService;
+pub use kv::KvService;
+pub use maintenance::MaintenanceService;

@@ -1,0 +1,50 @@
+//! Maps server errors to etcd's gRPC status codes (etcd's `rpctypes`): clients branch on the code
+//! (e.g. retry on Unavailable) and match the message text.
+
+use tonic::{Code, Status};
+
+use crate::server::ServerError;
+use crate::storage::mvcc::MvccError;
+
+pub fn to_status(error: ServerError) -> Status {
+    let code = match &error {
+        ServerError::Mvcc(MvccError::Compacted | MvccError::FutureRevision) => Code::OutOfRange,
+        ServerError::Mvcc(MvccError::LeaseNotFound(_)) => Code::NotFound,
+        ServerError::Mvcc(MvccError::KeyNotFound | MvccError::DuplicateKey)
+        | ServerError::EmptyKey
+        | ServerError::ValueProvided
+        | ServerError::LeaseProvided
+        | ServerError::TooManyOps
+        | ServerError::DuplicateKey
+        | ServerError::RequestTooLarge => Code::InvalidArgument,
+        ServerError::NoLeader
+        | ServerError::LeaderChanged
+        | ServerError::Timeout
+        | ServerError::Stopped => Code::Unavailable,
+        ServerError::Storage(_) => Code::Internal,
+        ServerError::NotSupported(_) => Code::Unimplemented,
+    };
+    Status::new(code, error.message())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compacted_is_out_of_range_with_etcds_text() {
+        let status = to_status(ServerError::Mvcc(MvccError::Compacted));
+        assert_eq!(status.code(), Code::OutOfRange);
+        assert_eq!(
+            status.message(),
+            "etcdserver: mvcc: required revision has been compacted"
+        );
+    }
+
+    #[test]
+    fn unavailable_errors_let_clients_retry() {
+        for error in [ServerError::NoLeader, ServerError::Timeout, ServerError::Stopped] {
+            assert_eq!(to_status(error).code(), Code::Unavailable);
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! The node's configuration: etcd's flag names, their `ETCD_*` environment twins, and validation.
+//!
+//! Parsing never touches the data dir: a bad flag must leave the disk exactly as it was, so every
+//! check that can be done on the flags alone happens here, before `embed::start` creates anything.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// The etcd API version detcd speaks; reported by `/version` and `Maintenance.Status`, and read by
+/// clients that gate features on the server version.
+pub const ETCD_API_VERSION: &str = "3.4.0";
+
+/// etcd's default `--max-request-bytes` (1.5 MiB).
+pub const MAX_REQUEST_BYTES_DEFAULT: usize = 1536 * 1024;
+
+/// etcd's default backend quota (2 GiB) when `--quota-backend-bytes` is 0.
+pub const QUOTA_BACKEND_BYTES_DEFAULT: u64 = 2 * 1024 * 1024 * 1024;
+
+/// etcd refuses election timeouts above this (ms).
+const ELECTION_TIMEOUT_MS_MAX: u64 = 50_000;
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "detcd",
+    about = "detcd: an etcd-compatible key-value server (etcd v3 API)",
+    disable_version_flag = true
+)]
+pub struct Flags {
+    /// Human-readable name for this member.
+    #[arg(long, env = "ETCD_NAME", default_value = "default")]
+    pub name: String,
+    /// Path to the data directory (default: "${name}.etcd").
+    #[arg(long, env = "ETCD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Path to a dedicated WAL directory (default: "${data-dir}/member/wal").
+    #[arg(long, env = "ETCD_WAL_DIR")]
+    pub wal_dir: Option<PathBuf>,
+    /// Comma-separated URLs to listen on for client traffic.
+    #[arg(long, env = "ETCD_LISTEN_CLIENT_URLS", default_value = "http://localhost:2379")]
+    pub listen_client_urls: String,
+    /// Comma-separated client URLs to advertise to the rest of the cluster.
+    #[arg(long, env = "ETCD_ADVERTISE_CLIENT_URLS", default_value = "http://localhost:2379")]
+    pub advertise_client_urls: String,
+    /// Comma-separated URLs to listen on for peer traffic.
+    #[arg(long, env = "ETCD_LISTEN_PEER_URLS", default_value = "http://localhost:2380")]
+    pub listen_peer_urls: String,
+    /// Comma-separated peer URLs of this member to advertise to the rest of the cluster.
+    #[arg(long, env = "ETCD_INITIAL_ADVERTISE_PEER_URLS", default_value = "http://localhost:2380")]
+    pub initial_advertise_peer_urls: String,
+    /// Initial cluster configuration for bootstrapping: name=peer-url,... (default: "${name}=${initial-advertise-peer-urls}").
+    #[arg(long, env = "ETCD_INITIAL_CLUSTER")]
+    pub initial_cluster: Option<String>,
+    /// Initial cluster state ("new" or "existing").
+    #[arg(long, env = "ETCD_INITIAL_CLUSTER_STATE", default_value = "new")]
+    pub initial_cluster_state: String,
+    /// Initial cluster token for the cluster during bootstrap.
+    #[arg(long, env = "ETCD_INITIAL_CLUSTER_TOKEN", default_value = "etcd-cluster")]
+    pub initial_cluster_token: String,
+    /// Time (in milliseconds) of a heartbeat interval.
+    #[arg(long, env = "ETCD_HEARTBEAT_INTERVAL", default_value_t = 100)]
+    pub heartbeat_interval: u64,
+    /// Time (in milliseconds) for an election to timeout.
+    #[arg(long, env = "ETCD_ELECTION_TIMEOUT", default_value_t = 1000)]
+    pub election_timeout: u64,
+    /// Number of committed transactions to trigger a snapshot to disk.
+    #[arg(long, env = "ETCD_SNAPSHOT_COUNT", default_value_t = 100_000)]
+    pub snapshot_count: u64,
+    /// Raise alarms when backend size exceeds the given quota (0 defaults to low space quota).
+    #[arg(long, env = "ETCD_QUOTA_BACKEND_BYTES", default_value_t = 0)]
+    pub quota_backend_bytes: u64,
+    /// Maximum client request size in bytes the server will accept.
+    #[arg(long, env = "ETCD_MAX_REQUEST_BYTES", default_value_t = MAX_REQUEST_BYTES_DEFAULT)]
+    pub max_request_bytes: usize,
+    /// List of URLs to listen on for the metrics and health endpoints.
+    #[arg(long, env = "ETCD_LISTEN_METRICS_URLS")]
+    pub listen_metrics_urls: Option<String>,
+    /// Log level: debug, info, warn, error, panic, or fatal.
+    #[arg(long, env = "ETCD_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Enable a v2 proxy ("off", "readonly" or "on"); detcd runs members only.
+    #[arg(long, env = "ETCD_PROXY", default_value = "off")]
+    pub proxy: String,
+    /// Print the version and exit.
+    #[arg(long)]
+    pub version: bool,
+}
+
+/// Member or proxy, as etcd's `startEtcdOrProxyV2` decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Member,
+    Proxy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterState {
+    New,
+    Existing,
+}
+
+/// One `name=peer-url` member of `--initial-cluster`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitialMember {
+    pub name: String,
+    pub peer_urls: Vec<String>,
+}
+
+/// The validated configuration `embed::start` runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub name: String,
+    pub mode: Mode,
+    pub data_dir: PathBuf,
+    pub wal_dir: PathBuf,
+    pub listen_client_addrs: Vec<SocketAddr>,
+    pub advertise_client_urls: Vec<String>,
+    pub listen_peer_addrs: Vec<SocketAddr>,
+    pub initial_advertise_peer_urls: Vec<String>,
+    pub initial_cluster: Vec<InitialMember>,
+    pub initial_cluster_state: ClusterState,
+    pub initial_cluster_token: String,
+    pub heartbeat_interval: Duration,
+    /// Election timeout in heartbeat ticks, as raft counts it.
+    pub election_ticks: usize,
+    pub snapshot_count: u64,
+    pub quota_backend_bytes: u64,
+    pub max_request_bytes: usize,
+    pub listen_metrics_addrs: Vec<SocketAddr>,
+    pub log_level: String,
+    /// How long a client request waits for raft before `etcdserver: request timed out`.
+    pub request_timeout: Duration,
+}
+
+/// A configuration error; `main` prints it and exits with code 2, like a flag parse error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn invalid(flag: &str, value: &str, why: impl std::fmt::Display) -> ConfigError {
+    ConfigError(format!("invalid value {value:?} for flag --{flag}: {why}"))
+}
+
+/// Parses `http://IP:PORT` (or `localhost`) into the socket address to bind.
+pub fn parse_listen_url(flag: &str, url: &str) -> Result<SocketAddr, ConfigError> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| match url.split_once("://") {
+            Some(("https", _)) => invalid(flag, url, "TLS is not supported yet, use http://"),
+            Some((scheme, _)) => invalid(flag, url, format!("URL scheme must be http, not {scheme:?}")),
+            None => invalid(flag, url, "expected a URL like http://127.0.0.1:2379"),
+        })?;
+    let host_port = rest.trim_end_matches('/');
+    if host_port.contains('/') {
+        return Err(invalid(flag, url, "a listen URL must not have a path"));
+    }
+    let host_port = match host_port.strip_prefix("localhost:") {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => host_port.to_string(),
+    };
+    host_port
+        .parse::<SocketAddr>()
+        .map_err(|_| invalid(flag, url, "expected IP:port in URL for binding"))
+}
+
+fn parse_listen_urls(flag: &str, urls: &str) -> Result<Vec<SocketAddr>, ConfigError> {
+    split_urls(flag, urls)?
+        .iter()
+        .map(|url| parse_listen_url(flag, url))
+        .collect()
+}
+
+/// Checks an advertised URL: scheme and host:port, hostnames allowed.
+fn parse_advertise_urls(flag: &str, urls: &str) -> Result<Vec<String>, ConfigError> {
+    let urls = split_urls(flag, urls)?;
+    for url in &urls {
+        let rest = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"))
+            .ok_or_else(|| invalid(flag, url, "expected a URL like http://127.0.0.1:2379"))?;
+        let (host, port) = rest
+            .trim_end_matches('/')
+            .rsplit_once(':')
+            .ok_or_else(|| invalid(flag, url, "URL must have a port"))?;
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            return Err(invalid(flag, url, "URL must be scheme://host:port"));
+        }
+    }
+    Ok(urls)
+}
+
+fn split_urls(flag: &str, urls: &str) -> Result<Vec<String>, ConfigError> {
+    let list: Vec<String> = urls
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(String::from)
+        .collect();
+    if list.is_empty() {
+        return Err(invalid(flag, urls, "at least one URL is required"));
+    }
+    Ok(list)
+}
+
+fn parse_initial_cluster(value: &str) -> Result<Vec<InitialMember>, ConfigError> {
+    let mut members: Vec<InitialMember> = Vec::new();
+    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, url) = part
+            .split_once('=')
+            .ok_or_else(|| invalid("initial-cluster", value, format!("{part:?} is not name=peer-url")))?;
+        parse_advertise_urls("initial-cluster", url)?;
+        match members.iter_mut().find(|m| m.name == name) {
+            Some(member) => member.peer_urls.push(url.to_string()),
+            None => members.push(InitialMember {
+                name: name.to_string(),
+                peer_urls: vec![url.to_string()],
+            }),
+        }
+    }
+    if members.is_empty() {
+        return Err(invalid("initial-cluster", value, "no members given"));
+    }
+    Ok(members)
+}
+
+impl Flags {
+    /// Turns parsed flags into a validated `Config`, or names the first bad flag.
+    pub fn into_config(self) -> Result<Config, ConfigError> {
+        let mode = match self.proxy.as_str() {
+            "off" => Mode::Member,
+            "on" | "readonly" => Mode::Proxy,
+            other => return Err(invalid("proxy", other, "must be one of off, readonly, on")),
+        };
+        if self.name.is_empty() {
+            return Err(invalid("name", "", "must not be empty"));
+        }
+        let data_dir = self
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from(format!("{}.etcd", self.name)));
+        if data_dir.as_os_str().is_empty() {
+            return Err(invalid("data-dir", "", "must not be empty"));
+        }
+        let wal_dir = self
+            .wal_dir
+            .unwrap_or_else(|| data_dir.join("member").join("wal"));
+        let listen_client_addrs = parse_listen_urls("listen-client-urls", &self.listen_client_urls)?;
+        let advertise_client_urls =
+            parse_advertise_urls("advertise-client-urls", &self.advertise_client_urls)?;
+        let listen_peer_addrs = parse_listen_urls("listen-peer-urls", &self.listen_peer_urls)?;
+        let initial_advertise_peer_urls = parse_advertise_urls(
+            "initial-advertise-peer-urls",
+            &self.initial_advertise_peer_urls,
+        )?;
+        let initial_cluster = match &self.initial_cluster {
+            Some(value) => parse_initial_cluster(value)?,
+            None => vec![InitialMember {
+                name: self.name.clone(),
+                peer_urls: initial_advertise_peer_urls.clone(),
+            }],
+        };
+        if !initial_cluster.iter().any(|m| m.name == self.name) {
+            return Err(ConfigError(format!(
+                "couldn't find local name {:?} in the initial cluster configuration",
+                self.name
+            )));
+        }
+        let initial_cluster_state = match self.initial_cluster_state.as_str() {
+            "new" => ClusterState::New,
+            "existing" => ClusterState::Existing,
+            other => {
+                return Err(invalid(
+                    "initial-cluster-state",
+                    other,
+                    "must be \"new\" or \"existing\"",
+                ))
+            }
+        };
+        if self.heartbeat_interval == 0 {
+            return Err(invalid("heartbeat-interval", "0", "must be > 0"));
+        }
+        if self.election_timeout < 5 * self.heartbeat_interval {
+            return Err(ConfigError(format!(
+                "--election-timeout[{}ms] should be at least as 5 times as --heartbeat-interval[{}ms]",
+                self.election_timeout, self.heartbeat_interval
+            )));
+        }
+        if self.election_timeout > ELECTION_TIMEOUT_MS_MAX {
+            return Err(ConfigError(format!(
+                "--election-timeout[{}ms] is too long, and should be set less than {}ms",
+                self.election_timeout, ELECTION_TIMEOUT_MS_MAX
+            )));
+        }
+        if self.snapshot_count == 0 {
+            return Err(invalid("snapshot-count", "0", "must be > 0"));
+        }
+        if self.max_request_bytes == 0 {
+            return Err(invalid("max-request-bytes", "0", "must be > 0"));
+        }
+        let listen_metrics_addrs = match &self.listen_metrics_urls {
+            Some(urls) => parse_listen_urls("listen-metrics-urls", urls)?,
+            None => Vec::new(),
+        };
+        match self.log_level.as_str() {
+            "debug" | "info" | "warn" | "error" | "panic" | "fatal" => {}
+            other => {
+                return Err(invalid(
+                    "log-level",
+                    other,
+                    "must be one of debug, info, warn, error, panic, fatal",
+                ))
+            }
+        }
+        let heartbeat_interval = Duration::from_millis(self.heartbeat_interval);
+        Ok(Config {
+            name: self.name,
+            mode,
+            data_dir,
+            wal_dir,
+            listen_client_addrs,
+            advertise_client_urls,
+            listen_peer_addrs,
+            initial_advertise_peer_urls,
+            initial_cluster,
+            initial_cluster_state,
+            initial_cluster_token: self.initial_cluster_token,
+            heartbeat_interval,
+            election_ticks: (self.election_timeout / self.heartbeat_interval) as usize,
+            snapshot_count: self.snapshot_count,
+            quota_backend_bytes: if self.quota_backend_bytes == 0 {
+                QUOTA_BACKEND_BYTES_DEFAULT
+            } else {
+                self.quota_backend_bytes
+            },
+            max_request_bytes: self.max_request_bytes,
+            listen_metrics_addrs,
+            log_level: self.log_level,
+            // etcd: 5s plus twice the election timeout.
+            request_timeout: Duration::from_secs(5)
+                + 2 * Duration::from_millis(self.election_timeout),
+        })
+    }
+}
+
+impl Config {
+    /// A single-node configuration for tests and the simulator: defaults plus a data dir and client address.
+    pub fn single_node(name: &str, data_dir: PathBuf, client_addr: SocketAddr) -> Config {
+        let flags = Flags::parse_from([
+            "detcd".to_string(),
+            format!("--name={name}"),
+            format!("--data-dir={}", data_dir.display()),
+            format!("--listen-client-urls=http://{client_addr}"),
+            format!("--advertise-client-urls=http://{client_addr}"),
+        ]);
+        flags
+            .into_config()
+            .expect("the single-node defaults are valid")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Result<Config, ConfigError> {
+        let mut all = vec!["detcd"];
+        all.extend_from_slice(args);
+        Flags::try_parse_from(all).unwrap().into_config()
+    }
+
+    #[test]
+    fn defaults_match_etcd() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.name, "default");
+        assert_eq!(c.data_dir, PathBuf::from("default.etcd"));
+        assert_eq!(c.wal_dir, PathBuf::from("default.etcd/member/wal"));
+        assert_eq!(c.listen_client_addrs, vec!["127.0.0.1:2379".parse().unwrap()]);
+        assert_eq!(c.election_ticks, 10);
+        assert_eq!(c.initial_cluster[0].name, "default");
+    }
+
+    #[test]
+    fn bad_listen_url_names_the_flag() {
+        let err = config(&["--listen-client-urls", "foo"]).unwrap_err();
+        assert!(err.0.contains("--listen-client-urls"), "{err}");
+        let err = config(&["--listen-peer-urls", "ftp://1.2.3.4:5"]).unwrap_err();
+        assert!(err.0.contains("--listen-peer-urls"), "{err}");
+    }
+
+    #[test]
+    fn election_timeout_must_be_five_heartbeats() {
+        let err = config(&["--heartbeat-interval", "100", "--election-timeout", "300"]).unwrap_err();
+        assert!(err.0.contains("at least as 5 times"), "{err}");
+    }
+
+    #[test]
+    fn unknown_flag_is_a_usage_error() {
+        let err = Flags::try_parse_from(["detcd", "--no-such-flag"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn initial_cluster_must_name_this_member() {
+        let err = config(&["--name", "n9", "--initial-cluster", "n1=http://127.0.0.1:2380"]).unwrap_err();
+        assert!(err.0.contains("n9"), "{err}");
+    }
+}

@@ -1,0 +1,173 @@
+//! `embed` (etcd's `embed.StartEtcd`): build the server, start it, then serve peers, clients and
+//! metrics, in that order. The returned [`Etcd`] is not yet guaranteed to have a leader or to have
+//! replayed its log: wait on [`Etcd::ready`] for that, on [`Etcd::stopped`] for the end, and on
+//! [`Etcd::err`] for a fatal error from any of its parts.
+
+mod serve;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, Mode};
+use crate::io::Io;
+use crate::server::EtcdServer;
+
+/// How long `close` lets client connections finish before it stops waiting for them.
+const CLIENT_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A running member. Cheap to clone: every clone is the same member.
+#[derive(Clone)]
+pub struct Etcd {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    server: Arc<EtcdServer>,
+    client_addrs: Vec<SocketAddr>,
+    ready: watch::Receiver<bool>,
+    /// Set once `close` begins: errors after that are part of stopping, not news.
+    stopping: watch::Sender<bool>,
+    stopped: watch::Sender<bool>,
+    errors: tokio::sync::Mutex<mpsc::UnboundedReceiver<String>>,
+    error_sender: mpsc::UnboundedSender<String>,
+    raft_task: Mutex<Option<JoinHandle<()>>>,
+    serve_tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// Starts a member on the given seams. Errors here (bad data dir, corrupt WAL, port in use) mean
+/// nothing is running.
+pub async fn start(config: Config, io: Io) -> Result<Etcd, String> {
+    if config.mode == Mode::Proxy {
+        return Err("proxy mode is not supported yet: run detcd as a member (--proxy off)".into());
+    }
+    let listeners = serve::bind_all(&config.listen_client_addrs).await?;
+    let metrics_listeners = serve::bind_all(&config.listen_metrics_addrs).await?;
+    let server = EtcdServer::new(config, io).map_err(|e| e.to_string())?;
+
+    let (error_sender, errors) = mpsc::unbounded_channel();
+    let (ready_sender, ready) = watch::channel(false);
+    let inner = Arc::new(Inner {
+        server: server.clone(),
+        client_addrs: listeners.iter().map(serve::Listener::local_addr).collect(),
+        ready,
+        stopping: watch::channel(false).0,
+        stopped: watch::channel(false).0,
+        errors: tokio::sync::Mutex::new(errors),
+        error_sender,
+        raft_task: Mutex::new(None),
+        serve_tasks: Mutex::new(Vec::new()),
+    });
+    let etcd = Etcd { inner };
+
+    // Server::start: the raft loop. A disk failure ends it with an error.
+    let raft = server.start();
+    let raft_etcd = etcd.clone();
+    *etcd.inner.raft_task.lock().unwrap() = Some(tokio::spawn(async move {
+        let result = raft.await.unwrap_or_else(|e| Err(crate::server::ServerError::Storage(format!("raft loop panicked: {e}"))));
+        if let Err(error) = result {
+            raft_etcd.report(format!("raft loop stopped: {error}"));
+        }
+    }));
+
+    // servePeers: single-member clusters have no peers yet.
+    // serveClients, then serveMetrics: one task per listener.
+    for listener in listeners {
+        etcd.spawn_serve(serve::serve_clients(listener, server.clone(), etcd.stopping_signal()));
+    }
+    for listener in metrics_listeners {
+        etcd.spawn_serve(serve::serve_metrics(listener, server.clone(), etcd.stopping_signal()));
+    }
+
+    tokio::spawn(async move {
+        server.wait_ready().await;
+        tracing::info!("ready to serve client requests");
+        let _ = ready_sender.send(true);
+    });
+    Ok(etcd)
+}
+
+impl Etcd {
+    pub fn server(&self) -> &Arc<EtcdServer> {
+        &self.inner.server
+    }
+
+    /// The addresses the client listeners actually bound (useful with port 0).
+    pub fn client_addrs(&self) -> &[SocketAddr] {
+        &self.inner.client_addrs
+    }
+
+    /// Resolves when the member has a leader and has replayed its log.
+    pub async fn ready(&self) {
+        let mut ready = self.inner.ready.clone();
+        let _ = ready.wait_for(|ready| *ready).await;
+    }
+
+    /// Resolves when `close` has finished.
+    pub async fn stopped(&self) {
+        let mut stopped = self.inner.stopped.subscribe();
+        let _ = stopped.wait_for(|stopped| *stopped).await;
+    }
+
+    /// The next fatal error from the raft loop or a listener.
+    pub async fn err(&self) -> String {
+        match self.inner.errors.lock().await.recv().await {
+            Some(error) => error,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Ordered shutdown (etcd's `Close`): stop accepting clients and let in-flight requests finish
+    /// (bounded), stop the server so the raft loop ends between two Readies — never in the middle of
+    /// a WAL write — then report stopped. Idempotent.
+    pub async fn close(&self) {
+        if self.inner.stopping.send_replace(true) {
+            self.stopped().await;
+            return;
+        }
+        tracing::info!("closing member");
+        let serve_tasks = std::mem::take(&mut *self.inner.serve_tasks.lock().unwrap());
+        let clock = self.inner.server.clock();
+        tokio::select! {
+            _ = futures::future::join_all(serve_tasks) => {}
+            () = clock.sleep(CLIENT_DRAIN_TIMEOUT) => tracing::warn!("client connections still open at shutdown"),
+        }
+        self.inner.server.stop();
+        let raft_task = self.inner.raft_task.lock().unwrap().take();
+        if let Some(raft_task) = raft_task {
+            let _ = raft_task.await;
+        }
+        tracing::info!("member closed");
+        self.inner.stopped.send_replace(true);
+    }
+
+    fn stopping_signal(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut stopping = self.inner.stopping.subscribe();
+        async move {
+            let _ = stopping.wait_for(|stopping| *stopping).await;
+        }
+    }
+
+    fn spawn_serve(&self, serve: impl std::future::Future<Output = Result<(), String>> + Send + 'static) {
+        let etcd = self.clone();
+        let task = tokio::spawn(async move {
+            if let Err(error) = serve.await {
+                etcd.report(error);
+            }
+        });
+        self.inner.serve_tasks.lock().unwrap().push(task);
+    }
+
+    /// etcd's `errHandler`: drop errors that are part of stopping, pass the rest on.
+    fn report(&self, error: String) {
+        if *self.inner.stopping.borrow() {
+            tracing::debug!(%error, "error while stopping");
+            return;
+        }
+        tracing::error!(%error, "fatal error");
+        let _ = self.inner.error_sender.send(error);
+    }
+}

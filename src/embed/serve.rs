@@ -1,0 +1,149 @@
+//! Client listeners (etcd's `serveCtx.serve`): gRPC and HTTP/1 (`/health`, `/version`,
+//! `/metrics`) on one port, as etcd does.
+//!
+//! This is the network seam's one fork. In production a hyper server tells HTTP/1 from HTTP/2 per
+//! connection and routes gRPC paths to tonic and the rest to `api::http`. Under madsim, tonic runs
+//! over madsim's simulated network, which carries gRPC calls as values and has no HTTP at all, so
+//! only the gRPC services are served; the HTTP endpoints are covered by real-network tests.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::api::{ClusterService, KvService, MaintenanceService};
+use crate::pb::etcdserverpb::cluster_server::ClusterServer;
+use crate::pb::etcdserverpb::kv_server::KvServer;
+use crate::pb::etcdserverpb::maintenance_server::MaintenanceServer;
+use crate::server::EtcdServer;
+
+/// gRPC framing overhead allowed on top of `--max-request-bytes` (etcd's `grpcOverheadBytes`), so
+/// that an oversized request reaches the server's own check and gets etcd's error.
+const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+/// Services with the message size limits etcd applies.
+macro_rules! grpc_services {
+    ($server:expr, $add:ident, $first:expr) => {{
+        let server: &Arc<EtcdServer> = $server;
+        let limit = server.config().max_request_bytes + GRPC_OVERHEAD_BYTES;
+        $first(KvServer::new(KvService::new(server.clone())).max_decoding_message_size(limit))
+            .$add(ClusterServer::new(ClusterService::new(server.clone())).max_decoding_message_size(limit))
+            .$add(MaintenanceServer::new(MaintenanceService::new(server.clone())).max_decoding_message_size(limit))
+    }};
+}
+
+#[cfg(not(madsim))]
+mod real {
+    use super::*;
+    use axum::http::{header, StatusCode, Uri};
+    use axum::response::IntoResponse;
+
+    pub struct Listener(tokio::net::TcpListener);
+
+    impl Listener {
+        pub fn local_addr(&self) -> SocketAddr {
+            self.0.local_addr().expect("a bound listener has an address")
+        }
+    }
+
+    pub async fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<Listener>, String> {
+        let mut listeners = Vec::with_capacity(addrs.len());
+        for addr in addrs {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            listeners.push(Listener(listener));
+        }
+        Ok(listeners)
+    }
+
+    fn http_router(server: Arc<EtcdServer>) -> axum::Router {
+        axum::Router::new().fallback(move |uri: Uri| {
+            let server = server.clone();
+            async move {
+                match crate::api::http::get(&server, uri.path()) {
+                    Some(answer) => (
+                        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                        [(header::CONTENT_TYPE, answer.content_type)],
+                        answer.body,
+                    )
+                        .into_response(),
+                    None => (StatusCode::NOT_FOUND, "404 page not found\n").into_response(),
+                }
+            }
+        })
+    }
+
+    pub async fn serve_clients(
+        listener: Listener,
+        server: Arc<EtcdServer>,
+        stopping: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), String> {
+        let addr = listener.local_addr();
+        let grpc = grpc_services!(&server, add_service, tonic::service::Routes::new);
+        let app = grpc.into_axum_router().merge(http_router(server));
+        tracing::info!(%addr, "serving client traffic (gRPC and HTTP)");
+        axum::serve(listener.0, app)
+            .with_graceful_shutdown(stopping)
+            .await
+            .map_err(|e| format!("client listener {addr}: {e}"))
+    }
+
+    pub async fn serve_metrics(
+        listener: Listener,
+        server: Arc<EtcdServer>,
+        stopping: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), String> {
+        let addr = listener.local_addr();
+        tracing::info!(%addr, "serving metrics and health (HTTP)");
+        axum::serve(listener.0, http_router(server))
+            .with_graceful_shutdown(stopping)
+            .await
+            .map_err(|e| format!("metrics listener {addr}: {e}"))
+    }
+}
+
+#[cfg(madsim)]
+mod sim {
+    use super::*;
+
+    /// madsim-tonic binds when it serves; an address is all there is to hold until then.
+    pub struct Listener(SocketAddr);
+
+    impl Listener {
+        pub fn local_addr(&self) -> SocketAddr {
+            self.0
+        }
+    }
+
+    pub async fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<Listener>, String> {
+        Ok(addrs.iter().copied().map(Listener).collect())
+    }
+
+    pub async fn serve_clients(
+        listener: Listener,
+        server: Arc<EtcdServer>,
+        stopping: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), String> {
+        let mut builder = tonic::transport::Server::builder();
+        let router = grpc_services!(&server, add_service, |svc| builder.add_service(svc));
+        router
+            .serve_with_shutdown(listener.0, stopping)
+            .await
+            .map_err(|e| format!("client listener {}: {e}", listener.0))
+    }
+
+    /// The simulator has no HTTP; metrics are read from the server directly there.
+    pub async fn serve_metrics(
+        _listener: Listener,
+        _server: Arc<EtcdServer>,
+        stopping: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), String> {
+        stopping.await;
+        Ok(())
+    }
+}
+
+#[cfg(not(madsim))]
+pub use real::{bind_all, serve_clients, serve_metrics, Listener};
+#[cfg(madsim)]
+pub use sim::{bind_all, serve_clients, serve_metrics, Listener};

@@ -1,0 +1,41 @@
+//! Named fault points at durability boundaries (etcd's gofail points such as `raftBeforeSave`).
+//!
+//! In production builds `failpoint!` compiles to nothing. Under `--cfg madsim` the simulator can
+//! arm a name for the current node; reaching an armed point crashes the node right there (a panic
+//! that the simulator's node runtime turns into a crash), which is the worst moment for durability.
+
+/// Marks a durability boundary; see the module doc.
+#[macro_export]
+macro_rules! failpoint {
+    ($member_id:expr, $name:literal) => {
+        #[cfg(madsim)]
+        $crate::failpoint::hit($member_id, $name);
+        #[cfg(not(madsim))]
+        let _ = &$member_id;
+    };
+}
+
+#[cfg(madsim)]
+mod armed {
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
+
+    thread_local! {
+        // madsim runs every node on one thread, so armed points are keyed by member id.
+        static ARMED: RefCell<BTreeSet<(u64, &'static str)>> = const { RefCell::new(BTreeSet::new()) };
+    }
+
+    /// Arms `name` on member `member_id`: the next time it gets there, it crashes (once).
+    pub fn arm(member_id: u64, name: &'static str) {
+        ARMED.with(|armed| armed.borrow_mut().insert((member_id, name)));
+    }
+
+    pub fn hit(member_id: u64, name: &'static str) {
+        if ARMED.with(|armed| armed.borrow_mut().remove(&(member_id, name))) {
+            panic!("failpoint {name}: simulated crash");
+        }
+    }
+}
+
+#[cfg(madsim)]
+pub use armed::{arm, hit};

@@ -1,0 +1,61 @@
+//! The seams: everything in the server that touches time, files or sockets goes through here, so
+//! the same server code runs on tokio in production and on madsim in the simulator.
+//!
+//! - [`Clock`]: time and timers (skewable per node in the simulator).
+//! - [`Disk`]: files, with an explicit durability contract (the simulated disk models power loss).
+//! - Network: tokio TCP in production, madsim's network in the simulator. madsim-tokio and
+//!   madsim-tonic already swap the socket layer under `--cfg madsim`; the one place where the two
+//!   builds serve differently (HTTP/1 + gRPC on one port) is `embed::serve`.
+
+pub mod clock;
+pub mod disk;
+
+pub use clock::{Clock, SkewedClock, SystemClock};
+pub use disk::{Disk, DiskFile};
+
+use std::sync::Arc;
+
+/// The seams one node runs on, injected at `embed::start`.
+#[derive(Debug, Clone)]
+pub struct Io {
+    pub clock: Arc<dyn Clock>,
+    pub disk: Arc<dyn Disk>,
+    /// Seeds the node's own RNG (raft election timeouts, request ids): the simulator passes its
+    /// per-node seed, production draws one.
+    pub seed: u64,
+}
+
+impl Io {
+    /// The production seams: the host clock, the real disk, and a seed from the OS.
+    pub fn production() -> Io {
+        Io {
+            clock: Arc::new(SystemClock),
+            disk: Arc::new(disk::RealDisk),
+            seed: rand::random(),
+        }
+    }
+}
+
+/// Resolves on the first interrupt: ctrl-c (SIGINT) or, outside the simulator, SIGTERM.
+/// madsim delivers `send_ctrl_c` to `ctrl_c()`, and has no other signals.
+pub async fn interrupted() {
+    #[cfg(all(unix, not(madsim)))]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(any(not(unix), madsim))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

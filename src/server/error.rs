@@ -1,0 +1,68 @@
+//! Errors a client request can end in, one variant per etcd error, so the API layer can answer
+//! with etcd's exact gRPC code and message (`api::status`).
+
+use crate::storage::mvcc::MvccError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerError {
+    /// Rejected by the MVCC store while applying, or while reading.
+    Mvcc(MvccError),
+    EmptyKey,
+    ValueProvided,
+    LeaseProvided,
+    TooManyOps,
+    DuplicateKey,
+    RequestTooLarge,
+    NoLeader,
+    LeaderChanged,
+    Timeout,
+    Stopped,
+    /// The local disk failed underneath the server: it stops rather than serve unsynced data.
+    Storage(String),
+    /// Not served by this version of detcd yet; the text says what.
+    NotSupported(&'static str),
+}
+
+impl From<MvccError> for ServerError {
+    fn from(error: MvccError) -> Self {
+        ServerError::Mvcc(error)
+    }
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message())
+    }
+}
+
+impl ServerError {
+    /// etcd's message for this error (`rpctypes`), which clients match on.
+    pub fn message(&self) -> String {
+        match self {
+            ServerError::Mvcc(MvccError::Compacted) => {
+                "etcdserver: mvcc: required revision has been compacted".into()
+            }
+            ServerError::Mvcc(MvccError::FutureRevision) => {
+                "etcdserver: mvcc: required revision is a future revision".into()
+            }
+            ServerError::Mvcc(MvccError::KeyNotFound) => "etcdserver: key not found".into(),
+            ServerError::Mvcc(MvccError::LeaseNotFound(_)) => {
+                "etcdserver: requested lease not found".into()
+            }
+            ServerError::Mvcc(MvccError::DuplicateKey) | ServerError::DuplicateKey => {
+                "etcdserver: duplicate key given in txn request".into()
+            }
+            ServerError::EmptyKey => "etcdserver: key is not provided".into(),
+            ServerError::ValueProvided => "etcdserver: value is provided".into(),
+            ServerError::LeaseProvided => "etcdserver: lease is provided".into(),
+            ServerError::TooManyOps => "etcdserver: too many operations in txn request".into(),
+            ServerError::RequestTooLarge => "etcdserver: request is too large".into(),
+            ServerError::NoLeader => "etcdserver: no leader".into(),
+            ServerError::LeaderChanged => "etcdserver: leader changed".into(),
+            ServerError::Timeout => "etcdserver: request timed out".into(),
+            ServerError::Stopped => "etcdserver: server stopped".into(),
+            ServerError::Storage(why) => format!("etcdserver: storage failure: {why}"),
+            ServerError::NotSupported(what) => format!("detcd: {what} is not supported yet"),
+        }
+    }
+}

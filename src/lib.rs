@@ -9,3 +9,5 @@ pub mod pb {
         tonic::include_proto!("detcdpb");
     }
 }
+
+pub mod io;

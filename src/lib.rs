@@ -11,3 +11,4 @@ pub mod pb {
 }
 
 pub mod io;
+pub mod storage;

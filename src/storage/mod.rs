@@ -1,0 +1,3 @@
+//! Durable state of a member: the raft write-ahead log.
+
+pub mod wal;

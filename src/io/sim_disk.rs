@@ -1,0 +1,429 @@
+//! [`SimDisk`]: an in-memory [`Disk`] for the deterministic simulator.
+//!
+//! # Model
+//!
+//! Each file holds *durable* bytes followed by *pending* bytes (appended but not
+//! yet synced). Reads see both, like a page cache. [`DiskFile::sync`] moves
+//! pending bytes to durable. [`SimDisk::crash`] models a power loss: pending
+//! bytes are dropped, or, depending on [`CrashMode`], a random prefix of them
+//! survives (a torn write). Metadata operations (create, rename, remove,
+//! truncate, `write_atomic`) are durable as soon as they return; that is what
+//! [`crate::io::RealDisk`] guarantees by syncing the directory, so the model does
+//! not need to represent unsynced metadata.
+//!
+//! The handle is an `Arc<Mutex<..>>`, cheap to clone, so the simulator can keep a
+//! node's disk across the node's crash and restart. File handles opened before a
+//! crash fail afterwards (the process that held them is gone).
+//!
+//! All randomness (torn prefixes, random fault rates) comes from the `u64` seed
+//! given to [`SimDisk::new`]; maps are `BTreeMap`s, so behaviour is a pure
+//! function of the seed and the call sequence.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::disk::{Disk, DiskFile};
+
+/// What a crash does to bytes that were appended but not synced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashMode {
+    /// Unsynced bytes are lost.
+    DropUnsynced,
+    /// Unsynced bytes happen to survive (the disk flushed them in time).
+    KeepUnsynced,
+    /// A uniformly random prefix (possibly empty or whole) of each file's
+    /// unsynced bytes survives. The default: the most adversarial of the three.
+    TornPrefix,
+}
+
+/// Probabilities (0.0..=1.0) of random failures, drawn from the seeded rng.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct FaultRates {
+    /// `DiskFile::sync` fails (data stays pending).
+    pub sync_fail: f64,
+    /// `DiskFile::append` fails (nothing is appended).
+    pub append_fail: f64,
+    /// `Disk::read` fails.
+    pub read_fail: f64,
+}
+
+/// Counters of what happened on a [`SimDisk`], for test assertions and
+/// simulator reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiskStats {
+    pub appends: u64,
+    pub appended_bytes: u64,
+    pub syncs: u64,
+    pub failed_syncs: u64,
+    pub failed_appends: u64,
+    pub reads: u64,
+    pub failed_reads: u64,
+    pub crashes: u64,
+    /// Bytes that were pending at a crash and survived it (torn or kept).
+    pub torn_bytes_kept: u64,
+    /// Bytes that were pending at a crash and were lost.
+    pub unsynced_bytes_lost: u64,
+}
+
+#[derive(Debug, Default, Clone)]
+struct SimFile {
+    durable: Vec<u8>,
+    pending: Vec<u8>,
+}
+
+impl SimFile {
+    fn contents(&self) -> Vec<u8> {
+        let mut v = self.durable.clone();
+        v.extend_from_slice(&self.pending);
+        v
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    files: BTreeMap<PathBuf, SimFile>,
+    dirs: BTreeSet<PathBuf>,
+    rng: StdRng,
+    crash_mode: CrashMode,
+    rates: FaultRates,
+    fail_syncs: u64,
+    read_fault_prefixes: Vec<PathBuf>,
+    write_fault_prefixes: Vec<PathBuf>,
+    /// Bumped by every crash; handles from an older generation are dead.
+    generation: u64,
+    stats: DiskStats,
+}
+
+/// An in-memory, seeded, crashable disk. See the module docs for the model.
+#[derive(Debug, Clone)]
+pub struct SimDisk {
+    state: Arc<Mutex<State>>,
+}
+
+fn not_found(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{}: no such file or directory", path.display()),
+    )
+}
+
+fn injected(what: &str, path: &Path) -> io::Error {
+    io::Error::other(format!("injected fault: {what} {}", path.display()))
+}
+
+impl State {
+    fn parent_exists(&self, path: &Path) -> io::Result<()> {
+        match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() && !self.dir_exists(p) => Err(not_found(p)),
+            _ => Ok(()),
+        }
+    }
+
+    fn dir_exists(&self, dir: &Path) -> bool {
+        dir.parent().is_none() || self.dirs.contains(dir)
+    }
+
+    fn check_writable(&self, path: &Path) -> io::Result<()> {
+        if self
+            .write_fault_prefixes
+            .iter()
+            .any(|p| path.starts_with(p))
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("{}: permission denied (injected)", path.display()),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl SimDisk {
+    /// An empty disk whose random choices all derive from `seed`.
+    pub fn new(seed: u64) -> SimDisk {
+        SimDisk {
+            state: Arc::new(Mutex::new(State {
+                files: BTreeMap::new(),
+                dirs: BTreeSet::new(),
+                rng: StdRng::seed_from_u64(seed),
+                crash_mode: CrashMode::TornPrefix,
+                rates: FaultRates::default(),
+                fail_syncs: 0,
+                read_fault_prefixes: Vec::new(),
+                write_fault_prefixes: Vec::new(),
+                generation: 0,
+                stats: DiskStats::default(),
+            })),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock (a failing test) must not hide the
+        // disk from the code that reports it.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Power loss: every file loses (some of) its unsynced bytes according to
+    /// the [`CrashMode`], and every open [`DiskFile`] handle becomes invalid.
+    pub fn crash(&self) {
+        let mut st = self.lock();
+        let st = &mut *st;
+        st.generation += 1;
+        st.stats.crashes += 1;
+        for file in st.files.values_mut() {
+            let pending = std::mem::take(&mut file.pending);
+            let keep = match st.crash_mode {
+                CrashMode::DropUnsynced => 0,
+                CrashMode::KeepUnsynced => pending.len(),
+                CrashMode::TornPrefix => st.rng.random_range(0..=pending.len()),
+            };
+            file.durable.extend_from_slice(&pending[..keep]);
+            st.stats.torn_bytes_kept += keep as u64;
+            st.stats.unsynced_bytes_lost += (pending.len() - keep) as u64;
+        }
+    }
+
+    pub fn set_crash_mode(&self, mode: CrashMode) {
+        self.lock().crash_mode = mode;
+    }
+
+    /// The next `n` syncs (on any file) return `Err`; their data stays pending.
+    pub fn fail_next_syncs(&self, n: u64) {
+        self.lock().fail_syncs = n;
+    }
+
+    /// Reads of paths under `prefix` (component-wise) fail until cleared.
+    pub fn fail_reads(&self, prefix: impl Into<PathBuf>) {
+        self.lock().read_fault_prefixes.push(prefix.into());
+    }
+
+    /// Mutations under `prefix` fail with `PermissionDenied`, like a read-only
+    /// or foreign-owned data directory.
+    pub fn fail_writes(&self, prefix: impl Into<PathBuf>) {
+        self.lock().write_fault_prefixes.push(prefix.into());
+    }
+
+    /// Removes every fault set up by `fail_*` and resets the fault rates.
+    pub fn clear_faults(&self) {
+        let mut st = self.lock();
+        st.fail_syncs = 0;
+        st.read_fault_prefixes.clear();
+        st.write_fault_prefixes.clear();
+        st.rates = FaultRates::default();
+    }
+
+    /// Random failures, drawn from the seeded rng.
+    pub fn set_fault_rates(&self, rates: FaultRates) {
+        self.lock().rates = rates;
+    }
+
+    /// Flips one bit of a file's *durable* bytes (bit rot, a bad sector).
+    pub fn flip_bit(&self, path: &Path, byte_offset: u64, bit: u8) -> io::Result<()> {
+        let mut st = self.lock();
+        let file = st.files.get_mut(path).ok_or_else(|| not_found(path))?;
+        let byte = file.durable.get_mut(byte_offset as usize).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{}: offset {byte_offset} beyond durable data",
+                    path.display()
+                ),
+            )
+        })?;
+        *byte ^= 1 << (bit % 8);
+        Ok(())
+    }
+
+    /// Durable and pending byte counts of a file.
+    pub fn file_sizes(&self, path: &Path) -> Option<(usize, usize)> {
+        self.lock()
+            .files
+            .get(path)
+            .map(|f| (f.durable.len(), f.pending.len()))
+    }
+
+    pub fn stats(&self) -> DiskStats {
+        self.lock().stats
+    }
+}
+
+impl Disk for SimDisk {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        let mut st = self.lock();
+        st.check_writable(dir)?;
+        if st.files.contains_key(dir) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{}: is a file", dir.display()),
+            ));
+        }
+        for anc in dir.ancestors() {
+            if anc.parent().is_some() && !anc.as_os_str().is_empty() {
+                st.dirs.insert(anc.to_path_buf());
+            }
+        }
+        Ok(())
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let st = self.lock();
+        if !st.dir_exists(dir) {
+            return Err(not_found(dir));
+        }
+        let children = st.files.keys().chain(st.dirs.iter());
+        let names: BTreeSet<String> = children
+            .filter(|p| p.parent() == Some(dir))
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect();
+        Ok(names.into_iter().collect())
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        let mut st = self.lock();
+        st.stats.reads += 1;
+        let random_fail = st.rates.read_fail > 0.0 && {
+            let p = st.rates.read_fail;
+            st.rng.random_bool(p.min(1.0))
+        };
+        if random_fail || st.read_fault_prefixes.iter().any(|p| path.starts_with(p)) {
+            st.stats.failed_reads += 1;
+            return Err(injected("read", path));
+        }
+        st.files
+            .get(path)
+            .map(SimFile::contents)
+            .ok_or_else(|| not_found(path))
+    }
+
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn DiskFile>> {
+        let mut st = self.lock();
+        st.check_writable(path)?;
+        st.parent_exists(path)?;
+        if st.dirs.contains(path) {
+            return Err(io::Error::other(format!(
+                "{}: is a directory",
+                path.display()
+            )));
+        }
+        st.files.entry(path.to_path_buf()).or_default();
+        Ok(Box::new(SimFileHandle {
+            disk: self.clone(),
+            path: path.to_path_buf(),
+            generation: st.generation,
+        }))
+    }
+
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        let mut st = self.lock();
+        st.check_writable(path)?;
+        let file = st.files.get_mut(path).ok_or_else(|| not_found(path))?;
+        let mut all = file.contents();
+        all.resize(len as usize, 0);
+        file.durable = all;
+        file.pending.clear();
+        Ok(())
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut st = self.lock();
+        st.check_writable(from)?;
+        st.check_writable(to)?;
+        st.parent_exists(to)?;
+        let file = st.files.remove(from).ok_or_else(|| not_found(from))?;
+        st.files.insert(to.to_path_buf(), file);
+        Ok(())
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        let mut st = self.lock();
+        st.check_writable(path)?;
+        st.files
+            .remove(path)
+            .map(|_| ())
+            .ok_or_else(|| not_found(path))
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        let st = self.lock();
+        st.files.contains_key(path) || st.dirs.contains(path)
+    }
+
+    fn write_atomic(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        let mut st = self.lock();
+        st.check_writable(path)?;
+        st.parent_exists(path)?;
+        st.files.insert(
+            path.to_path_buf(),
+            SimFile {
+                durable: data.to_vec(),
+                pending: Vec::new(),
+            },
+        );
+        Ok(())
+    }
+}
+
+struct SimFileHandle {
+    disk: SimDisk,
+    path: PathBuf,
+    generation: u64,
+}
+
+impl SimFileHandle {
+    fn check_alive(&self, st: &State) -> io::Result<()> {
+        if st.generation != self.generation {
+            return Err(io::Error::other(format!(
+                "{}: file handle from before a crash",
+                self.path.display()
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl DiskFile for SimFileHandle {
+    fn append(&mut self, data: &[u8]) -> io::Result<()> {
+        let mut st = self.disk.lock();
+        let st = &mut *st;
+        self.check_alive(st)?;
+        st.check_writable(&self.path)?;
+        if st.rates.append_fail > 0.0 && st.rng.random_bool(st.rates.append_fail.min(1.0)) {
+            st.stats.failed_appends += 1;
+            return Err(injected("append to", &self.path));
+        }
+        let file = st
+            .files
+            .get_mut(&self.path)
+            .ok_or_else(|| not_found(&self.path))?;
+        file.pending.extend_from_slice(data);
+        st.stats.appends += 1;
+        st.stats.appended_bytes += data.len() as u64;
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        let mut st = self.disk.lock();
+        let st = &mut *st;
+        self.check_alive(st)?;
+        st.stats.syncs += 1;
+        let random_fail =
+            st.rates.sync_fail > 0.0 && st.rng.random_bool(st.rates.sync_fail.min(1.0));
+        if st.fail_syncs > 0 || random_fail {
+            st.fail_syncs = st.fail_syncs.saturating_sub(1);
+            st.stats.failed_syncs += 1;
+            return Err(injected("fsync of", &self.path));
+        }
+        let file = st
+            .files
+            .get_mut(&self.path)
+            .ok_or_else(|| not_found(&self.path))?;
+        let pending = std::mem::take(&mut file.pending);
+        file.durable.extend_from_slice(&pending);
+        Ok(())
+    }
+}

@@ -9,3 +9,4 @@ pub mod pb {
         tonic::include_proto!("detcdpb");
     }
 }
+pub mod storage;

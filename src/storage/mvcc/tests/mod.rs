@@ -1,0 +1,9 @@
+//! Behavioural tests of the store, one rule per test.
+
+mod support;
+
+mod compaction;
+mod events;
+mod puts_and_deletes;
+mod ranges;
+mod txns;

@@ -10,7 +10,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .compile_protos_with_config(
             config,
-            &["proto/rpc.proto", "proto/kv.proto", "proto/raft_request.proto"],
+            &[
+                "proto/rpc.proto",
+                "proto/kv.proto",
+                "proto/raft_request.proto",
+            ],
             &["proto"],
         )?;
     println!("cargo:rerun-if-changed=proto");

@@ -1,0 +1,52 @@
+//! The change history as watch events, for watchers catching up from an
+//! old revision.
+//!
+//! Events are reported as etcd's watch reports them: a delete's `kv` holds
+//! only the key and the deleting revision, and `prev_kv` is the key's value
+//! at the revision before the event (absent for creations, or when that
+//! revision has been compacted), which is how etcd's watch server fills it.
+
+use crate::pb::mvccpb::{event::EventType, Event, KeyValue};
+
+use super::revision::Revision;
+use super::{KvStore, MvccError};
+
+impl KvStore {
+    /// Every event at revisions `>= start_revision` still in the history,
+    /// in revision order. Fails if events after `start_revision` may have
+    /// been compacted away.
+    pub fn events_since(&self, start_revision: i64) -> Result<Vec<Event>, MvccError> {
+        if start_revision < self.compact_rev {
+            return Err(MvccError::Compacted);
+        }
+        let events = self
+            .log
+            .range(Revision::new(start_revision, 0)..)
+            .map(|(rev, change)| {
+                let (r#type, kv) = if change.tombstone {
+                    let kv = KeyValue {
+                        key: change.kv.key.clone(),
+                        mod_revision: rev.main,
+                        ..Default::default()
+                    };
+                    (EventType::Delete, kv)
+                } else {
+                    (EventType::Put, change.kv.clone())
+                };
+                let is_create = !change.tombstone && kv.create_revision == kv.mod_revision;
+                let before = rev.main - 1;
+                let prev_kv = if is_create || before < self.compact_rev {
+                    None
+                } else {
+                    self.kv_at(&kv.key, before).cloned()
+                };
+                Event {
+                    r#type: r#type as i32,
+                    kv: Some(kv),
+                    prev_kv,
+                }
+            })
+            .collect();
+        Ok(events)
+    }
+}

@@ -1,0 +1,197 @@
+//! The in-memory multi-version key-value store behind the etcd KV API.
+//!
+//! Every replica applies the same committed raft entries to its own
+//! `KvStore`, so this module must be a pure, deterministic function of the
+//! requests it is given: ordered maps only, no clocks, no randomness. It must
+//! also reproduce etcd 3.4's observable behaviour (revisions, versions,
+//! headers, txn quirks) because clients cannot tell us apart otherwise.
+//!
+//! The layout mirrors etcd's: an index from each key to its history of
+//! revisions ([`key_history`]), and a log from each revision to the value
+//! written there (etcd's boltdb "key" bucket). Keeping the log ordered by
+//! revision makes watch catch-up ([`events`]) and replica hashing ([`hash`])
+//! simple scans.
+//!
+//! Request-shape validation that etcd does before proposing to raft (empty
+//! keys, too many ops, duplicate keys in a txn) belongs to the API layer;
+//! [`txn_has_duplicate_keys`] is exported for it.
+
+mod duplicate_keys;
+mod events;
+mod hash;
+mod key_history;
+mod range;
+mod revision;
+mod txn;
+mod write;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::pb::etcdserverpb::{
+    DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, ResponseHeader,
+};
+use crate::pb::mvccpb::KeyValue;
+
+pub use duplicate_keys::txn_has_duplicate_keys;
+
+use key_history::KeyHistory;
+use range::KeyRange;
+use revision::Revision;
+use write::WriteTxn;
+
+/// Why a request could not be applied. Each maps to one etcd error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MvccError {
+    /// The requested revision has been compacted away.
+    Compacted,
+    /// The requested revision is newer than the store.
+    FutureRevision,
+    /// `ignore_value` / `ignore_lease` on a key that does not exist.
+    KeyNotFound,
+    /// A put attaches a lease that does not exist.
+    LeaseNotFound(i64),
+    /// The same key is written twice in one txn (see [`txn_has_duplicate_keys`]).
+    DuplicateKey,
+}
+
+impl fmt::Display for MvccError {
+    /// etcd's error strings, so the API layer can forward them verbatim.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MvccError::Compacted => f.write_str("mvcc: required revision has been compacted"),
+            MvccError::FutureRevision => {
+                f.write_str("mvcc: required revision is a future revision")
+            }
+            MvccError::KeyNotFound => f.write_str("etcdserver: key not found"),
+            MvccError::LeaseNotFound(_) => f.write_str("etcdserver: requested lease not found"),
+            MvccError::DuplicateKey => {
+                f.write_str("etcdserver: duplicate key given in txn request")
+            }
+        }
+    }
+}
+
+impl std::error::Error for MvccError {}
+
+/// What one revision wrote: the full key-value for a put, or just the key
+/// for a tombstone (exactly what etcd stores, which the hash relies on).
+#[derive(Debug, Clone)]
+struct LoggedChange {
+    kv: KeyValue,
+    tombstone: bool,
+}
+
+/// A multi-version key-value store with etcd 3.4 semantics.
+#[derive(Debug, Clone)]
+pub struct KvStore {
+    /// Each live-or-remembered key and the revisions that changed it.
+    index: BTreeMap<Vec<u8>, KeyHistory>,
+    /// Every retained change, by revision.
+    log: BTreeMap<Revision, LoggedChange>,
+    /// The revision of the last write; 1 for an empty store, as in etcd.
+    current_rev: i64,
+    /// etcd's `compactMainRev`: -1 until the first compaction.
+    compact_rev: i64,
+}
+
+impl Default for KvStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl KvStore {
+    /// An empty store. etcd starts at revision 1 with no keys, so the first
+    /// write is revision 2.
+    pub fn new() -> Self {
+        KvStore {
+            index: BTreeMap::new(),
+            log: BTreeMap::new(),
+            current_rev: 1,
+            compact_rev: -1,
+        }
+    }
+
+    pub fn current_revision(&self) -> i64 {
+        self.current_rev
+    }
+
+    /// The last compaction revision, 0 if never compacted.
+    pub fn compacted_revision(&self) -> i64 {
+        self.compact_rev.max(0)
+    }
+
+    pub fn put(
+        &mut self,
+        req: &PutRequest,
+        lease_exists: &dyn Fn(i64) -> bool,
+    ) -> Result<PutResponse, MvccError> {
+        // etcd checks the lease before looking at the previous value.
+        if req.lease != 0 && !lease_exists(req.lease) {
+            return Err(MvccError::LeaseNotFound(req.lease));
+        }
+        let mut w = WriteTxn::begin(self);
+        let resp = w.put(req)?;
+        w.commit();
+        Ok(resp)
+    }
+
+    pub fn delete_range(
+        &mut self,
+        req: &DeleteRangeRequest,
+    ) -> Result<DeleteRangeResponse, MvccError> {
+        let mut w = WriteTxn::begin(self);
+        let resp = w.delete_range(req);
+        w.commit();
+        Ok(resp)
+    }
+
+    /// Discards history older than `revision`: afterwards reads below it
+    /// fail with `Compacted`, reads at or above it are unaffected.
+    pub fn compact(&mut self, revision: i64) -> Result<(), MvccError> {
+        // Same order of checks as etcd: a stale compaction is reported as
+        // such even if it is also in the future.
+        if revision <= self.compact_rev {
+            return Err(MvccError::Compacted);
+        }
+        if revision > self.current_rev {
+            return Err(MvccError::FutureRevision);
+        }
+        let log = &mut self.log;
+        self.index.retain(|_, history| {
+            for dropped in history.compact(revision) {
+                assert!(log.remove(&dropped.rev).is_some(), "index and log disagree");
+            }
+            !history.is_empty()
+        });
+        self.compact_rev = revision;
+        Ok(())
+    }
+
+    /// The key's value as of `rev`, if it existed then.
+    fn kv_at(&self, key: &[u8], rev: i64) -> Option<&KeyValue> {
+        let at = self.index.get(key)?.visible_at(rev)?;
+        Some(self.logged(at))
+    }
+
+    fn logged(&self, rev: Revision) -> &KeyValue {
+        &self
+            .log
+            .get(&rev)
+            .expect("index points at a logged revision")
+            .kv
+    }
+}
+
+/// A response header carrying only the revision; the server fills in the
+/// cluster, member and term.
+fn header(revision: i64) -> Option<ResponseHeader> {
+    Some(ResponseHeader {
+        revision,
+        ..Default::default()
+    })
+}

@@ -39,16 +39,32 @@ pub struct Flags {
     #[arg(long, env = "ETCD_WAL_DIR")]
     pub wal_dir: Option<PathBuf>,
     /// Comma-separated URLs to listen on for client traffic.
-    #[arg(long, env = "ETCD_LISTEN_CLIENT_URLS", default_value = "http://localhost:2379")]
+    #[arg(
+        long,
+        env = "ETCD_LISTEN_CLIENT_URLS",
+        default_value = "http://localhost:2379"
+    )]
     pub listen_client_urls: String,
     /// Comma-separated client URLs to advertise to the rest of the cluster.
-    #[arg(long, env = "ETCD_ADVERTISE_CLIENT_URLS", default_value = "http://localhost:2379")]
+    #[arg(
+        long,
+        env = "ETCD_ADVERTISE_CLIENT_URLS",
+        default_value = "http://localhost:2379"
+    )]
     pub advertise_client_urls: String,
     /// Comma-separated URLs to listen on for peer traffic.
-    #[arg(long, env = "ETCD_LISTEN_PEER_URLS", default_value = "http://localhost:2380")]
+    #[arg(
+        long,
+        env = "ETCD_LISTEN_PEER_URLS",
+        default_value = "http://localhost:2380"
+    )]
     pub listen_peer_urls: String,
     /// Comma-separated peer URLs of this member to advertise to the rest of the cluster.
-    #[arg(long, env = "ETCD_INITIAL_ADVERTISE_PEER_URLS", default_value = "http://localhost:2380")]
+    #[arg(
+        long,
+        env = "ETCD_INITIAL_ADVERTISE_PEER_URLS",
+        default_value = "http://localhost:2380"
+    )]
     pub initial_advertise_peer_urls: String,
     /// Initial cluster configuration for bootstrapping: name=peer-url,... (default: "${name}=${initial-advertise-peer-urls}").
     #[arg(long, env = "ETCD_INITIAL_CLUSTER")]
@@ -57,7 +73,11 @@ pub struct Flags {
     #[arg(long, env = "ETCD_INITIAL_CLUSTER_STATE", default_value = "new")]
     pub initial_cluster_state: String,
     /// Initial cluster token for the cluster during bootstrap.
-    #[arg(long, env = "ETCD_INITIAL_CLUSTER_TOKEN", default_value = "etcd-cluster")]
+    #[arg(
+        long,
+        env = "ETCD_INITIAL_CLUSTER_TOKEN",
+        default_value = "etcd-cluster"
+    )]
     pub initial_cluster_token: String,
     /// Time (in milliseconds) of a heartbeat interval.
     #[arg(long, env = "ETCD_HEARTBEAT_INTERVAL", default_value_t = 100)]
@@ -156,7 +176,11 @@ pub fn parse_listen_url(flag: &str, url: &str) -> Result<SocketAddr, ConfigError
         .strip_prefix("http://")
         .ok_or_else(|| match url.split_once("://") {
             Some(("https", _)) => invalid(flag, url, "TLS is not supported yet, use http://"),
-            Some((scheme, _)) => invalid(flag, url, format!("URL scheme must be http, not {scheme:?}")),
+            Some((scheme, _)) => invalid(
+                flag,
+                url,
+                format!("URL scheme must be http, not {scheme:?}"),
+            ),
             None => invalid(flag, url, "expected a URL like http://127.0.0.1:2379"),
         })?;
     let host_port = rest.trim_end_matches('/');
@@ -214,9 +238,13 @@ fn split_urls(flag: &str, urls: &str) -> Result<Vec<String>, ConfigError> {
 fn parse_initial_cluster(value: &str) -> Result<Vec<InitialMember>, ConfigError> {
     let mut members: Vec<InitialMember> = Vec::new();
     for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (name, url) = part
-            .split_once('=')
-            .ok_or_else(|| invalid("initial-cluster", value, format!("{part:?} is not name=peer-url")))?;
+        let (name, url) = part.split_once('=').ok_or_else(|| {
+            invalid(
+                "initial-cluster",
+                value,
+                format!("{part:?} is not name=peer-url"),
+            )
+        })?;
         parse_advertise_urls("initial-cluster", url)?;
         match members.iter_mut().find(|m| m.name == name) {
             Some(member) => member.peer_urls.push(url.to_string()),
@@ -252,7 +280,8 @@ impl Flags {
         let wal_dir = self
             .wal_dir
             .unwrap_or_else(|| data_dir.join("member").join("wal"));
-        let listen_client_addrs = parse_listen_urls("listen-client-urls", &self.listen_client_urls)?;
+        let listen_client_addrs =
+            parse_listen_urls("listen-client-urls", &self.listen_client_urls)?;
         let advertise_client_urls =
             parse_advertise_urls("advertise-client-urls", &self.advertise_client_urls)?;
         let listen_peer_addrs = parse_listen_urls("listen-peer-urls", &self.listen_peer_urls)?;
@@ -382,7 +411,10 @@ mod tests {
         assert_eq!(c.name, "default");
         assert_eq!(c.data_dir, PathBuf::from("default.etcd"));
         assert_eq!(c.wal_dir, PathBuf::from("default.etcd/member/wal"));
-        assert_eq!(c.listen_client_addrs, vec!["127.0.0.1:2379".parse().unwrap()]);
+        assert_eq!(
+            c.listen_client_addrs,
+            vec!["127.0.0.1:2379".parse().unwrap()]
+        );
         assert_eq!(c.election_ticks, 10);
         assert_eq!(c.initial_cluster[0].name, "default");
     }
@@ -397,7 +429,8 @@ mod tests {
 
     #[test]
     fn election_timeout_must_be_five_heartbeats() {
-        let err = config(&["--heartbeat-interval", "100", "--election-timeout", "300"]).unwrap_err();
+        let err =
+            config(&["--heartbeat-interval", "100", "--election-timeout", "300"]).unwrap_err();
         assert!(err.0.contains("at least as 5 times"), "{err}");
     }
 
@@ -409,7 +442,13 @@ mod tests {
 
     #[test]
     fn initial_cluster_must_name_this_member() {
-        let err = config(&["--name", "n9", "--initial-cluster", "n1=http://127.0.0.1:2380"]).unwrap_err();
+        let err = config(&[
+            "--name",
+            "n9",
+            "--initial-cluster",
+            "n1=http://127.0.0.1:2380",
+        ])
+        .unwrap_err();
         assert!(err.0.contains("n9"), "{err}");
     }
 }

@@ -10,7 +10,10 @@ use common::{detcd_command, free_port, stdout, Node};
 
 fn run_to_exit(args: &[&str], data_dir: &std::path::Path) -> (Option<i32>, String) {
     let output = detcd_command(data_dir, free_port(), args).output().unwrap();
-    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -20,7 +23,10 @@ fn an_unknown_flag_exits_2_naming_it_and_writes_nothing() {
     let (code, stderr) = run_to_exit(&["--no-such-flag=1"], &data_dir);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("--no-such-flag"), "{stderr}");
-    assert!(!data_dir.exists(), "a rejected start must not create the data dir");
+    assert!(
+        !data_dir.exists(),
+        "a rejected start must not create the data dir"
+    );
 }
 
 #[test]
@@ -39,7 +45,10 @@ fn a_bad_url_exits_2_naming_the_flag() {
     let data_dir = dir.path().join("n1.etcd");
     let (code, stderr) = run_to_exit(&["--listen-peer-urls=not-a-url"], &data_dir);
     assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("--listen-peer-urls") && stderr.contains("not-a-url"), "{stderr}");
+    assert!(
+        stderr.contains("--listen-peer-urls") && stderr.contains("not-a-url"),
+        "{stderr}"
+    );
     assert!(!data_dir.exists());
 }
 
@@ -79,7 +88,11 @@ fn a_corrupt_wal_record_refuses_to_start_and_keeps_the_files() {
     let (code, stderr) = run_to_exit(&[], &data_dir);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.to_lowercase().contains("corrupt"), "{stderr}");
-    assert_eq!(std::fs::read(&segment).unwrap(), bytes, "a refused start must not rewrite the WAL");
+    assert_eq!(
+        std::fs::read(&segment).unwrap(),
+        bytes,
+        "a refused start must not rewrite the WAL"
+    );
 }
 
 #[test]
@@ -93,14 +106,20 @@ fn oversized_requests_get_etcds_errors_and_lose_nothing() {
     let output = node.etcdctl(&["put", "big", &value]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("etcdserver: request is too large"), "{stderr}");
+    assert!(
+        stderr.contains("etcdserver: request is too large"),
+        "{stderr}"
+    );
 
     // Over gRPC's receive limit: refused before it reaches the server.
     let value = "v".repeat(3 * 1024 * 1024);
     let output = node.etcdctl(&["put", "bigger", &value]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("larger than max") || stderr.contains("ResourceExhausted"), "{stderr}");
+    assert!(
+        stderr.contains("larger than max") || stderr.contains("ResourceExhausted"),
+        "{stderr}"
+    );
 
     std::thread::sleep(Duration::from_millis(100));
     let got = stdout(&node.etcdctl(&["get", "keep", "--print-value-only"]));
@@ -116,5 +135,8 @@ fn an_empty_key_is_etcds_invalid_argument() {
     let output = node.etcdctl(&["put", "", "v"]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("etcdserver: key is not provided"), "{stderr}");
+    assert!(
+        stderr.contains("etcdserver: key is not provided"),
+        "{stderr}"
+    );
 }

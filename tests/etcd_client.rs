@@ -4,7 +4,10 @@
 mod common;
 
 use common::Node;
-use etcd_client::{Client, Compare, CompareOp, DeleteOptions, GetOptions, PutOptions, SortOrder, SortTarget, Txn, TxnOp};
+use etcd_client::{
+    Client, Compare, CompareOp, DeleteOptions, GetOptions, PutOptions, SortOrder, SortTarget, Txn,
+    TxnOp,
+};
 
 #[tokio::test]
 async fn kv_round_trip_through_the_etcd_client_crate() {
@@ -23,19 +26,34 @@ async fn kv_round_trip_through_the_etcd_client_crate() {
 
     let got = client.get("a", None).await.unwrap();
     let kv = &got.kvs()[0];
-    assert_eq!((kv.value(), kv.version(), kv.create_revision(), kv.mod_revision()), (&b"3"[..], 2, 2, 4));
+    assert_eq!(
+        (
+            kv.value(),
+            kv.version(),
+            kv.create_revision(),
+            kv.mod_revision()
+        ),
+        (&b"3"[..], 2, 2, 4)
+    );
 
     let sorted = client
         .get(
             "",
-            Some(GetOptions::new().with_from_key().with_sort(SortTarget::Value, SortOrder::Descend)),
+            Some(
+                GetOptions::new()
+                    .with_from_key()
+                    .with_sort(SortTarget::Value, SortOrder::Descend),
+            ),
         )
         .await
         .unwrap();
     let values: Vec<&[u8]> = sorted.kvs().iter().map(|kv| kv.value()).collect();
     assert_eq!(values, vec![&b"3"[..], &b"2"[..]]);
 
-    let old = client.get("a", Some(GetOptions::new().with_revision(2))).await.unwrap();
+    let old = client
+        .get("a", Some(GetOptions::new().with_revision(2)))
+        .await
+        .unwrap();
     assert_eq!(old.kvs()[0].value(), b"1");
 
     let txn = Txn::new()
@@ -52,7 +70,10 @@ async fn kv_round_trip_through_the_etcd_client_crate() {
     assert!(!response.succeeded());
 
     let deleted = client
-        .delete("", Some(DeleteOptions::new().with_from_key().with_prev_key()))
+        .delete(
+            "",
+            Some(DeleteOptions::new().with_from_key().with_prev_key()),
+        )
         .await
         .unwrap();
     assert_eq!(deleted.deleted(), 3);
@@ -64,14 +85,21 @@ async fn kv_round_trip_through_the_etcd_client_crate() {
         .await
         .unwrap_err();
     assert!(
-        error.to_string().contains("etcdserver: mvcc: required revision has been compacted"),
+        error
+            .to_string()
+            .contains("etcdserver: mvcc: required revision has been compacted"),
         "{error}"
     );
     let error = client
         .get("a", Some(GetOptions::new().with_revision(1000)))
         .await
         .unwrap_err();
-    assert!(error.to_string().contains("required revision is a future revision"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("required revision is a future revision"),
+        "{error}"
+    );
 
     let status = client.status().await.unwrap();
     assert_eq!(status.leader(), status.header().unwrap().member_id());

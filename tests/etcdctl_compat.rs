@@ -32,10 +32,29 @@ const SESSION: &[Step] = &[
     run(&["get", "foo", "foo3"]),
     run(&["get", "foo", "--prefix", "--limit", "2"]),
     run(&["get", "foo", "--prefix", "--limit", "2", "-w", "json"]),
-    run(&["get", "f", "--prefix", "--sort-by=MODIFY", "--order=DESCEND"]),
-    run(&["get", "f", "--prefix", "--sort-by=VALUE", "--order=ASCEND", "--limit=2"]),
+    run(&[
+        "get",
+        "f",
+        "--prefix",
+        "--sort-by=MODIFY",
+        "--order=DESCEND",
+    ]),
+    run(&[
+        "get",
+        "f",
+        "--prefix",
+        "--sort-by=VALUE",
+        "--order=ASCEND",
+        "--limit=2",
+    ]),
     run(&["get", "f", "--prefix", "--sort-by=CREATE"]),
-    run(&["get", "f", "--prefix", "--sort-by=VERSION", "--order=DESCEND"]),
+    run(&[
+        "get",
+        "f",
+        "--prefix",
+        "--sort-by=VERSION",
+        "--order=DESCEND",
+    ]),
     run(&["get", "f", "--prefix", "--keys-only"]),
     run(&["get", "f", "--prefix", "--print-value-only"]),
     run(&["get", "f", "--prefix", "--count-only", "-w", "json"]),
@@ -89,7 +108,9 @@ fn transcript(node: &Node) -> Vec<String> {
                 .spawn()
                 .expect("etcdctl is installed (apt-get install etcd-client)");
             let mut stdin = child.stdin.take().unwrap();
-            stdin.write_all(step.stdin.unwrap_or("").as_bytes()).unwrap();
+            stdin
+                .write_all(step.stdin.unwrap_or("").as_bytes())
+                .unwrap();
             drop(stdin);
             let output = child.wait_with_output().unwrap();
             format!(
@@ -124,7 +145,9 @@ fn mask_ids(text: &str) -> String {
     {
         masked.push_str(&rest[..at]);
         rest = &rest[at..];
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         masked.push_str("<id>");
         rest = &rest[digits..];
     }
@@ -146,7 +169,13 @@ fn etcdctl_prints_the_same_for_detcd_as_for_etcd_3_4() {
             mismatches.push(format!("--- etcd 3.4\n{expected}--- detcd\n{actual}"));
         }
     }
-    assert!(mismatches.is_empty(), "{} of {} steps differ:\n{}", mismatches.len(), SESSION.len(), mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} steps differ:\n{}",
+        mismatches.len(),
+        SESSION.len(),
+        mismatches.join("\n")
+    );
 }
 
 #[test]

@@ -19,8 +19,17 @@ fn graceful_stop_then_restart_serves_acknowledged_data(signal: &str) {
     stdout(&node.etcdctl(&["put", "greeting", "hello"]));
     stdout(&node.etcdctl(&["put", "greeting", "hello again"]));
     let status = node.signal_and_wait(signal);
-    assert_eq!(status.code(), Some(0), "{signal} must stop detcd with exit 0: {}", node.log_text());
-    assert!(node.log_text().contains("member closed"), "{}", node.log_text());
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "{signal} must stop detcd with exit 0: {}",
+        node.log_text()
+    );
+    assert!(
+        node.log_text().contains("member closed"),
+        "{}",
+        node.log_text()
+    );
 
     let node = Node::start(&data_dir, &[]);
     let got = stdout(&node.etcdctl(&["get", "greeting", "-w", "fields"]));

@@ -36,7 +36,11 @@ fn start_node(handle: &Handle, disk: SimDisk) -> madsim::runtime::NodeHandle {
                     seed: 7,
                 };
                 let outcome = run_member(config, io).await;
-                assert_eq!(outcome, Outcome::Stopped, "the node only stops when told to");
+                assert_eq!(
+                    outcome,
+                    Outcome::Stopped,
+                    "the node only stops when told to"
+                );
             }
         })
         .build()
@@ -53,7 +57,10 @@ async fn client() -> KvClient<tonic::transport::Channel> {
     panic!("the node never accepted a connection");
 }
 
-async fn get(client: &mut KvClient<tonic::transport::Channel>, key: &str) -> Option<(Vec<u8>, i64)> {
+async fn get(
+    client: &mut KvClient<tonic::transport::Channel>,
+    key: &str,
+) -> Option<(Vec<u8>, i64)> {
     for _ in 0..100 {
         match client
             .range(RangeRequest {
@@ -64,7 +71,10 @@ async fn get(client: &mut KvClient<tonic::transport::Channel>, key: &str) -> Opt
         {
             Ok(response) => {
                 let response = response.into_inner();
-                return response.kvs.first().map(|kv| (kv.value.clone(), kv.mod_revision));
+                return response
+                    .kvs
+                    .first()
+                    .map(|kv| (kv.value.clone(), kv.mod_revision));
             }
             // Unavailable while the restarted node replays its log and elects itself.
             Err(status) if status.code() == tonic::Code::Unavailable => {
@@ -110,7 +120,11 @@ async fn a_node_serves_its_writes_after_ctrl_c_and_restart() {
                 };
                 revisions.push(response.header.unwrap().revision);
             }
-            assert_eq!(revisions, (2..22).collect::<Vec<i64>>(), "one revision per put, no holes");
+            assert_eq!(
+                revisions,
+                (2..22).collect::<Vec<i64>>(),
+                "one revision per put, no holes"
+            );
             get(&mut client, "key4").await
         })
         .await

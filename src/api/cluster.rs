@@ -27,7 +27,10 @@ const MEMBERSHIP_CHANGES: ServerError = ServerError::NotSupported("changing clus
 
 #[tonic::async_trait]
 impl Cluster for ClusterService {
-    async fn member_add(&self, _: Request<MemberAddRequest>) -> Result<Response<MemberAddResponse>, Status> {
+    async fn member_add(
+        &self,
+        _: Request<MemberAddRequest>,
+    ) -> Result<Response<MemberAddResponse>, Status> {
         Err(to_status(MEMBERSHIP_CHANGES))
     }
 

@@ -12,6 +12,9 @@ pub struct HttpResponse {
     pub body: String,
 }
 
+/// The paths served.
+pub const PATHS: [&str; 3] = ["/health", "/version", "/metrics"];
+
 /// Answers a GET of `path`, or None for a path etcd does not serve.
 pub fn get(server: &EtcdServer, path: &str) -> Option<HttpResponse> {
     let json = |status, body: String| HttpResponse {

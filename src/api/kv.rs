@@ -30,16 +30,27 @@ impl KvService {
 
 #[tonic::async_trait]
 impl Kv for KvService {
-    async fn range(&self, request: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
+    async fn range(
+        &self,
+        request: Request<RangeRequest>,
+    ) -> Result<Response<RangeResponse>, Status> {
         let request = request.into_inner();
         check_range(&request).map_err(to_status)?;
-        self.server.range(request).await.map(Response::new).map_err(to_status)
+        self.server
+            .range(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
     }
 
     async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
         let request = request.into_inner();
         check_put(&request).map_err(to_status)?;
-        self.server.put(request).await.map(Response::new).map_err(to_status)
+        self.server
+            .put(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
     }
 
     async fn delete_range(
@@ -48,13 +59,21 @@ impl Kv for KvService {
     ) -> Result<Response<DeleteRangeResponse>, Status> {
         let request = request.into_inner();
         check_delete(&request).map_err(to_status)?;
-        self.server.delete_range(request).await.map(Response::new).map_err(to_status)
+        self.server
+            .delete_range(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
     }
 
     async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
         let request = request.into_inner();
         check_txn(&request).map_err(to_status)?;
-        self.server.txn(request).await.map(Response::new).map_err(to_status)
+        self.server
+            .txn(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
     }
 
     async fn compact(
@@ -146,9 +165,18 @@ mod tests {
 
     #[test]
     fn empty_keys_are_rejected_everywhere() {
-        assert_eq!(check_range(&RangeRequest::default()), Err(ServerError::EmptyKey));
-        assert_eq!(check_put(&PutRequest::default()), Err(ServerError::EmptyKey));
-        assert_eq!(check_delete(&DeleteRangeRequest::default()), Err(ServerError::EmptyKey));
+        assert_eq!(
+            check_range(&RangeRequest::default()),
+            Err(ServerError::EmptyKey)
+        );
+        assert_eq!(
+            check_put(&PutRequest::default()),
+            Err(ServerError::EmptyKey)
+        );
+        assert_eq!(
+            check_delete(&DeleteRangeRequest::default()),
+            Err(ServerError::EmptyKey)
+        );
         let txn = TxnRequest {
             success: vec![put_op("")],
             ..Default::default()
@@ -170,7 +198,9 @@ mod tests {
     #[test]
     fn txn_ops_are_bounded() {
         let txn = TxnRequest {
-            success: (0..=TXN_OPS_MAX).map(|i| put_op(&format!("k{i}"))).collect(),
+            success: (0..=TXN_OPS_MAX)
+                .map(|i| put_op(&format!("k{i}")))
+                .collect(),
             ..Default::default()
         };
         assert_eq!(check_txn(&txn), Err(ServerError::TooManyOps));

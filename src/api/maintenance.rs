@@ -32,9 +32,14 @@ type SnapshotStream = Pin<Box<dyn Stream<Item = Result<SnapshotResponse, Status>
 
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
-    async fn alarm(&self, request: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
+    async fn alarm(
+        &self,
+        request: Request<AlarmRequest>,
+    ) -> Result<Response<AlarmResponse>, Status> {
         if request.get_ref().action() != AlarmAction::Get {
-            return Err(to_status(ServerError::NotSupported("activating or disarming alarms")));
+            return Err(to_status(ServerError::NotSupported(
+                "activating or disarming alarms",
+            )));
         }
         Ok(Response::new(AlarmResponse {
             header: Some(self.server.header(0)),
@@ -54,10 +59,15 @@ impl Maintenance for MaintenanceService {
     }
 
     async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
-        Err(to_status(ServerError::NotSupported("hash of the whole backend (use HashKV)")))
+        Err(to_status(ServerError::NotSupported(
+            "hash of the whole backend (use HashKV)",
+        )))
     }
 
-    async fn hash_kv(&self, request: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
+    async fn hash_kv(
+        &self,
+        request: Request<HashKvRequest>,
+    ) -> Result<Response<HashKvResponse>, Status> {
         self.server
             .hash_kv(request.get_ref().revision)
             .await
@@ -67,7 +77,10 @@ impl Maintenance for MaintenanceService {
 
     type SnapshotStream = SnapshotStream;
 
-    async fn snapshot(&self, _: Request<SnapshotRequest>) -> Result<Response<SnapshotStream>, Status> {
+    async fn snapshot(
+        &self,
+        _: Request<SnapshotRequest>,
+    ) -> Result<Response<SnapshotStream>, Status> {
         Err(to_status(ServerError::NotSupported("snapshot")))
     }
 

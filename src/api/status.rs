@@ -43,7 +43,11 @@ mod tests {
 
     #[test]
     fn unavailable_errors_let_clients_retry() {
-        for error in [ServerError::NoLeader, ServerError::Timeout, ServerError::Stopped] {
+        for error in [
+            ServerError::NoLeader,
+            ServerError::Timeout,
+            ServerError::Stopped,
+        ] {
             assert_eq!(to_status(error).code(), Code::Unavailable);
         }
     }

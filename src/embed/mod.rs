@@ -67,7 +67,11 @@ pub async fn start(config: Config, io: Io) -> Result<Etcd, String> {
     let raft = server.start();
     let raft_etcd = etcd.clone();
     *etcd.inner.raft_task.lock().unwrap() = Some(tokio::spawn(async move {
-        let result = raft.await.unwrap_or_else(|e| Err(crate::server::ServerError::Storage(format!("raft loop panicked: {e}"))));
+        let result = raft.await.unwrap_or_else(|e| {
+            Err(crate::server::ServerError::Storage(format!(
+                "raft loop panicked: {e}"
+            )))
+        });
         if let Err(error) = result {
             raft_etcd.report(format!("raft loop stopped: {error}"));
         }
@@ -76,10 +80,18 @@ pub async fn start(config: Config, io: Io) -> Result<Etcd, String> {
     // servePeers: single-member clusters have no peers yet.
     // serveClients, then serveMetrics: one task per listener.
     for listener in listeners {
-        etcd.spawn_serve(serve::serve_clients(listener, server.clone(), etcd.stopping_signal()));
+        etcd.spawn_serve(serve::serve_clients(
+            listener,
+            server.clone(),
+            etcd.stopping_signal(),
+        ));
     }
     for listener in metrics_listeners {
-        etcd.spawn_serve(serve::serve_metrics(listener, server.clone(), etcd.stopping_signal()));
+        etcd.spawn_serve(serve::serve_metrics(
+            listener,
+            server.clone(),
+            etcd.stopping_signal(),
+        ));
     }
 
     tokio::spawn(async move {
@@ -151,11 +163,18 @@ impl Etcd {
         }
     }
 
-    fn spawn_serve(&self, serve: impl std::future::Future<Output = Result<(), String>> + Send + 'static) {
+    fn spawn_serve(
+        &self,
+        serve: impl std::future::Future<Output = Result<(), String>> + Send + 'static,
+    ) {
         let etcd = self.clone();
+        let serving = tokio::spawn(serve);
         let task = tokio::spawn(async move {
-            if let Err(error) = serve.await {
-                etcd.report(error);
+            // A listener that fails, or panics, is fatal for the member: report either.
+            match serving.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => etcd.report(error),
+                Err(panic) => etcd.report(format!("client listener panicked: {panic}")),
             }
         });
         self.inner.serve_tasks.lock().unwrap().push(task);

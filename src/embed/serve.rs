@@ -26,22 +26,30 @@ macro_rules! grpc_services {
         let server: &Arc<EtcdServer> = $server;
         let limit = server.config().max_request_bytes + GRPC_OVERHEAD_BYTES;
         $first(KvServer::new(KvService::new(server.clone())).max_decoding_message_size(limit))
-            .$add(ClusterServer::new(ClusterService::new(server.clone())).max_decoding_message_size(limit))
-            .$add(MaintenanceServer::new(MaintenanceService::new(server.clone())).max_decoding_message_size(limit))
+            .$add(
+                ClusterServer::new(ClusterService::new(server.clone()))
+                    .max_decoding_message_size(limit),
+            )
+            .$add(
+                MaintenanceServer::new(MaintenanceService::new(server.clone()))
+                    .max_decoding_message_size(limit),
+            )
     }};
 }
 
 #[cfg(not(madsim))]
 mod real {
     use super::*;
-    use axum::http::{header, StatusCode, Uri};
+    use axum::http::{header, StatusCode};
     use axum::response::IntoResponse;
 
     pub struct Listener(tokio::net::TcpListener);
 
     impl Listener {
         pub fn local_addr(&self) -> SocketAddr {
-            self.0.local_addr().expect("a bound listener has an address")
+            self.0
+                .local_addr()
+                .expect("a bound listener has an address")
         }
     }
 
@@ -56,21 +64,30 @@ mod real {
         Ok(listeners)
     }
 
+    /// `/health`, `/version` and `/metrics`, answered by `api::http`.
     fn http_router(server: Arc<EtcdServer>) -> axum::Router {
-        axum::Router::new().fallback(move |uri: Uri| {
+        let mut router = axum::Router::new();
+        for path in crate::api::http::PATHS {
             let server = server.clone();
-            async move {
-                match crate::api::http::get(&server, uri.path()) {
-                    Some(answer) => (
-                        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                        [(header::CONTENT_TYPE, answer.content_type)],
-                        answer.body,
-                    )
-                        .into_response(),
-                    None => (StatusCode::NOT_FOUND, "404 page not found\n").into_response(),
-                }
-            }
-        })
+            router = router.route(
+                path,
+                axum::routing::get(move || {
+                    let server = server.clone();
+                    async move {
+                        let answer = crate::api::http::get(&server, path)
+                            .expect("every listed path has an answer");
+                        (
+                            StatusCode::from_u16(answer.status)
+                                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                            [(header::CONTENT_TYPE, answer.content_type)],
+                            answer.body,
+                        )
+                            .into_response()
+                    }
+                }),
+            );
+        }
+        router
     }
 
     pub async fn serve_clients(

@@ -62,8 +62,13 @@ struct Skew {
 
 impl SkewedClock {
     pub fn set_rate_ppm(&self, rate_ppm: i64) {
-        assert!(rate_ppm.abs() < 500_000, "a clock drifting by 50% is not a clock");
-        self.inner.rate_ppm.store(rate_ppm as u64, Ordering::Relaxed);
+        assert!(
+            rate_ppm.abs() < 500_000,
+            "a clock drifting by 50% is not a clock"
+        );
+        self.inner
+            .rate_ppm
+            .store(rate_ppm as u64, Ordering::Relaxed);
     }
 
     pub fn step_wall_ms(&self, offset_ms: i64) {

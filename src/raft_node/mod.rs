@@ -81,7 +81,10 @@ impl RaftNode {
         inputs: mpsc::Receiver<RaftInput>,
         status: watch::Sender<RaftStatus>,
     ) -> Result<RaftNode, ServerError> {
-        assert!(config.election_ticks >= 2, "raft needs election ticks > heartbeat ticks");
+        assert!(
+            config.election_ticks >= 2,
+            "raft needs election ticks > heartbeat ticks"
+        );
         let raft_config = raft::Config {
             id: config.member_id,
             election_tick: config.election_ticks,
@@ -260,7 +263,10 @@ impl RaftNode {
         Ok(())
     }
 
-    fn apply_conf_change(&mut self, change: &impl raft_proto::ConfChangeI) -> Result<(), ServerError> {
+    fn apply_conf_change(
+        &mut self,
+        change: &impl raft_proto::ConfChangeI,
+    ) -> Result<(), ServerError> {
         let conf_state = self
             .raw
             .apply_conf_change(change)

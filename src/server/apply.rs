@@ -37,7 +37,11 @@ pub struct Applier {
 }
 
 impl Applier {
-    pub fn new(kv: Arc<Mutex<KvStore>>, wait: Arc<Wait<ApplyResult>>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        kv: Arc<Mutex<KvStore>>,
+        wait: Arc<Wait<ApplyResult>>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Applier {
             kv,
             wait,

@@ -12,7 +12,7 @@ use raft::prelude::{ConfState, Entry, HardState};
 use raft::storage::MemStorage;
 
 use crate::config::{ClusterState, Config};
-use crate::io::Disk;
+use crate::io::{probe_writable, Disk};
 use crate::pb::detcdpb::WalMetadata;
 use crate::pb::etcdserverpb::Member;
 use crate::storage::wal::{Wal, WalError};
@@ -74,9 +74,9 @@ fn create(config: &Config, disk: Arc<dyn Disk>) -> Result<Bootstrapped, Bootstra
                 .into(),
         ));
     }
-    disk.create_dir_all(&config.data_dir)
-        .and_then(|()| disk.create_dir_all(&config.wal_dir))
-        .map_err(|e| BootstrapError::DataDir(format!("{}: {e}", config.data_dir.display())))?;
+    probe_writable(disk.as_ref(), &config.data_dir)
+        .and_then(|()| probe_writable(disk.as_ref(), &config.wal_dir))
+        .map_err(|e| BootstrapError::DataDir(e.to_string()))?;
     let members: Vec<Member> = config
         .initial_cluster
         .iter()

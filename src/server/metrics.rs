@@ -48,24 +48,97 @@ pub struct Snapshot {
 impl Metrics {
     pub fn render(&self, snapshot: &Snapshot) -> String {
         let rows: [(&str, &str, &str, f64); 14] = [
-            ("etcd_server_has_leader", "gauge", "Whether or not a leader exists. 1 is existence, 0 is not.", f64::from(u8::from(snapshot.has_leader))),
-            ("etcd_server_is_leader", "gauge", "Whether or not this member is a leader. 1 if is, 0 otherwise.", f64::from(u8::from(snapshot.is_leader))),
-            ("etcd_server_leader_changes_seen_total", "counter", "The number of leader changes seen.", snapshot.leader_changes as f64),
-            ("etcd_server_proposals_committed_total", "gauge", "The total number of consensus proposals committed.", self.proposals_committed.get() as f64),
-            ("etcd_server_proposals_applied_total", "gauge", "The total number of consensus proposals applied.", self.proposals_applied.get() as f64),
-            ("etcd_server_proposals_pending", "gauge", "The current number of pending proposals to commit.", snapshot.proposals_pending as f64),
-            ("etcd_server_proposals_failed_total", "counter", "The total number of failed proposals seen.", self.proposals_failed.get() as f64),
-            ("etcd_mvcc_db_total_size_in_bytes", "gauge", "Total size of the underlying database physically allocated in bytes.", snapshot.db_size_bytes as f64),
-            ("etcd_debugging_mvcc_current_revision", "gauge", "The current revision of store.", snapshot.current_revision as f64),
-            ("etcd_debugging_mvcc_compact_revision", "gauge", "The revision of the last compaction in store.", snapshot.compact_revision as f64),
-            ("etcd_mvcc_put_total", "counter", "Total number of puts seen by this member.", self.mvcc_put.get() as f64),
-            ("etcd_mvcc_delete_total", "counter", "Total number of deletes seen by this member.", self.mvcc_delete.get() as f64),
-            ("etcd_mvcc_txn_total", "counter", "Total number of txns seen by this member.", self.mvcc_txn.get() as f64),
-            ("etcd_mvcc_range_total", "counter", "Total number of ranges seen by this member.", self.mvcc_range.get() as f64),
+            (
+                "etcd_server_has_leader",
+                "gauge",
+                "Whether or not a leader exists. 1 is existence, 0 is not.",
+                f64::from(u8::from(snapshot.has_leader)),
+            ),
+            (
+                "etcd_server_is_leader",
+                "gauge",
+                "Whether or not this member is a leader. 1 if is, 0 otherwise.",
+                f64::from(u8::from(snapshot.is_leader)),
+            ),
+            (
+                "etcd_server_leader_changes_seen_total",
+                "counter",
+                "The number of leader changes seen.",
+                snapshot.leader_changes as f64,
+            ),
+            (
+                "etcd_server_proposals_committed_total",
+                "gauge",
+                "The total number of consensus proposals committed.",
+                self.proposals_committed.get() as f64,
+            ),
+            (
+                "etcd_server_proposals_applied_total",
+                "gauge",
+                "The total number of consensus proposals applied.",
+                self.proposals_applied.get() as f64,
+            ),
+            (
+                "etcd_server_proposals_pending",
+                "gauge",
+                "The current number of pending proposals to commit.",
+                snapshot.proposals_pending as f64,
+            ),
+            (
+                "etcd_server_proposals_failed_total",
+                "counter",
+                "The total number of failed proposals seen.",
+                self.proposals_failed.get() as f64,
+            ),
+            (
+                "etcd_mvcc_db_total_size_in_bytes",
+                "gauge",
+                "Total size of the underlying database physically allocated in bytes.",
+                snapshot.db_size_bytes as f64,
+            ),
+            (
+                "etcd_debugging_mvcc_current_revision",
+                "gauge",
+                "The current revision of store.",
+                snapshot.current_revision as f64,
+            ),
+            (
+                "etcd_debugging_mvcc_compact_revision",
+                "gauge",
+                "The revision of the last compaction in store.",
+                snapshot.compact_revision as f64,
+            ),
+            (
+                "etcd_mvcc_put_total",
+                "counter",
+                "Total number of puts seen by this member.",
+                self.mvcc_put.get() as f64,
+            ),
+            (
+                "etcd_mvcc_delete_total",
+                "counter",
+                "Total number of deletes seen by this member.",
+                self.mvcc_delete.get() as f64,
+            ),
+            (
+                "etcd_mvcc_txn_total",
+                "counter",
+                "Total number of txns seen by this member.",
+                self.mvcc_txn.get() as f64,
+            ),
+            (
+                "etcd_mvcc_range_total",
+                "counter",
+                "Total number of ranges seen by this member.",
+                self.mvcc_range.get() as f64,
+            ),
         ];
         let mut text = String::new();
         for (name, kind, help, value) in rows {
-            let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+            let _ = writeln!(
+                text,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
         }
         text
     }

@@ -22,13 +22,13 @@ use crate::config::{Config, ETCD_API_VERSION};
 use crate::io::Io;
 use crate::pb::detcdpb::{raft_request, RaftRequest};
 use crate::pb::etcdserverpb::{
-    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
-    HashKvResponse, Member, PutRequest, PutResponse, RangeRequest, RangeResponse, ResponseHeader,
-    StatusResponse, TxnRequest, TxnResponse,
+    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, HashKvResponse,
+    Member, PutRequest, PutResponse, RangeRequest, RangeResponse, ResponseHeader, StatusResponse,
+    TxnRequest, TxnResponse,
 };
 use crate::raft_node::{RaftInput, RaftNode, RaftNodeConfig, RaftStatus};
 use crate::storage::mvcc::KvStore;
-use apply::{Applied, ApplyResult, Applier};
+use apply::{Applied, Applier, ApplyResult};
 use bootstrap::{BootstrapError, Bootstrapped};
 use metrics::Metrics;
 use wait::Wait;
@@ -91,7 +91,8 @@ impl EtcdServer {
         .map_err(|e| BootstrapError::Config(e.to_string()))?;
         // Request ids: member bits, then wall-clock bits, then a counter, so that ids from an
         // earlier run of this member (still in the log) never collide with new ones.
-        let id_base = ((metadata.member_id & 0xffff) << 48) | ((io.clock.wall_ms() & 0xff_ffff_ffff) << 8);
+        let id_base =
+            ((metadata.member_id & 0xffff) << 48) | ((io.clock.wall_ms() & 0xff_ffff_ffff) << 8);
         Ok(Arc::new(EtcdServer {
             config,
             member_id: metadata.member_id,
@@ -201,7 +202,10 @@ impl EtcdServer {
         &self,
         request: DeleteRangeRequest,
     ) -> Result<DeleteRangeResponse, ServerError> {
-        match self.propose(raft_request::Request::DeleteRange(request)).await? {
+        match self
+            .propose(raft_request::Request::DeleteRange(request))
+            .await?
+        {
             Applied::DeleteRange(mut response) => {
                 self.with_header(&mut response.header);
                 Ok(response)
@@ -237,7 +241,10 @@ impl EtcdServer {
         &self,
         request: CompactionRequest,
     ) -> Result<CompactionResponse, ServerError> {
-        match self.propose(raft_request::Request::Compaction(request)).await? {
+        match self
+            .propose(raft_request::Request::Compaction(request))
+            .await?
+        {
             Applied::Compaction(mut response) => {
                 self.with_header(&mut response.header);
                 Ok(response)
@@ -335,7 +342,10 @@ impl EtcdServer {
             .map_err(|_| ServerError::Stopped)
     }
 
-    async fn await_with_timeout<T>(&self, receiver: oneshot::Receiver<T>) -> Result<T, ServerError> {
+    async fn await_with_timeout<T>(
+        &self,
+        receiver: oneshot::Receiver<T>,
+    ) -> Result<T, ServerError> {
         let mut stop = self.stop.subscribe();
         tokio::select! {
             result = receiver => result.map_err(|_| ServerError::Stopped),

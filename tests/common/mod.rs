@@ -28,8 +28,12 @@ pub fn detcd_command(data_dir: &Path, client_port: u16, extra: &[&str]) -> Comma
     command
         .arg("--name=n1")
         .arg(format!("--data-dir={}", data_dir.display()))
-        .arg(format!("--listen-client-urls=http://127.0.0.1:{client_port}"))
-        .arg(format!("--advertise-client-urls=http://127.0.0.1:{client_port}"))
+        .arg(format!(
+            "--listen-client-urls=http://127.0.0.1:{client_port}"
+        ))
+        .arg(format!(
+            "--advertise-client-urls=http://127.0.0.1:{client_port}"
+        ))
         .args(extra)
         .env_remove("RUST_LOG");
     command
@@ -43,7 +47,11 @@ impl Node {
     }
 
     pub fn start_on(data_dir: &Path, client_port: u16, extra: &[&str]) -> Node {
-        Node::spawn(detcd_command(data_dir, client_port, extra), data_dir, client_port)
+        Node::spawn(
+            detcd_command(data_dir, client_port, extra),
+            data_dir,
+            client_port,
+        )
     }
 
     /// Starts the real etcd (Debian's etcd-server package) the same way, to compare against.
@@ -53,10 +61,16 @@ impl Node {
         command
             .arg("--name=n1")
             .arg(format!("--data-dir={}", data_dir.display()))
-            .arg(format!("--listen-client-urls=http://127.0.0.1:{client_port}"))
-            .arg(format!("--advertise-client-urls=http://127.0.0.1:{client_port}"))
+            .arg(format!(
+                "--listen-client-urls=http://127.0.0.1:{client_port}"
+            ))
+            .arg(format!(
+                "--advertise-client-urls=http://127.0.0.1:{client_port}"
+            ))
             .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"))
-            .arg(format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"))
+            .arg(format!(
+                "--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"
+            ))
             .arg(format!("--initial-cluster=n1=http://127.0.0.1:{peer_port}"));
         Node::spawn(command, data_dir, client_port)
     }
@@ -162,7 +176,11 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let code = response.split_whitespace().nth(1)?.parse().ok()?;

@@ -120,6 +120,15 @@ impl KvStore {
         self.current_rev
     }
 
+    /// Bytes of keys and values the store retains (every revision since the last compaction):
+    /// detcd's measure of backend size, reported as etcd's `dbSize`.
+    pub fn size_bytes(&self) -> u64 {
+        self.log
+            .values()
+            .map(|change| (change.kv.key.len() + change.kv.value.len()) as u64)
+            .sum()
+    }
+
     /// The last compaction revision, 0 if never compacted.
     pub fn compacted_revision(&self) -> i64 {
         self.compact_rev.max(0)

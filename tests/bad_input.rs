@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{detcd_command, free_port, stdout, Node};
+use common::{detcd_command, etcdctl_with_stdin, free_port, stdout, Node};
 
 fn run_to_exit(args: &[&str], data_dir: &std::path::Path) -> (Option<i32>, String) {
     let output = detcd_command(data_dir, free_port(), args).output().unwrap();
@@ -103,7 +103,7 @@ fn oversized_requests_get_etcds_errors_and_lose_nothing() {
 
     // Over --max-request-bytes (1.5 MiB) but within gRPC's limit: etcd's own error.
     let value = "v".repeat(1536 * 1024 + 10);
-    let output = node.etcdctl(&["put", "big", &value]);
+    let output = etcdctl_with_stdin(&node.endpoint(), &["put", "big"], &value);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -113,7 +113,7 @@ fn oversized_requests_get_etcds_errors_and_lose_nothing() {
 
     // Over gRPC's receive limit: refused before it reaches the server.
     let value = "v".repeat(3 * 1024 * 1024);
-    let output = node.etcdctl(&["put", "bigger", &value]);
+    let output = etcdctl_with_stdin(&node.endpoint(), &["put", "bigger"], &value);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -124,7 +124,7 @@ fn oversized_requests_get_etcds_errors_and_lose_nothing() {
     std::thread::sleep(Duration::from_millis(100));
     let got = stdout(&node.etcdctl(&["get", "keep", "--print-value-only"]));
     assert_eq!(got, "me\n");
-    let got = stdout(&node.etcdctl(&["get", "big", "--count-only", "-w", "fields"]));
+    let got = stdout(&node.etcdctl(&["get", "big", "-w", "fields"]));
     assert!(got.contains("\"Count\" : 0"), "{got}");
 }
 

@@ -5,10 +5,7 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
-use common::Node;
+use common::{etcdctl_with_stdin, Node};
 
 /// One etcdctl call: arguments, and stdin for `txn`.
 struct Step {
@@ -57,7 +54,7 @@ const SESSION: &[Step] = &[
     ]),
     run(&["get", "f", "--prefix", "--keys-only"]),
     run(&["get", "f", "--prefix", "--print-value-only"]),
-    run(&["get", "f", "--prefix", "--count-only", "-w", "json"]),
+    run(&["get", "f", "--prefix", "--keys-only", "-w", "json"]),
     run(&["get", "foo2", "--from-key"]),
     run(&["get", "foo2", "--from-key", "--keys-only", "--limit=1"]),
     run(&["get", "foo", "--rev", "2"]),
@@ -98,21 +95,7 @@ fn transcript(node: &Node) -> Vec<String> {
     SESSION
         .iter()
         .map(|step| {
-            let mut child = Command::new("etcdctl")
-                .env("ETCDCTL_API", "3")
-                .arg(format!("--endpoints={}", node.endpoint()))
-                .args(step.args)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("etcdctl is installed (apt-get install etcd-client)");
-            let mut stdin = child.stdin.take().unwrap();
-            stdin
-                .write_all(step.stdin.unwrap_or("").as_bytes())
-                .unwrap();
-            drop(stdin);
-            let output = child.wait_with_output().unwrap();
+            let output = etcdctl_with_stdin(&node.endpoint(), step.args, step.stdin.unwrap_or(""));
             format!(
                 "$ etcdctl {}\nexit: {:?}\n{}{}",
                 step.args.join(" "),
@@ -138,10 +121,15 @@ fn drop_client_logs(stderr: &str) -> String {
 fn mask_ids(text: &str) -> String {
     let mut masked = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(at) = ["\"cluster_id\":", "\"member_id\":"]
-        .iter()
-        .filter_map(|field| rest.find(field).map(|i| i + field.len()))
-        .min()
+    while let Some(at) = [
+        "\"cluster_id\":",
+        "\"member_id\":",
+        "\"ClusterID\" : ",
+        "\"MemberID\" : ",
+    ]
+    .iter()
+    .filter_map(|field| rest.find(field).map(|i| i + field.len()))
+    .min()
     {
         masked.push_str(&rest[..at]);
         rest = &rest[at..];

@@ -162,13 +162,28 @@ impl Drop for Node {
 }
 
 pub fn etcdctl(endpoint: &str, args: &[&str]) -> Output {
-    Command::new("etcdctl")
+    etcdctl_with_stdin(endpoint, args, "")
+}
+
+/// etcdctl with `stdin` piped in: `txn` reads its operations there, and `put KEY` its value
+/// (how values too large for a command line get in).
+pub fn etcdctl_with_stdin(endpoint: &str, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new("etcdctl")
         .env("ETCDCTL_API", "3")
         .arg(format!("--endpoints={endpoint}"))
         .arg("--command-timeout=10s")
         .args(args)
-        .output()
-        .expect("etcdctl is installed (apt-get install etcd-client)")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("etcdctl is installed (apt-get install etcd-client)");
+    let mut pipe = child.stdin.take().unwrap();
+    // etcdctl may exit before reading all of a large stdin; that is its answer, not ours.
+    let _ = pipe.write_all(stdin.as_bytes());
+    drop(pipe);
+    child.wait_with_output().unwrap()
 }
 
 /// A minimal HTTP/1.0 GET on loopback: (status code, body).

@@ -30,6 +30,11 @@ mod armed {
         ARMED.with(|armed| armed.borrow_mut().insert((member_id, name)));
     }
 
+    /// Disarms `name` on member `member_id` if it has not fired yet.
+    pub fn disarm(member_id: u64, name: &'static str) {
+        ARMED.with(|armed| armed.borrow_mut().remove(&(member_id, name)));
+    }
+
     pub fn hit(member_id: u64, name: &'static str) {
         if ARMED.with(|armed| armed.borrow_mut().remove(&(member_id, name))) {
             panic!("failpoint {name}: simulated crash");
@@ -38,4 +43,4 @@ mod armed {
 }
 
 #[cfg(madsim)]
-pub use armed::{arm, hit};
+pub use armed::{arm, disarm, hit};

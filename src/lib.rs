@@ -8,6 +8,8 @@
 //! [`storage::mvcc`] → the waiter is woken with the response.
 
 pub mod api;
+#[cfg(feature = "sim-bugs")]
+pub mod bugs;
 pub mod config;
 pub mod embed;
 pub mod etcdmain;
@@ -16,6 +18,15 @@ pub mod io;
 pub mod raft_node;
 pub mod server;
 pub mod storage;
+
+/// Without the `sim-bugs` feature every planted-bug hook is `false` (see `bugs` in that build).
+#[cfg(not(feature = "sim-bugs"))]
+#[macro_export]
+macro_rules! planted_bug {
+    ($bug:ident) => {
+        false
+    };
+}
 
 /// Generated etcd v3 wire types (and detcd's internal records), under etcd's package names.
 pub mod pb {

@@ -77,6 +77,9 @@ impl Applier {
         }
         let request = RaftRequest::decode(entry.get_data())
             .expect("normal entries hold RaftRequests written by this server");
+        if crate::planted_bug!(ApplyTwiceAfterRestart) && self.wait.is_empty() {
+            let _ = self.apply_request(request.request.clone());
+        }
         let result = self.apply_request(request.request);
         self.metrics.proposals_committed.set(entry.index);
         self.wait.trigger(request.id, result);

@@ -352,7 +352,7 @@ impl Wal {
             let path = dir.join(seg.name());
             let data = disk.read(&path)?;
             let (valid, end_crc) = replay_segment(&data, seg, crc, is_last, &mut replay)?;
-            if valid < data.len() {
+            if valid < data.len() && !crate::planted_bug!(KeepTornTail) {
                 tracing::warn!(
                     file = %path.display(),
                     offset = valid,
@@ -471,7 +471,7 @@ impl Wal {
         for e in entries {
             encode(&mut buf, &mut crc, TYPE_ENTRY, &encode_msg(e));
         }
-        if let Some(hs) = hard_state {
+        if let Some(hs) = hard_state.filter(|_| !crate::planted_bug!(ForgetHardState)) {
             encode(&mut buf, &mut crc, TYPE_HARD_STATE, &encode_msg(hs));
         }
         self.write_synced(&buf, crc)?;
@@ -530,7 +530,10 @@ impl Wal {
     }
 
     fn write_synced(&mut self, buf: &[u8], crc: u32) -> Result<(), WalError> {
-        let res = self.tail.append(buf).and_then(|()| self.tail.sync());
+        let skip_sync = crate::planted_bug!(AckBeforeFsync);
+        let res =
+            (self.tail.append(buf))
+                .and_then(|()| if skip_sync { Ok(()) } else { self.tail.sync() });
         if let Err(e) = res {
             self.poisoned = true;
             return Err(WalError::Io(e));
@@ -655,7 +658,7 @@ fn replay_segment(
             off = next;
             continue;
         }
-        if chain_crc(crc, ty, payload) != stored {
+        if chain_crc(crc, ty, payload) != stored && !crate::planted_bug!(SkipWalChecksum) {
             return Err(corrupt(
                 off,
                 format!("checksum mismatch (record type {ty})"),

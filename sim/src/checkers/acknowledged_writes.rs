@@ -1,0 +1,115 @@
+//! Durability of acknowledged writes: a write the server acknowledged survives every crash and
+//! restart (etcd's durability guarantee: "an acknowledged write is persisted"; Raft §5.3/§5.4 —
+//! an entry is acknowledged only once committed, and committed entries are never lost).
+//!
+//! Two looks, both after heal: (1) reading each acknowledged put's key *at the put's revision*
+//! must return that put's value with that `mod_revision`, unless the revision was compacted;
+//! (2) each key's final value must come from some write in the history, and its `mod_revision`
+//! cannot be older than the newest acknowledged write to the key.
+
+use std::collections::BTreeMap;
+
+use super::Violation;
+use crate::history::{History, Input, Output};
+
+/// Client id of the reads the simulator makes after heal.
+pub const CHECKER_CLIENT: u32 = u32::MAX;
+
+pub fn check(history: &History) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    let mut acknowledged: BTreeMap<(&str, i64), (&str, usize)> = BTreeMap::new();
+    for op in &history.operations {
+        if let Some((key, value, revision)) = op.acknowledged_put() {
+            acknowledged.insert((key, revision), (value, op.id));
+        }
+    }
+    for read in &history.revision_reads {
+        let Some(&(value, id)) = acknowledged.get(&(read.key.as_str(), read.revision)) else {
+            continue;
+        };
+        match &read.result {
+            Ok(Some(kv)) if kv.value == value && kv.mod_revision == read.revision => {}
+            Ok(found) => violations.push(Violation::correctness(
+                "acknowledged_writes",
+                format!(
+                    "put {}={value} was acknowledged at revision {}, but reading {} at that revision returns {found:?}",
+                    read.key, read.revision, read.key
+                ),
+                vec![id],
+            )),
+            // Compacted away, or unreadable: no evidence either way.
+            Err(_) => {}
+        }
+    }
+    violations.extend(check_final_values(history));
+    violations
+}
+
+/// The final read of each key (the checker client's last get) against the writes to it.
+fn check_final_values(history: &History) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    let final_reads = history
+        .operations
+        .iter()
+        .filter(|op| op.client == CHECKER_CLIENT);
+    for read in final_reads {
+        let Output::Get { kv: Some(kv), .. } = &read.output else {
+            continue;
+        };
+        let key = read.input.key();
+        let writes_to_key = history
+            .operations
+            .iter()
+            .filter(|op| op.input.key() == key && op.client != CHECKER_CLIENT);
+        let mut newest_acknowledged: Option<(i64, usize)> = None;
+        let mut written_by = None;
+        for op in writes_to_key {
+            let wrote_value = match &op.input {
+                Input::Put { value, .. } | Input::CompareAndPut { value, .. } => *value == kv.value,
+                _ => false,
+            };
+            if wrote_value {
+                written_by = Some(op.id);
+            }
+            let acknowledged_revision = match &op.output {
+                Output::Put { revision } => Some(*revision),
+                Output::Delete {
+                    deleted: 1..,
+                    revision,
+                } => Some(*revision),
+                Output::CompareAndPut {
+                    succeeded: true,
+                    revision,
+                    ..
+                } => Some(*revision),
+                _ => None,
+            };
+            if let Some(revision) = acknowledged_revision {
+                if newest_acknowledged.is_none_or(|(newest, _)| revision > newest) {
+                    newest_acknowledged = Some((revision, op.id));
+                }
+            }
+        }
+        if written_by.is_none() {
+            violations.push(Violation::correctness(
+                "acknowledged_writes",
+                format!("key {key} ends as {:?}, which no client wrote", kv.value),
+                vec![read.id],
+            ));
+        }
+        if let Some((newest, id)) = newest_acknowledged {
+            if kv.mod_revision < newest {
+                violations.push(Violation::correctness(
+                    "acknowledged_writes",
+                    format!(
+                        "key {key} ends at mod_revision {}, older than the write acknowledged at revision {newest}: \
+                         an acknowledged write was lost",
+                        kv.mod_revision
+                    ),
+                    vec![id, read.id],
+                ));
+            }
+        }
+    }
+    violations
+}

@@ -1,0 +1,67 @@
+//! The checkers, one property per file (openraft's `invariants/`, etcd's robustness validators).
+//! Each reads only the recorded [`History`] and returns its violations instead of panicking, so
+//! one run reports every broken property, and a failure report can be re-checked offline.
+
+pub mod acknowledged_writes;
+pub mod client_revisions;
+pub mod linearizability;
+pub mod liveness;
+pub mod replica_convergence;
+
+use serde::{Deserialize, Serialize};
+
+use crate::history::History;
+
+/// Which class of failure a violation belongs to; it decides the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Class {
+    Correctness,
+    Liveness,
+}
+
+/// One broken property, with the operations (history ids) that show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    pub checker: String,
+    pub class: Class,
+    pub message: String,
+    pub operations: Vec<usize>,
+}
+
+impl Violation {
+    pub fn correctness(checker: &str, message: String, operations: Vec<usize>) -> Violation {
+        Violation {
+            checker: checker.to_string(),
+            class: Class::Correctness,
+            message,
+            operations,
+        }
+    }
+}
+
+/// What all checkers found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Findings {
+    pub violations: Vec<Violation>,
+    /// Checks that gave up (e.g. the linearizability search hit its bound): neither pass nor fail.
+    pub unknown: Vec<String>,
+}
+
+pub fn check_all(history: &History) -> Findings {
+    let mut findings = Findings::default();
+    let linearizability = linearizability::check(&history.operations);
+    findings.violations.extend(linearizability.violations);
+    findings.unknown.extend(linearizability.unknown);
+    findings
+        .violations
+        .extend(acknowledged_writes::check(history));
+    findings
+        .violations
+        .extend(replica_convergence::check(&history.replica_hashes));
+    findings.violations.extend(liveness::check(history));
+    findings
+        .violations
+        .extend(client_revisions::check(&history.operations));
+    findings
+}

@@ -1,0 +1,504 @@
+//! The command line: `run`, `replay` and `check`, their flags, progress, the summary table, and
+//! the exit codes.
+//!
+//! Exit codes (a sweep exits with the worst seed's): 0 all seeds passed · 1 correctness (a checker
+//! found a violation) · 2 bad command line · 3 liveness (no progress after heal, or a hang) ·
+//! 4 crash (a member panicked outside an armed failpoint) · 5 nondeterminism (`--check-determinism`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::cluster::MULTI_NODE_SUPPORTED;
+use crate::options::{FaultKind, RunSpec, SwarmOptions};
+use crate::simulation::{self, SeedRun, Verdict};
+use crate::{report, trace, workload};
+
+pub const EXIT_CORRECTNESS: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+pub const EXIT_LIVENESS: i32 = 3;
+pub const EXIT_CRASH: i32 = 4;
+pub const EXIT_NONDETERMINISM: i32 = 5;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "detcd-sim",
+    about = "detcd's deterministic simulator: real detcd members inside madsim, seeded faults, checked histories"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run seeds and check each; failing seeds print a replay command and write a report folder.
+    Run {
+        #[command(flatten)]
+        seeds: SeedArgs,
+        #[command(flatten)]
+        spec: SpecArgs,
+        /// Run each seed twice and require the same trace hash.
+        #[arg(long)]
+        check_determinism: bool,
+        /// Print every seed's options and result, not only failures.
+        #[arg(short, long)]
+        verbose: bool,
+        /// Where failure report folders go.
+        #[arg(long, default_value = "sim-reports")]
+        report_dir: PathBuf,
+    },
+    /// Run one seed again, print its timeline and trace hash.
+    Replay {
+        /// The seed (decimal or 0x hex).
+        #[arg(long, value_parser = parse_seed)]
+        seed: u64,
+        #[command(flatten)]
+        spec: SpecArgs,
+        /// Also write the timeline as JSON lines here.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+    },
+    /// Re-run the checkers on a failure report folder.
+    Check {
+        #[arg(long)]
+        report: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+struct SeedArgs {
+    /// One seed (decimal or 0x hex).
+    #[arg(long, value_parser = parse_seed, conflicts_with = "seeds")]
+    seed: Option<u64>,
+    /// How many seeds, starting at --first-seed.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    seeds: Option<u64>,
+    #[arg(long, value_parser = parse_seed, default_value = "1")]
+    first_seed: u64,
+    /// Run only the i-th of n interleaved shares of the seeds, e.g. 0/4.
+    #[arg(long, value_parser = parse_shard)]
+    shard: Option<(u64, u64)>,
+}
+
+#[derive(Args, Debug)]
+struct SpecArgs {
+    /// Cluster size; drawn per seed when absent.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=7))]
+    nodes: Option<u64>,
+    /// Fault kinds to draw from (comma-separated), or "none".
+    #[arg(long, default_value = "crash,interrupt,partition,clog,disk,clock,pause", value_parser = parse_faults)]
+    faults: Faults,
+    /// The workload (only "kv" so far).
+    #[arg(long, default_value = "kv", value_parser = ["kv"])]
+    workload: String,
+    /// Client operations per seed.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    ops: u64,
+    /// Switch on a planted bug (needs the sim-bugs feature); repeatable.
+    #[arg(long = "bug")]
+    bugs: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Faults(Vec<FaultKind>);
+
+pub fn parse_seed(text: &str) -> Result<u64, String> {
+    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => text.parse(),
+    };
+    parsed.map_err(|_| format!("{text:?} is not a seed: use decimal or 0x-prefixed hex"))
+}
+
+fn parse_shard(text: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("{text:?} is not a shard: use i/n with 0 <= i < n, e.g. 0/4");
+    let (i, n) = text.split_once('/').ok_or_else(bad)?;
+    let (i, n) = (i.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+    if n == 0 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+fn parse_faults(text: &str) -> Result<Faults, String> {
+    if text == "none" {
+        return Ok(Faults(Vec::new()));
+    }
+    let mut kinds = Vec::new();
+    for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let kind = FaultKind::from_name(name).ok_or_else(|| {
+            let known: Vec<&str> = FaultKind::ALL.iter().map(|k| k.name()).collect();
+            format!(
+                "unknown fault {name:?}; known: {}, or none",
+                known.join(", ")
+            )
+        })?;
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    Ok(Faults(kinds))
+}
+
+impl SpecArgs {
+    fn into_spec(self) -> Result<RunSpec, String> {
+        let nodes = self.nodes.map(|n| n as usize);
+        if nodes.is_some_and(|n| n > 1) && !MULTI_NODE_SUPPORTED {
+            return Err("--nodes above 1 needs detcd's peer transport, which is not merged yet; use --nodes 1".into());
+        }
+        for bug in &self.bugs {
+            check_bug(bug)?;
+        }
+        Ok(RunSpec {
+            nodes,
+            faults: self.faults.0,
+            ops: self.ops as usize,
+            bugs: self.bugs,
+        })
+    }
+}
+
+#[cfg(feature = "sim-bugs")]
+fn check_bug(name: &str) -> Result<(), String> {
+    detcd::bugs::Bug::from_name(name)
+        .map(|_| ())
+        .ok_or_else(|| {
+            let known: Vec<&str> = detcd::bugs::Bug::ALL.iter().map(|b| b.name()).collect();
+            format!("unknown bug {name:?}; known: {}", known.join(", "))
+        })
+}
+
+#[cfg(not(feature = "sim-bugs"))]
+fn check_bug(name: &str) -> Result<(), String> {
+    Err(format!(
+        "--bug {name}: this build has no planted bugs; build with --features sim-bugs (scripts/sim does)"
+    ))
+}
+
+/// The flags that reproduce `spec` (the seed is added by the caller).
+pub fn spec_flags(spec: &RunSpec) -> String {
+    let mut flags = Vec::new();
+    if let Some(nodes) = spec.nodes {
+        flags.push(format!("--nodes {nodes}"));
+    }
+    let faults: Vec<&str> = spec.faults.iter().map(|k| k.name()).collect();
+    flags.push(format!(
+        "--faults {}",
+        if faults.is_empty() {
+            "none".to_string()
+        } else {
+            faults.join(",")
+        }
+    ));
+    flags.push(format!("--ops {}", spec.ops));
+    for bug in &spec.bugs {
+        flags.push(format!("--bug {bug}"));
+    }
+    flags.join(" ")
+}
+
+pub fn replay_command(seed: u64, spec: &RunSpec) -> String {
+    format!("scripts/sim replay --seed {seed:#x} {}", spec_flags(spec))
+}
+
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() { EXIT_USAGE } else { 0 };
+        }
+    };
+    let usage = |error: String| {
+        eprintln!("error: {error}");
+        EXIT_USAGE
+    };
+    match cli.command {
+        Command::Run {
+            seeds,
+            spec,
+            check_determinism,
+            verbose,
+            report_dir,
+        } => match spec.into_spec() {
+            Ok(spec) => run(&seeds, &spec, check_determinism, verbose, &report_dir),
+            Err(error) => usage(error),
+        },
+        Command::Replay { seed, spec, trace } => match spec.into_spec() {
+            Ok(spec) => replay(seed, &spec, trace),
+            Err(error) => usage(error),
+        },
+        Command::Check { report } => check(&report),
+    }
+}
+
+fn seed_list(seeds: &SeedArgs) -> Vec<u64> {
+    let all: Vec<u64> = match (seeds.seed, seeds.seeds) {
+        (Some(seed), _) => vec![seed],
+        (None, count) => (0..count.unwrap_or(1))
+            .map(|i| seeds.first_seed.wrapping_add(i))
+            .collect(),
+    };
+    match seeds.shard {
+        Some((i, n)) => all
+            .into_iter()
+            .enumerate()
+            .filter(|(position, _)| *position as u64 % n == i)
+            .map(|(_, seed)| seed)
+            .collect(),
+        None => all,
+    }
+}
+
+pub fn exit_code(verdict: Verdict) -> i32 {
+    match verdict {
+        Verdict::Pass => 0,
+        Verdict::Liveness => EXIT_LIVENESS,
+        Verdict::Crash => EXIT_CRASH,
+        Verdict::Correctness => EXIT_CORRECTNESS,
+    }
+}
+
+/// What a failing seed prints: seed, options, the failed checks with their operations, the replay
+/// command.
+pub fn failure_summary(run: &SeedRun, spec: &RunSpec) -> String {
+    let mut text = format!(
+        "FAIL seed {:#x}: {}\n  options: {}\n",
+        run.options.seed,
+        run.verdict.name(),
+        run.options.describe()
+    );
+    if let Some(panic) = &run.panic {
+        text += &format!("  panic: {panic}\n");
+    }
+    let by_id: BTreeMap<usize, &crate::history::Operation> = run
+        .history
+        .operations
+        .iter()
+        .map(|op| (op.id, op))
+        .collect();
+    for violation in &run.findings.violations {
+        text += &format!("  {}: {}\n", violation.checker, violation.message);
+        for id in &violation.operations {
+            if let Some(op) = by_id.get(id) {
+                text += &format!(
+                    "    client {} [{}ms..{}ms] {}\n",
+                    op.client,
+                    op.invoke_ns / 1_000_000,
+                    op.complete_ns / 1_000_000,
+                    workload::describe(op)
+                );
+            }
+        }
+    }
+    text += &format!("  replay: {}\n", replay_command(run.options.seed, spec));
+    text
+}
+
+#[derive(Default)]
+struct Tally {
+    seeds: u64,
+    by_verdict: BTreeMap<Verdict, Vec<u64>>,
+    simulated: Duration,
+    operations: u64,
+    indeterminate: u64,
+    unknown: u64,
+    nondeterministic: Vec<u64>,
+}
+
+fn run(
+    seeds: &SeedArgs,
+    spec: &RunSpec,
+    check_determinism: bool,
+    verbose: bool,
+    report_dir: &std::path::Path,
+) -> i32 {
+    let seeds = seed_list(seeds);
+    let started = Instant::now();
+    let mut last_progress = Instant::now();
+    let mut tally = Tally::default();
+    for (done, &seed) in seeds.iter().enumerate() {
+        let options = SwarmOptions::draw(seed, spec);
+        let run = simulation::run(&options);
+        if check_determinism {
+            let again = simulation::run(&options);
+            if again.trace_hash != run.trace_hash {
+                println!(
+                    "NONDETERMINISTIC seed {seed:#x}: trace hash {:#018x} then {:#018x}\n  replay: {}",
+                    run.trace_hash,
+                    again.trace_hash,
+                    replay_command(seed, spec)
+                );
+                tally.nondeterministic.push(seed);
+            }
+        }
+        tally.seeds += 1;
+        tally.simulated += run.simulated;
+        tally.operations += run.history.operations.len() as u64;
+        tally.indeterminate += run
+            .history
+            .operations
+            .iter()
+            .filter(|op| op.is_indeterminate())
+            .count() as u64;
+        tally.unknown += run.findings.unknown.len() as u64;
+        tally.by_verdict.entry(run.verdict).or_default().push(seed);
+        if verbose {
+            println!(
+                "seed {seed:#x} {} sim {:.1}s wall {:.2}s ops {} hash {:#018x}\n  options: {}",
+                run.verdict.name(),
+                run.simulated.as_secs_f64(),
+                run.wall.as_secs_f64(),
+                run.history.operations.len(),
+                run.trace_hash,
+                options.describe()
+            );
+            for unknown in &run.findings.unknown {
+                println!("  unknown: {unknown}");
+            }
+        }
+        if run.verdict != Verdict::Pass {
+            let summary = failure_summary(&run, spec);
+            print!("{summary}");
+            match report::write(report_dir, &run, &summary) {
+                Ok(dir) => println!(
+                    "  report: {} (re-check: scripts/sim check --report {})",
+                    dir.display(),
+                    dir.display()
+                ),
+                Err(error) => println!("  report: could not write: {error}"),
+            }
+        }
+        if last_progress.elapsed() > Duration::from_secs(10) || done + 1 == seeds.len() {
+            last_progress = Instant::now();
+            let failed = tally.seeds
+                - tally
+                    .by_verdict
+                    .get(&Verdict::Pass)
+                    .map_or(0, |v| v.len() as u64);
+            eprintln!(
+                "[{}/{}] {failed} failed, {}",
+                done + 1,
+                seeds.len(),
+                speed(&tally, started.elapsed())
+            );
+        }
+    }
+    print_summary(&tally, started.elapsed());
+    let worst = tally
+        .by_verdict
+        .keys()
+        .max()
+        .copied()
+        .unwrap_or(Verdict::Pass);
+    if worst == Verdict::Pass && !tally.nondeterministic.is_empty() {
+        return EXIT_NONDETERMINISM;
+    }
+    exit_code(worst)
+}
+
+fn speed(tally: &Tally, wall: Duration) -> String {
+    let wall_s = wall.as_secs_f64().max(1e-9);
+    format!(
+        "{:.1} seeds/min, {:.0}× simulated/wall ({:.0} s simulated in {:.1} s)",
+        tally.seeds as f64 * 60.0 / wall_s,
+        tally.simulated.as_secs_f64() / wall_s,
+        tally.simulated.as_secs_f64(),
+        wall_s
+    )
+}
+
+fn print_summary(tally: &Tally, wall: Duration) {
+    println!("\n{:<13} {:>6}  seeds", "verdict", "count");
+    for (verdict, seeds) in &tally.by_verdict {
+        let shown: Vec<String> = seeds.iter().take(8).map(|s| format!("{s:#x}")).collect();
+        let more = if seeds.len() > 8 { " …" } else { "" };
+        let list = if *verdict == Verdict::Pass {
+            String::new()
+        } else {
+            shown.join(" ") + more
+        };
+        println!("{:<13} {:>6}  {list}", verdict.name(), seeds.len());
+    }
+    if !tally.nondeterministic.is_empty() {
+        let shown: Vec<String> = tally
+            .nondeterministic
+            .iter()
+            .map(|s| format!("{s:#x}"))
+            .collect();
+        println!(
+            "{:<13} {:>6}  {}",
+            "nondeterministic",
+            shown.len(),
+            shown.join(" ")
+        );
+    }
+    println!(
+        "{} seeds, {} operations ({} indeterminate), {} checks gave up; {}",
+        tally.seeds,
+        tally.operations,
+        tally.indeterminate,
+        tally.unknown,
+        speed(tally, wall)
+    );
+}
+
+fn replay(seed: u64, spec: &RunSpec, trace_path: Option<PathBuf>) -> i32 {
+    let options = SwarmOptions::draw(seed, spec);
+    println!("seed {seed:#x}\noptions: {}\n", options.describe());
+    let run = simulation::run(&options);
+    print!("{}", trace::to_timeline(&run.trace));
+    if let Some(path) = trace_path {
+        if let Err(error) = std::fs::write(&path, trace::to_json_lines(&run.trace)) {
+            eprintln!("error: {}: {error}", path.display());
+            return EXIT_USAGE;
+        }
+    }
+    if run.verdict != Verdict::Pass {
+        print!("\n{}", failure_summary(&run, spec));
+    }
+    println!(
+        "\nverdict: {}  simulated {:.1}s in {:.2}s wall\ntrace hash: {:#018x}",
+        run.verdict.name(),
+        run.simulated.as_secs_f64(),
+        run.wall.as_secs_f64(),
+        run.trace_hash
+    );
+    exit_code(run.verdict)
+}
+
+fn check(dir: &std::path::Path) -> i32 {
+    let (options, history, events) = match report::read(dir) {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("error: cannot read report: {error}");
+            return EXIT_USAGE;
+        }
+    };
+    let run = simulation::finish(
+        options,
+        history,
+        events,
+        None,
+        Duration::ZERO,
+        Duration::ZERO,
+    );
+    let spec = RunSpec {
+        nodes: Some(run.options.nodes),
+        faults: run.options.faults.iter().map(|(kind, _)| *kind).collect(),
+        ops: run.options.ops,
+        bugs: run.options.bugs.clone(),
+    };
+    if run.verdict == Verdict::Pass {
+        println!(
+            "seed {:#x}: every checker passes on this history",
+            run.options.seed
+        );
+    } else {
+        print!("{}", failure_summary(&run, &spec));
+    }
+    exit_code(run.verdict)
+}

@@ -1,0 +1,382 @@
+//! Faults from a seeded schedule (the safety phase), and the heal that ends it.
+//!
+//! One fault at a time: draw a kind by the seed's weights, inject it, hold it, undo what can be
+//! undone, wait a drawn gap, repeat. Every step goes to the trace. [`heal`] undoes everything, even
+//! a fault cut short when the workload finished, so the liveness phase starts from a healed cluster.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use detcd::io::Disk;
+use madsim::net::NetSim;
+use madsim::runtime::Handle;
+use madsim::task::NodeId;
+use rand::rngs::StdRng;
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::{Rng, SeedableRng};
+
+use crate::cluster::{Cluster, Member};
+use crate::options::{FaultKind, SwarmOptions};
+
+/// The named durability boundaries in detcd's raft loop a crash can be aimed at.
+pub const FAILPOINTS: [&str; 2] = ["raftBeforeSave", "raftAfterSave"];
+
+/// Longest a failpoint crash, a graceful stop or a failing start may take before we stop waiting.
+const WAIT_MAX: Duration = Duration::from_secs(15);
+
+/// Problems the fault schedule itself observed (e.g. ctrl-c did not stop a member): liveness
+/// failures, reported with the checkers' findings.
+pub type Problems = Vec<String>;
+
+/// The schedule's state: its RNG and what is currently broken.
+pub struct Faults<'a> {
+    cluster: &'a Cluster,
+    clients: Vec<NodeId>,
+    options: SwarmOptions,
+    rng: StdRng,
+    clogged_links: Vec<(NodeId, NodeId)>,
+    pub problems: Problems,
+}
+
+fn ms(rng: &mut StdRng, range: std::ops::Range<u64>) -> Duration {
+    Duration::from_millis(rng.random_range(range))
+}
+
+async fn sleep(duration: Duration) {
+    madsim::time::sleep(duration).await;
+}
+
+/// Polls `condition` every 50 ms of simulated time until it holds or `WAIT_MAX` passes.
+async fn wait_until(mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = madsim::time::Instant::now() + WAIT_MAX;
+    while madsim::time::Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        sleep(Duration::from_millis(50)).await;
+    }
+    condition()
+}
+
+impl<'a> Faults<'a> {
+    pub fn new(cluster: &'a Cluster, clients: Vec<NodeId>, options: &SwarmOptions) -> Faults<'a> {
+        Faults {
+            cluster,
+            clients,
+            options: options.clone(),
+            rng: StdRng::seed_from_u64(options.seed ^ 0xfa_0175),
+            clogged_links: Vec::new(),
+            problems: Vec::new(),
+        }
+    }
+
+    fn record(&self, kind: &str, subject: &str, what: impl Into<String>) {
+        self.cluster.trace.record(kind, subject, what);
+    }
+
+    /// Injects faults until cancelled (the caller races this against the workload).
+    pub async fn run(&mut self) {
+        if self.options.faults.is_empty() {
+            return std::future::pending().await;
+        }
+        loop {
+            let (low, high) = self.options.fault_gap_ms;
+            let gap = ms(&mut self.rng, low..high);
+            sleep(gap).await;
+            let kind = self
+                .options
+                .faults
+                .choose_weighted(&mut self.rng, |(_, weight)| *weight)
+                .expect("weights are positive")
+                .0;
+            self.inject(kind).await;
+        }
+    }
+
+    async fn inject(&mut self, kind: FaultKind) {
+        let index = self.rng.random_range(0..self.cluster.members.len());
+        let member = &self.cluster.members[index];
+        if !member.is_running() {
+            return;
+        }
+        match kind {
+            FaultKind::Crash => self.crash(member).await,
+            FaultKind::Interrupt => self.interrupt(member).await,
+            FaultKind::Disk => self.disk_fault(member).await,
+            FaultKind::Clock => self.clock_fault(member).await,
+            FaultKind::Pause => {
+                let hold = ms(&mut self.rng, 200..5_000);
+                self.record("fault", &member.name, format!("pause for {hold:?}"));
+                Handle::current().pause(member.id());
+                sleep(hold).await;
+                Handle::current().resume(member.id());
+                self.record("heal", &member.name, "resume");
+            }
+            FaultKind::Clog => self.clog(member).await,
+            FaultKind::Partition => self.partition().await,
+        }
+    }
+
+    /// Power loss now, or at the next durability boundary (a failpoint).
+    async fn crash(&mut self, member: &Member) {
+        if self.rng.random_bool(0.3) {
+            let point = *FAILPOINTS.choose(&mut self.rng).expect("failpoints");
+            self.record("fault", &member.name, format!("arm failpoint {point}"));
+            let starts = member.starts();
+            member.arm_failpoint(point);
+            // madsim kills the node at the panic and restarts it 1-10 s later.
+            if !wait_until(|| member.starts() > starts).await {
+                member.disarm_failpoint();
+                self.record("heal", &member.name, format!("disarm failpoint {point}"));
+            }
+            return;
+        }
+        member.kill();
+        member.disk.crash();
+        self.record(
+            "fault",
+            &member.name,
+            "power loss (kill, unsynced writes lost)",
+        );
+        let flipped = if self.rng.random_range(0..100) < self.options.bit_flip_percent {
+            self.flip_wal_bit(member)
+        } else {
+            None
+        };
+        sleep(ms(&mut self.rng, 0..3_000)).await;
+        member.restart();
+        self.record("heal", &member.name, "restart");
+        if let Some((path, offset, bit)) = flipped {
+            // A member must refuse a damaged WAL, not serve from it. Then repair it by hand, as an
+            // operator restoring the bit would, so the run can go on.
+            let refused = wait_until(|| !member.is_running()).await;
+            if refused {
+                self.record(
+                    "node",
+                    &member.name,
+                    format!(
+                        "refused the damaged WAL: {}",
+                        member.last_exit().unwrap_or_default()
+                    ),
+                );
+                if member.disk.flip_bit(&path, offset, bit).is_ok() {
+                    self.record("heal", &member.name, "restore the flipped bit, restart");
+                }
+                member.restart();
+            }
+        }
+    }
+
+    /// Flips one durable bit in a random WAL segment; returns where, to undo it.
+    fn flip_wal_bit(&mut self, member: &Member) -> Option<(PathBuf, u64, u8)> {
+        let wal_dir = &member.config.wal_dir;
+        let names = member.disk.list(wal_dir).ok()?;
+        let name = names.choose(&mut self.rng)?;
+        let path = wal_dir.join(name);
+        let (durable, _) = member.disk.file_sizes(&path)?;
+        if durable == 0 {
+            return None;
+        }
+        let offset = self.rng.random_range(0..durable as u64);
+        let bit = self.rng.random_range(0..8);
+        member.disk.flip_bit(&path, offset, bit).ok()?;
+        self.record(
+            "fault",
+            &member.name,
+            format!("flip bit {bit} of byte {offset} in {}", path.display()),
+        );
+        Some((path, offset, bit))
+    }
+
+    async fn interrupt(&mut self, member: &Member) {
+        self.record("fault", &member.name, "ctrl-c");
+        Handle::current().send_ctrl_c(member.id());
+        if !wait_until(|| !member.is_running()).await {
+            self.problems.push(format!(
+                "{} did not stop within {WAIT_MAX:?} of ctrl-c",
+                member.name
+            ));
+            member.kill();
+        }
+        sleep(ms(&mut self.rng, 0..2_000)).await;
+        member.restart();
+        self.record("heal", &member.name, "restart");
+    }
+
+    async fn disk_fault(&mut self, member: &Member) {
+        if self.rng.random_bool(0.5) {
+            let syncs = self.rng.random_range(1..=3);
+            self.record(
+                "fault",
+                &member.name,
+                format!("fail the next {syncs} fsyncs"),
+            );
+            member.disk.fail_next_syncs(syncs);
+            // The member must stop at the failed fsync (never acknowledge what it could not sync).
+            let stopped = wait_until(|| !member.is_running()).await;
+            member.disk.clear_faults();
+            if stopped {
+                self.record("node", &member.name, "stopped after the failed fsync");
+                // Whatever was not synced may be gone: the worst case is a power loss now.
+                member.kill();
+                member.disk.crash();
+                member.restart();
+                self.record("heal", &member.name, "power loss, restart");
+            } else {
+                self.record("heal", &member.name, "no fsync happened; clear the fault");
+            }
+        } else {
+            self.record(
+                "fault",
+                &member.name,
+                "kill, restart with failing WAL reads",
+            );
+            member.kill();
+            member.disk.crash();
+            member.disk.fail_reads(member.config.wal_dir.clone());
+            member.restart();
+            if !wait_until(|| !member.is_running()).await {
+                self.problems.push(format!(
+                    "{} started although its WAL could not be read",
+                    member.name
+                ));
+                member.kill();
+            }
+            member.disk.clear_faults();
+            member.restart();
+            self.record("heal", &member.name, "clear read errors, restart");
+        }
+    }
+
+    async fn clock_fault(&mut self, member: &Member) {
+        let rate_ppm = self.rng.random_range(-200_000..=200_000);
+        member.clock.set_rate_ppm(rate_ppm);
+        let mut what = format!("clock drift {rate_ppm} ppm");
+        if self.rng.random_bool(0.5) {
+            let step_ms = self.rng.random_range(-120_000..=120_000);
+            member.clock.step_wall_ms(step_ms);
+            what += &format!(", wall clock jumps {step_ms} ms");
+        }
+        self.record("fault", &member.name, what);
+        sleep(ms(&mut self.rng, 500..8_000)).await;
+        member.clock.set_rate_ppm(0);
+        self.record("heal", &member.name, "clock drift 0 ppm");
+    }
+
+    /// Clogs links between clients and a member, and (with peers) between members; swizzle-clog
+    /// (clog one by one, unclog in another order) when there are several.
+    async fn clog(&mut self, member: &Member) {
+        let mut links: Vec<(NodeId, NodeId)> = Vec::new();
+        let peers: Vec<NodeId> = self.cluster.members.iter().map(Member::id).collect();
+        for &client in &self.clients {
+            if self.rng.random_bool(0.5) {
+                links.push((client, member.id()));
+            } else {
+                links.push((member.id(), client));
+            }
+        }
+        for &peer in &peers {
+            if peer != member.id() && self.rng.random_bool(0.5) {
+                links.push((member.id(), peer));
+            }
+        }
+        links.shuffle(&mut self.rng);
+        let swizzle = links.len() > 1 && self.rng.random_bool(0.5);
+        self.record(
+            "fault",
+            &member.name,
+            format!(
+                "{} {} links",
+                if swizzle { "swizzle-clog" } else { "clog" },
+                links.len()
+            ),
+        );
+        for &(source, target) in &links {
+            NetSim::current().clog_link(source, target);
+            self.clogged_links.push((source, target));
+            if swizzle {
+                sleep(ms(&mut self.rng, 10..500)).await;
+            }
+        }
+        sleep(ms(&mut self.rng, 100..3_000)).await;
+        links.shuffle(&mut self.rng);
+        for &(source, target) in &links {
+            NetSim::current().unclog_link(source, target);
+            if swizzle {
+                sleep(ms(&mut self.rng, 10..500)).await;
+            }
+        }
+        self.clogged_links.clear();
+        self.record("heal", &member.name, "unclog");
+    }
+
+    /// Splits the members: random halves, one isolated, or one-way.
+    async fn partition(&mut self) {
+        let mut members: Vec<&Member> = self.cluster.members.iter().collect();
+        members.shuffle(&mut self.rng);
+        let split = if self.rng.random_bool(0.5) {
+            1
+        } else {
+            self.rng.random_range(1..members.len())
+        };
+        let one_way = self.rng.random_bool(0.25);
+        let (left, right) = members.split_at(split);
+        let names = |side: &[&Member]| {
+            side.iter()
+                .map(|m| m.name.clone())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        self.record(
+            "fault",
+            "",
+            format!(
+                "partition {{{}}} {} {{{}}}",
+                names(left),
+                if one_way { "-/->" } else { "<-/->" },
+                names(right)
+            ),
+        );
+        for a in left {
+            for b in right {
+                self.clogged_links.push((a.id(), b.id()));
+                if !one_way {
+                    self.clogged_links.push((b.id(), a.id()));
+                }
+            }
+        }
+        for &(source, target) in &self.clogged_links {
+            NetSim::current().clog_link(source, target);
+        }
+        sleep(ms(&mut self.rng, 500..5_000)).await;
+        for (source, target) in std::mem::take(&mut self.clogged_links) {
+            NetSim::current().unclog_link(source, target);
+        }
+        self.record("heal", "", "partition healed");
+    }
+
+    /// Undoes every fault: network, pauses, clocks, disk faults, failpoints; restarts members that
+    /// are down (waiting first for madsim's own restart of a member that crashed at a failpoint).
+    pub async fn heal(&mut self) {
+        for (source, target) in std::mem::take(&mut self.clogged_links) {
+            NetSim::current().unclog_link(source, target);
+        }
+        for member in &self.cluster.members {
+            Handle::current().resume(member.id());
+            member.clock.set_rate_ppm(0);
+            member.disk.clear_faults();
+            member.disarm_failpoint();
+        }
+        for member in &self.cluster.members {
+            if !member.is_running() {
+                let starts = member.starts();
+                if member.is_awaiting_restart() {
+                    wait_until(|| member.starts() > starts).await;
+                } else {
+                    member.restart();
+                }
+            }
+        }
+        self.record("heal", "", "healed everything");
+    }
+}

@@ -1,0 +1,151 @@
+//! The operation history the workload records: what each client asked, when (simulated time), and
+//! what it learned. Checkers work on this alone, so a failure report's `history.json` can be
+//! re-checked offline (`detcd-sim check --report DIR`).
+
+use serde::{Deserialize, Serialize};
+
+/// A key and value as the workload writes them: short, readable strings.
+pub type Key = String;
+pub type Value = String;
+
+/// A key's state as a read reports it: its value and `mod_revision`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Versioned {
+    pub value: Value,
+    pub mod_revision: i64,
+}
+
+/// What a client asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Input {
+    Get {
+        key: Key,
+    },
+    Put {
+        key: Key,
+        value: Value,
+    },
+    Delete {
+        key: Key,
+    },
+    /// A read-modify-write txn: if `mod_revision(key) == expected_mod_revision` then put `value`,
+    /// else get `key`.
+    CompareAndPut {
+        key: Key,
+        expected_mod_revision: i64,
+        value: Value,
+    },
+}
+
+impl Input {
+    pub fn key(&self) -> &str {
+        match self {
+            Input::Get { key }
+            | Input::Put { key, .. }
+            | Input::Delete { key }
+            | Input::CompareAndPut { key, .. } => key,
+        }
+    }
+
+    pub fn is_write(&self) -> bool {
+        !matches!(self, Input::Get { .. })
+    }
+}
+
+/// What the client learned. `revision` is the response header's revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Output {
+    Get {
+        kv: Option<Versioned>,
+        revision: i64,
+    },
+    Put {
+        revision: i64,
+    },
+    Delete {
+        deleted: i64,
+        revision: i64,
+    },
+    CompareAndPut {
+        succeeded: bool,
+        /// The failure branch's read of the key.
+        current: Option<Versioned>,
+        revision: i64,
+    },
+    /// The request definitely had no effect (a read that failed, a rejected write).
+    Failed {
+        error: String,
+    },
+    /// Timeout, unavailable, connection lost: the write may or may not have happened, and an
+    /// etcd client cannot know which. Not a failure.
+    Indeterminate {
+        error: String,
+    },
+}
+
+/// One client operation. Times are simulated nanoseconds since the simulation started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Operation {
+    pub id: usize,
+    pub client: u32,
+    pub invoke_ns: u64,
+    pub complete_ns: u64,
+    pub input: Input,
+    pub output: Output,
+}
+
+impl Operation {
+    pub fn is_indeterminate(&self) -> bool {
+        matches!(self.output, Output::Indeterminate { .. })
+    }
+
+    /// The response header revision, for operations that got a response.
+    pub fn header_revision(&self) -> Option<i64> {
+        match &self.output {
+            Output::Get { revision, .. }
+            | Output::Put { revision }
+            | Output::Delete { revision, .. }
+            | Output::CompareAndPut { revision, .. } => Some(*revision),
+            Output::Failed { .. } | Output::Indeterminate { .. } => None,
+        }
+    }
+
+    /// The revision an acknowledged write created (a put, or a txn that took its success branch).
+    pub fn acknowledged_put(&self) -> Option<(&str, &str, i64)> {
+        match (&self.input, &self.output) {
+            (Input::Put { key, value }, Output::Put { revision })
+            | (
+                Input::CompareAndPut { key, value, .. },
+                Output::CompareAndPut {
+                    succeeded: true,
+                    revision,
+                    ..
+                },
+            ) => Some((key, value, *revision)),
+            _ => None,
+        }
+    }
+}
+
+/// A read of one key at one revision, made after the run to look for acknowledged writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevisionRead {
+    pub key: Key,
+    pub revision: i64,
+    /// `Err` carries the error text (e.g. the revision was compacted).
+    pub result: Result<Option<Versioned>, String>,
+}
+
+/// Everything a run hands to the checkers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    pub operations: Vec<Operation>,
+    /// Reads at the revision of every acknowledged put, after heal.
+    pub revision_reads: Vec<RevisionRead>,
+    /// `HashKV` of each replica at one revision, after heal: (member name, revision, hash).
+    pub replica_hashes: Vec<(String, i64, u32)>,
+    /// Why the liveness phase failed, if it did.
+    pub liveness_failure: Option<String>,
+}

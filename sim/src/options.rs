@@ -1,0 +1,189 @@
+//! Swarm options: each seed draws its own cluster timing, workload shape and fault mix (TigerBeetle's
+//! VOPR and "swarm testing": a random subset of fault kinds per run finds bugs that an always-on
+//! mix of every fault hides). Everything here is a pure function of the seed and the command line,
+//! so a failing seed's options can be printed, stored in its report, and replayed.
+
+use rand::rngs::StdRng;
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+/// The kinds of fault the simulator injects; `--faults` picks which may be drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// Power loss: kill the node, lose its unsynced disk writes (maybe a torn tail, maybe a
+    /// flipped bit), restart; or crash at a named failpoint (`raftBeforeSave`, `raftAfterSave`).
+    Crash,
+    /// Graceful interrupt (ctrl-c → `Etcd::close`), then restart.
+    Interrupt,
+    /// Network partitions between members (needs more than one node).
+    Partition,
+    /// Clogged links: client ↔ member, and between members (FoundationDB's swizzle-clog).
+    Clog,
+    /// fsync errors (the member must stop rather than acknowledge) and read errors at start.
+    Disk,
+    /// Clock drift and wall-clock jumps.
+    Clock,
+    /// Pause a member's process, then resume it.
+    Pause,
+}
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 7] = [
+        FaultKind::Crash,
+        FaultKind::Interrupt,
+        FaultKind::Partition,
+        FaultKind::Clog,
+        FaultKind::Disk,
+        FaultKind::Clock,
+        FaultKind::Pause,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Crash => "crash",
+            FaultKind::Interrupt => "interrupt",
+            FaultKind::Partition => "partition",
+            FaultKind::Clog => "clog",
+            FaultKind::Disk => "disk",
+            FaultKind::Clock => "clock",
+            FaultKind::Pause => "pause",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<FaultKind> {
+        FaultKind::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+
+    /// Whether this kind means anything for a cluster of `nodes`.
+    pub fn applies_to(self, nodes: usize) -> bool {
+        self != FaultKind::Partition || nodes > 1
+    }
+}
+
+/// What the command line fixes for every seed of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    /// `None`: drawn per seed from [`CLUSTER_SIZES`].
+    pub nodes: Option<usize>,
+    pub faults: Vec<FaultKind>,
+    pub ops: usize,
+    /// Planted bugs to switch on (names of `detcd::bugs::Bug`).
+    pub bugs: Vec<String>,
+}
+
+/// Cluster sizes a seed may draw when `--nodes` is not given. One until detcd clusters.
+pub const CLUSTER_SIZES: &[usize] = &[1];
+
+/// The options one seed runs with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SwarmOptions {
+    pub seed: u64,
+    pub nodes: usize,
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_ms: u64,
+    pub snapshot_count: u64,
+    /// Simulated ms between compactions, or none.
+    pub compaction_interval_ms: Option<u64>,
+    pub clients: u32,
+    pub keys: u32,
+    /// Total client operations in the safety phase.
+    pub ops: usize,
+    /// Fault kinds this seed draws from, each with a weight.
+    pub faults: Vec<(FaultKind, u32)>,
+    /// Simulated ms between the end of one fault and the next.
+    pub fault_gap_ms: (u64, u64),
+    /// What a power loss does to unsynced bytes: `torn`, `drop` or `keep`.
+    pub crash_mode: String,
+    /// Chance that a crash also flips a bit in a WAL segment.
+    pub bit_flip_percent: u32,
+    pub bugs: Vec<String>,
+}
+
+impl SwarmOptions {
+    pub fn draw(seed: u64, spec: &RunSpec) -> SwarmOptions {
+        // Not madsim's RNG: the options exist before the runtime does.
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_0f_5a4a_11);
+        let nodes = spec
+            .nodes
+            .unwrap_or_else(|| *CLUSTER_SIZES.choose(&mut rng).expect("sizes"));
+        let heartbeat_interval_ms = *[10, 25, 50, 100].choose(&mut rng).expect("choices");
+        let election_timeout_ms = heartbeat_interval_ms * rng.random_range(5..=15);
+        let mut faults: Vec<(FaultKind, u32)> = spec
+            .faults
+            .iter()
+            .filter(|kind| kind.applies_to(nodes))
+            .filter_map(|&kind| {
+                let weight = rng.random_range(1..=10);
+                rng.random_bool(0.7).then_some((kind, weight))
+            })
+            .collect();
+        // Swarm testing drops kinds at random, but a seed given faults always gets at least one.
+        if faults.is_empty() {
+            let allowed: Vec<FaultKind> = spec
+                .faults
+                .iter()
+                .copied()
+                .filter(|kind| kind.applies_to(nodes))
+                .collect();
+            if let Some(&kind) = allowed.choose(&mut rng) {
+                faults.push((kind, 1));
+            }
+        }
+        let gap_low = rng.random_range(100..1_500);
+        SwarmOptions {
+            seed,
+            nodes,
+            heartbeat_interval_ms,
+            election_timeout_ms,
+            snapshot_count: *[50, 1_000, 100_000].choose(&mut rng).expect("choices"),
+            compaction_interval_ms: rng
+                .random_bool(0.5)
+                .then(|| rng.random_range(1_000..10_000)),
+            clients: rng.random_range(2..=5),
+            keys: rng.random_range(2..=6),
+            ops: spec.ops,
+            faults,
+            fault_gap_ms: (gap_low, gap_low + rng.random_range(100..3_000)),
+            crash_mode: ["torn", "torn", "drop", "keep"]
+                .choose(&mut rng)
+                .expect("choices")
+                .to_string(),
+            bit_flip_percent: *[0, 0, 10, 30].choose(&mut rng).expect("choices"),
+            bugs: spec.bugs.clone(),
+        }
+    }
+
+    /// One line per option, for failure reports and `-v`.
+    pub fn describe(&self) -> String {
+        let faults: Vec<String> = self
+            .faults
+            .iter()
+            .map(|(kind, weight)| format!("{}×{weight}", kind.name()))
+            .collect();
+        format!(
+            "nodes={} heartbeat={}ms election={}ms snapshot-count={} compaction={} clients={} keys={} ops={} \
+             faults=[{}] fault-gap={}..{}ms crash-mode={} bit-flips={}%{}",
+            self.nodes,
+            self.heartbeat_interval_ms,
+            self.election_timeout_ms,
+            self.snapshot_count,
+            self.compaction_interval_ms
+                .map_or("off".to_string(), |ms| format!("every {ms}ms")),
+            self.clients,
+            self.keys,
+            self.ops,
+            faults.join(","),
+            self.fault_gap_ms.0,
+            self.fault_gap_ms.1,
+            self.crash_mode,
+            self.bit_flip_percent,
+            if self.bugs.is_empty() {
+                String::new()
+            } else {
+                format!(" bugs=[{}]", self.bugs.join(","))
+            }
+        )
+    }
+}

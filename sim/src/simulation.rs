@@ -1,0 +1,395 @@
+//! One seed, start to verdict (TigerBeetle's VOPR `main`): draw the swarm options, start the
+//! cluster and the clients inside a fresh madsim runtime, inject faults while the workload runs
+//! (safety phase), heal everything and demand progress within a bound (liveness phase), read back
+//! what the checkers need, then run the checkers.
+
+use std::cell::RefCell;
+use std::panic::AssertUnwindSafe;
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use madsim::runtime::{Handle, Runtime};
+use serde::{Deserialize, Serialize};
+
+use crate::checkers::acknowledged_writes::CHECKER_CLIENT;
+use crate::checkers::{self, Class, Findings};
+use crate::client::Client;
+use crate::cluster::Cluster;
+use crate::faults::Faults;
+use crate::history::{History, Input, Output, RevisionRead};
+use crate::options::SwarmOptions;
+use crate::trace::{self, Event, Trace};
+use crate::workload::{Recorder, Workload};
+
+/// After heal, a write must succeed and the replicas must agree within this much simulated time.
+pub const LIVENESS_BOUND: Duration = Duration::from_secs(60);
+
+/// A run that takes longer than this in simulated time is stuck.
+const SIMULATED_TIME_MAX: Duration = Duration::from_secs(3_600);
+
+/// How one seed ended; the order is the exit code's priority (see `cli`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    Liveness,
+    /// A member (or the simulator) panicked outside an armed failpoint.
+    Crash,
+    Correctness,
+}
+
+impl Verdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Liveness => "liveness",
+            Verdict::Crash => "crash",
+            Verdict::Correctness => "correctness",
+        }
+    }
+}
+
+/// Everything one seed produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeedRun {
+    pub options: SwarmOptions,
+    pub history: History,
+    pub trace: Vec<Event>,
+    /// The panic that ended the run, if one did.
+    pub panic: Option<String>,
+    pub findings: Findings,
+    pub verdict: Verdict,
+    pub simulated: Duration,
+    pub wall: Duration,
+    pub trace_hash: u64,
+}
+
+thread_local! {
+    /// The message of the last panic on this thread while a run is in progress.
+    static PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+    static IN_RUN: RefCell<bool> = const { RefCell::new(false) };
+}
+
+/// Panics inside a run are data (failpoint crashes, or a crash to report), not noise: keep the
+/// message, print nothing. Outside a run, the default hook prints as usual.
+fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if IN_RUN.with(|in_run| *in_run.borrow()) {
+                let location = info
+                    .location()
+                    .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                    .unwrap_or_default();
+                let message = info
+                    .payload()
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "<non-string panic>".to_string());
+                PANIC.with(|panic| *panic.borrow_mut() = Some(format!("{message}{location}")));
+            } else {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// Runs one seed with the given options and checks it.
+pub fn run(options: &SwarmOptions) -> SeedRun {
+    install_panic_hook();
+    set_bugs(&options.bugs);
+    let started = Instant::now();
+    let mut runtime = Runtime::with_seed_and_config(options.seed, madsim::Config::default());
+    runtime.set_time_limit(SIMULATED_TIME_MAX);
+    let trace = Trace::default();
+    let recorder = Recorder::default();
+    IN_RUN.with(|in_run| *in_run.borrow_mut() = true);
+    PANIC.with(|panic| panic.borrow_mut().take());
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        runtime.block_on(simulate(options.clone(), trace.clone(), recorder.clone()))
+    }));
+    drop(runtime);
+    IN_RUN.with(|in_run| *in_run.borrow_mut() = false);
+    set_bugs(&[]);
+    let events = trace.events();
+    let (history, panic, simulated) = match outcome {
+        Ok((history, simulated)) => (history, None, simulated),
+        Err(_) => {
+            let message = PANIC
+                .with(|panic| panic.borrow_mut().take())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            let history = History {
+                operations: recorder.operations(),
+                ..History::default()
+            };
+            let simulated = Duration::from_millis(events.last().map_or(0, |e| e.t_ms));
+            (history, Some(message), simulated)
+        }
+    };
+    finish(
+        options.clone(),
+        history,
+        events,
+        panic,
+        simulated,
+        started.elapsed(),
+    )
+}
+
+/// Checks a finished run and classifies it.
+pub fn finish(
+    options: SwarmOptions,
+    history: History,
+    trace: Vec<Event>,
+    panic: Option<String>,
+    simulated: Duration,
+    wall: Duration,
+) -> SeedRun {
+    let findings = checkers::check_all(&history);
+    let verdict = if findings
+        .violations
+        .iter()
+        .any(|v| v.class == Class::Correctness)
+    {
+        Verdict::Correctness
+    } else if let Some(message) = &panic {
+        // A hang is a liveness failure, not a crash.
+        if message.contains("time limit exceeded") || message.contains("block forever") {
+            Verdict::Liveness
+        } else {
+            Verdict::Crash
+        }
+    } else if findings.violations.is_empty() {
+        Verdict::Pass
+    } else {
+        Verdict::Liveness
+    };
+    let trace_hash = fingerprint(&trace, &history);
+    SeedRun {
+        options,
+        history,
+        trace,
+        panic,
+        findings,
+        verdict,
+        simulated,
+        wall,
+        trace_hash,
+    }
+}
+
+/// The run's fingerprint: its timeline and its history, to the nanosecond.
+pub fn fingerprint(events: &[Event], history: &History) -> u64 {
+    let timeline = trace::to_json_lines(events);
+    let history = serde_json::to_string(history).expect("histories serialize");
+    trace::fingerprint([timeline.as_str(), history.as_str()])
+}
+
+#[cfg(feature = "sim-bugs")]
+fn set_bugs(names: &[String]) {
+    let bugs: Vec<detcd::bugs::Bug> = names
+        .iter()
+        .map(|name| detcd::bugs::Bug::from_name(name).expect("bug names are checked by the CLI"))
+        .collect();
+    detcd::bugs::enable(&bugs);
+}
+
+#[cfg(not(feature = "sim-bugs"))]
+fn set_bugs(names: &[String]) {
+    assert!(
+        names.is_empty(),
+        "planted bugs need the sim-bugs feature (the CLI checks this)"
+    );
+}
+
+async fn simulate(options: SwarmOptions, trace: Trace, recorder: Recorder) -> (History, Duration) {
+    trace.record("phase", "", format!("safety: {}", options.describe()));
+    let cluster = Cluster::start(&options, &trace);
+    let urls = cluster.client_urls();
+    let workload = Workload::start(&options, &urls, &recorder, &trace);
+    let client_ids = workload.nodes.iter().map(|node| node.id()).collect();
+    let observer = Handle::current()
+        .create_node()
+        .name("observer")
+        .ip("10.0.2.1".parse().expect("an ip"))
+        .build();
+    let leaders = observer.spawn(watch_leaders(urls.clone(), trace.clone()));
+    let compactor = options.compaction_interval_ms.map(|interval_ms| {
+        observer.spawn(compact_periodically(
+            urls[0].clone(),
+            Duration::from_millis(interval_ms),
+            trace.clone(),
+        ))
+    });
+    let mut faults = Faults::new(&cluster, client_ids, &options);
+    tokio::select! {
+        () = workload.finished() => {}
+        () = faults.run() => unreachable!("the fault schedule runs until cancelled"),
+    }
+    if let Some(compactor) = compactor {
+        compactor.abort();
+    }
+    trace.record(
+        "phase",
+        "",
+        "liveness: heal, then a write and equal replicas within the bound",
+    );
+    faults.heal().await;
+    let mut history = observer
+        .spawn(check_after_heal(urls, recorder.clone(), trace.clone()))
+        .await
+        .expect("the checks after heal do not panic");
+    leaders.abort();
+    if !faults.problems.is_empty() {
+        let problems = faults.problems.join("; ");
+        history.liveness_failure = Some(match history.liveness_failure.take() {
+            Some(failure) => format!("{problems}; {failure}"),
+            None => problems,
+        });
+    }
+    history.operations = recorder.operations();
+    trace.record("phase", "", "done");
+    (history, madsim::time::TimeHandle::current().elapsed())
+}
+
+/// Traces every change of the leader each member reports.
+async fn watch_leaders(urls: Vec<String>, trace: Trace) {
+    let mut known = vec![None; urls.len()];
+    loop {
+        for (i, url) in urls.iter().enumerate() {
+            let leader = Client::new(url.clone())
+                .status()
+                .await
+                .ok()
+                .map(|status| (status.leader, status.raft_term));
+            if leader.is_some() && leader != known[i] {
+                let (leader, term) = leader.expect("checked");
+                trace.record(
+                    "leader",
+                    format!("n{}", i + 1),
+                    format!("leader {leader:x} term {term}"),
+                );
+                known[i] = Some((leader, term));
+            }
+        }
+        madsim::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Compacts a few revisions behind the head, as an operator's auto-compaction would.
+async fn compact_periodically(url: String, interval: Duration, trace: Trace) {
+    let mut client = Client::new(url);
+    let mut compacted = 0;
+    loop {
+        madsim::time::sleep(interval).await;
+        let Ok(status) = client.status().await else {
+            continue;
+        };
+        let target = status.header.map_or(0, |h| h.revision) - 5;
+        if target > compacted && client.compact(target).await.is_ok() {
+            trace.record("compact", "", format!("compacted to revision {target}"));
+            compacted = target;
+        }
+    }
+}
+
+/// The liveness phase and the read-backs: a write within the bound, equal `HashKV` across members
+/// at one revision, each key's final value, and each acknowledged put read at its revision.
+async fn check_after_heal(urls: Vec<String>, recorder: Recorder, trace: Trace) -> History {
+    let mut history = History::default();
+    let deadline = madsim::time::Instant::now() + LIVENESS_BOUND;
+    let mut written = None;
+    let mut attempt = 0;
+    while written.is_none() && madsim::time::Instant::now() < deadline {
+        let mut client = Client::new(urls[attempt % urls.len()].clone());
+        let put = Input::Put {
+            key: "liveness".into(),
+            value: format!("probe-{attempt}"),
+        };
+        if let Output::Put { revision } = client.execute(&put).await {
+            written = Some(revision);
+        } else {
+            madsim::time::sleep(Duration::from_millis(200)).await;
+        }
+        attempt += 1;
+    }
+    let Some(revision) = written else {
+        history.liveness_failure = Some(format!(
+            "no write succeeded within {LIVENESS_BOUND:?} after heal"
+        ));
+        trace.record("check", "", "liveness: no write succeeded");
+        return history;
+    };
+    trace.record(
+        "check",
+        "",
+        format!("liveness: a write succeeded at revision {revision}"),
+    );
+    match converged_hashes(&urls, revision, deadline).await {
+        Ok(hashes) => history.replica_hashes = hashes,
+        Err(failure) => {
+            trace.record("check", "", format!("liveness: {failure}"));
+            history.liveness_failure = Some(failure);
+            return history;
+        }
+    }
+    // Final reads, recorded as operations so that linearizability covers them too.
+    let mut client = Client::new(urls[0].clone());
+    let keys: std::collections::BTreeSet<String> = recorder
+        .operations()
+        .iter()
+        .map(|op| op.input.key().to_string())
+        .collect();
+    for key in keys {
+        let input = Input::Get { key };
+        let invoke_ns = trace::now_ns();
+        let output = client.execute(&input).await;
+        recorder.record(CHECKER_CLIENT, invoke_ns, input, output);
+    }
+    for op in recorder.operations() {
+        if let Some((key, _, revision)) = op.acknowledged_put() {
+            let result = client.get_at(key, revision).await;
+            history.revision_reads.push(RevisionRead {
+                key: key.to_string(),
+                revision,
+                result,
+            });
+        }
+    }
+    history
+}
+
+/// Waits until every member reports the same revision (at least `revision`), then takes `HashKV`
+/// of each at it.
+async fn converged_hashes(
+    urls: &[String],
+    revision: i64,
+    deadline: madsim::time::Instant,
+) -> Result<Vec<(String, i64, u32)>, String> {
+    let mut last = String::new();
+    while madsim::time::Instant::now() < deadline {
+        let mut revisions = Vec::new();
+        for url in urls {
+            let status = Client::new(url.clone()).status().await;
+            revisions.push(status.map(|s| s.header.map_or(0, |h| h.revision)));
+        }
+        last = format!("member revisions {revisions:?}");
+        let all: Result<Vec<i64>, String> = revisions.into_iter().collect();
+        if let Ok(all) = all {
+            if all.iter().all(|&r| r == all[0] && r >= revision) {
+                let mut hashes = Vec::new();
+                for (i, url) in urls.iter().enumerate() {
+                    let hash = Client::new(url.clone()).hash_kv(all[0]).await?;
+                    hashes.push((format!("n{}", i + 1), all[0], hash.hash));
+                }
+                return Ok(hashes);
+            }
+        }
+        madsim::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(format!(
+        "replicas did not reach one revision within {LIVENESS_BOUND:?} after heal ({last})"
+    ))
+}

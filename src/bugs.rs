@@ -1,0 +1,79 @@
+//! Planted bugs, compiled only with the `sim-bugs` feature, for the simulator to prove that its
+//! checkers catch real mistakes (a checker that never fails proves nothing).
+//!
+//! Each bug is a one-line hook in server code, `if crate::planted_bug!(Name) { .. }`, that expands
+//! to `false` without the feature, so a production build carries none of them. The simulator turns
+//! bugs on per run with [`enable`]; the set is thread-local because madsim runs a whole simulated
+//! cluster on one thread, and parallel test threads must not see each other's bugs.
+
+use std::cell::Cell;
+
+/// The bugs; each names the rule it breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Bug {
+    /// The WAL "saves" without fsync, so a write is acknowledged before it is durable.
+    AckBeforeFsync,
+    /// Linearizable reads are served from local state without a ReadIndex round.
+    ReadWithoutReadIndex,
+    /// WAL replay does not verify record checksums.
+    SkipWalChecksum,
+    /// The WAL drops raft's hard state (term, vote, commit) instead of persisting it.
+    ForgetHardState,
+    /// Entries applied while no proposer waits (every entry replayed after a restart) are
+    /// applied twice.
+    ApplyTwiceAfterRestart,
+    /// WAL open keeps a torn tail instead of truncating it, so later records follow garbage.
+    KeepTornTail,
+}
+
+impl Bug {
+    pub const ALL: [Bug; 6] = [
+        Bug::AckBeforeFsync,
+        Bug::ReadWithoutReadIndex,
+        Bug::SkipWalChecksum,
+        Bug::ForgetHardState,
+        Bug::ApplyTwiceAfterRestart,
+        Bug::KeepTornTail,
+    ];
+
+    /// The kebab-case name the simulator's `--bug` flag takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::AckBeforeFsync => "ack-before-fsync",
+            Bug::ReadWithoutReadIndex => "read-without-read-index",
+            Bug::SkipWalChecksum => "skip-wal-checksum",
+            Bug::ForgetHardState => "forget-hard-state",
+            Bug::ApplyTwiceAfterRestart => "apply-twice-after-restart",
+            Bug::KeepTornTail => "keep-torn-tail",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Bug> {
+        Bug::ALL.into_iter().find(|bug| bug.name() == name)
+    }
+
+    fn bit(self) -> u32 {
+        1 << self as u32
+    }
+}
+
+thread_local! {
+    static ENABLED: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Turns on exactly `bugs` for this thread (an empty slice turns all off).
+pub fn enable(bugs: &[Bug]) {
+    ENABLED.with(|enabled| enabled.set(bugs.iter().fold(0, |bits, bug| bits | bug.bit())));
+}
+
+pub fn enabled(bug: Bug) -> bool {
+    ENABLED.with(|enabled| enabled.get() & bug.bit() != 0)
+}
+
+/// `true` when the named planted bug is on; always `false` without the `sim-bugs` feature.
+#[macro_export]
+macro_rules! planted_bug {
+    ($bug:ident) => {
+        $crate::bugs::enabled($crate::bugs::Bug::$bug)
+    };
+}

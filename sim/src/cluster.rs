@@ -213,11 +213,17 @@ impl Member {
     }
 
     /// Starts the process again on the same disk and clock.
+    ///
+    /// The old process is killed first even when `run_member` has returned: a real process exit
+    /// closes every socket it holds, but in madsim the node's other tasks (a listener still
+    /// waiting on a half-open connection) live on and keep the port, and a kill is what releases
+    /// a node's network state.
     pub fn restart(&self) {
         assert!(
             !self.is_awaiting_restart(),
             "madsim restarts a member that crashed at a failpoint by itself"
         );
+        Handle::current().kill(self.id());
         Handle::current().restart(self.id());
     }
 

@@ -35,6 +35,8 @@ pub struct Faults<'a> {
     options: SwarmOptions,
     rng: StdRng,
     clogged_links: Vec<(NodeId, NodeId)>,
+    /// A WAL bit flipped by a crash and not yet restored: (member index, file, byte, bit).
+    flipped_bit: Option<(usize, PathBuf, u64, u8)>,
     pub problems: Problems,
 }
 
@@ -66,6 +68,7 @@ impl<'a> Faults<'a> {
             options: options.clone(),
             rng: StdRng::seed_from_u64(options.seed ^ 0xfa_0175),
             clogged_links: Vec::new(),
+            flipped_bit: None,
             problems: Vec::new(),
         }
     }
@@ -138,19 +141,16 @@ impl<'a> Faults<'a> {
             &member.name,
             "power loss (kill, unsynced writes lost)",
         );
-        let flipped = if self.rng.random_range(0..100) < self.options.bit_flip_percent {
-            self.flip_wal_bit(member)
-        } else {
-            None
-        };
+        if self.rng.random_range(0..100) < self.options.bit_flip_percent {
+            self.flipped_bit = self.flip_wal_bit(member);
+        }
         sleep(ms(&mut self.rng, 0..3_000)).await;
         member.restart();
         self.record("heal", &member.name, "restart");
-        if let Some((path, offset, bit)) = flipped {
+        if self.flipped_bit.is_some() {
             // A member must refuse a damaged WAL, not serve from it. Then repair it by hand, as an
             // operator restoring the bit would, so the run can go on.
-            let refused = wait_until(|| !member.is_running()).await;
-            if refused {
+            if wait_until(|| !member.is_running()).await {
                 self.record(
                     "node",
                     &member.name,
@@ -159,16 +159,24 @@ impl<'a> Faults<'a> {
                         member.last_exit().unwrap_or_default()
                     ),
                 );
-                if member.disk.flip_bit(&path, offset, bit).is_ok() {
-                    self.record("heal", &member.name, "restore the flipped bit, restart");
-                }
+                self.restore_flipped_bit();
                 member.restart();
+            }
+            self.flipped_bit = None;
+        }
+    }
+
+    fn restore_flipped_bit(&mut self) {
+        if let Some((index, path, offset, bit)) = self.flipped_bit.take() {
+            let member = &self.cluster.members[index];
+            if member.disk.flip_bit(&path, offset, bit).is_ok() {
+                self.record("heal", &member.name, "restore the flipped bit");
             }
         }
     }
 
     /// Flips one durable bit in a random WAL segment; returns where, to undo it.
-    fn flip_wal_bit(&mut self, member: &Member) -> Option<(PathBuf, u64, u8)> {
+    fn flip_wal_bit(&mut self, member: &Member) -> Option<(usize, PathBuf, u64, u8)> {
         let wal_dir = &member.config.wal_dir;
         let names = member.disk.list(wal_dir).ok()?;
         let name = names.choose(&mut self.rng)?;
@@ -185,7 +193,7 @@ impl<'a> Faults<'a> {
             &member.name,
             format!("flip bit {bit} of byte {offset} in {}", path.display()),
         );
-        Some((path, offset, bit))
+        Some((member.index, path, offset, bit))
     }
 
     async fn interrupt(&mut self, member: &Member) {
@@ -366,6 +374,13 @@ impl<'a> Faults<'a> {
             member.clock.set_rate_ppm(0);
             member.disk.clear_faults();
             member.disarm_failpoint();
+        }
+        // A crash cut short may have left a flipped bit in a member that is down: repair it, as
+        // the crash would have once the member refused to start.
+        if let Some((index, ..)) = self.flipped_bit {
+            if !self.cluster.members[index].is_running() {
+                self.restore_flipped_bit();
+            }
         }
         for member in &self.cluster.members {
             if !member.is_running() {

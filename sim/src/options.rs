@@ -88,6 +88,8 @@ pub struct SwarmOptions {
     pub compaction_interval_ms: Option<u64>,
     pub clients: u32,
     pub keys: u32,
+    /// Longest pause a client takes between two operations.
+    pub think_ms_max: u64,
     /// Total client operations in the safety phase.
     pub ops: usize,
     /// Fault kinds this seed draws from, each with a weight.
@@ -131,7 +133,7 @@ impl SwarmOptions {
                 faults.push((kind, 1));
             }
         }
-        let gap_low = rng.random_range(100..1_500);
+        let gap_low = rng.random_range(50..1_000);
         SwarmOptions {
             seed,
             nodes,
@@ -143,9 +145,10 @@ impl SwarmOptions {
                 .then(|| rng.random_range(1_000..10_000)),
             clients: rng.random_range(2..=5),
             keys: rng.random_range(2..=6),
+            think_ms_max: *[20, 100, 300].choose(&mut rng).expect("choices"),
             ops: spec.ops,
             faults,
-            fault_gap_ms: (gap_low, gap_low + rng.random_range(100..3_000)),
+            fault_gap_ms: (gap_low, gap_low + rng.random_range(100..2_000)),
             crash_mode: ["torn", "torn", "drop", "keep"]
                 .choose(&mut rng)
                 .expect("choices")
@@ -163,7 +166,7 @@ impl SwarmOptions {
             .map(|(kind, weight)| format!("{}×{weight}", kind.name()))
             .collect();
         format!(
-            "nodes={} heartbeat={}ms election={}ms snapshot-count={} compaction={} clients={} keys={} ops={} \
+            "nodes={} heartbeat={}ms election={}ms snapshot-count={} compaction={} clients={} keys={} think<{}ms ops={} \
              faults=[{}] fault-gap={}..{}ms crash-mode={} bit-flips={}%{}",
             self.nodes,
             self.heartbeat_interval_ms,
@@ -173,6 +176,7 @@ impl SwarmOptions {
                 .map_or("off".to_string(), |ms| format!("every {ms}ms")),
             self.clients,
             self.keys,
+            self.think_ms_max,
             self.ops,
             faults.join(","),
             self.fault_gap_ms.0,

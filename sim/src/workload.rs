@@ -74,6 +74,7 @@ impl Workload {
             let run = client_loop(
                 client,
                 options.keys,
+                options.think_ms_max,
                 StdRng::seed_from_u64(options.seed ^ (u64::from(client) << 40) ^ 0xc11e47),
                 member_urls.to_vec(),
                 budget.clone(),
@@ -124,6 +125,7 @@ fn choose_input(
 async fn client_loop(
     client: u32,
     keys: u32,
+    think_ms_max: u64,
     mut rng: StdRng,
     member_urls: Vec<String>,
     budget: Arc<AtomicUsize>,
@@ -164,7 +166,7 @@ async fn client_loop(
             }
             Output::Delete { .. } => {}
         }
-        madsim::time::sleep(Duration::from_millis(rng.random_range(0..30))).await;
+        madsim::time::sleep(Duration::from_millis(rng.random_range(0..think_ms_max))).await;
     }
 }
 

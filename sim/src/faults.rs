@@ -38,6 +38,8 @@ pub struct Faults<'a> {
     /// A WAL bit flipped by a crash and not yet restored: (member index, file, byte, bit).
     flipped_bit: Option<(usize, PathBuf, u64, u8)>,
     pub problems: Problems,
+    /// Damage a member did not notice: correctness failures.
+    pub undetected_corruption: Vec<String>,
 }
 
 fn ms(rng: &mut StdRng, range: std::ops::Range<u64>) -> Duration {
@@ -70,6 +72,7 @@ impl<'a> Faults<'a> {
             clogged_links: Vec::new(),
             flipped_bit: None,
             problems: Vec::new(),
+            undetected_corruption: Vec::new(),
         }
     }
 
@@ -145,12 +148,15 @@ impl<'a> Faults<'a> {
             self.flipped_bit = self.flip_wal_bit(member);
         }
         sleep(ms(&mut self.rng, 0..3_000)).await;
+        let starts = member.starts();
         member.restart();
         self.record("heal", &member.name, "restart");
         if self.flipped_bit.is_some() {
             // A member must refuse a damaged WAL, not serve from it. Then repair it by hand, as an
             // operator restoring the bit would, so the run can go on.
-            if wait_until(|| !member.is_running()).await {
+            wait_until(|| member.starts() > starts).await;
+            sleep(Duration::from_millis(500)).await;
+            if !member.is_running() {
                 self.record(
                     "node",
                     &member.name,
@@ -161,6 +167,16 @@ impl<'a> Faults<'a> {
                 );
                 self.restore_flipped_bit();
                 member.restart();
+            } else if let Some((_, path, offset, bit)) = self.flipped_bit.take() {
+                // Started anyway: right only if the flipped byte was in a torn tail it truncated.
+                let (durable, pending) = member.disk.file_sizes(&path).unwrap_or((0, 0));
+                if (durable + pending) as u64 > offset {
+                    self.undetected_corruption.push(format!(
+                        "{} started and served with bit {bit} of byte {offset} of {} flipped",
+                        member.name,
+                        path.display()
+                    ));
+                }
             }
             self.flipped_bit = None;
         }
@@ -373,7 +389,9 @@ impl<'a> Faults<'a> {
             Handle::current().resume(member.id());
             member.clock.set_rate_ppm(0);
             member.disk.clear_faults();
-            member.disarm_failpoint();
+            if !member.is_awaiting_restart() {
+                member.disarm_failpoint();
+            }
         }
         // A crash cut short may have left a flipped bit in a member that is down: repair it, as
         // the crash would have once the member refused to start.

@@ -146,6 +146,8 @@ pub struct History {
     pub revision_reads: Vec<RevisionRead>,
     /// `HashKV` of each replica at one revision, after heal: (member name, revision, hash).
     pub replica_hashes: Vec<(String, i64, u32)>,
+    /// Members that started on a WAL with a flipped bit in a complete record.
+    pub undetected_corruption: Vec<String>,
     /// Why the liveness phase failed, if it did.
     pub liveness_failure: Option<String>,
 }

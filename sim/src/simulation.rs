@@ -249,6 +249,7 @@ async fn simulate(options: SwarmOptions, trace: Trace, recorder: Recorder) -> (H
             None => problems,
         });
     }
+    history.undetected_corruption = faults.undetected_corruption.clone();
     history.operations = recorder.operations();
     trace.record("phase", "", "done");
     (history, madsim::time::TimeHandle::current().elapsed())

@@ -4,6 +4,7 @@
 
 pub mod acknowledged_writes;
 pub mod client_revisions;
+pub mod corruption_detection;
 pub mod linearizability;
 pub mod liveness;
 pub mod replica_convergence;
@@ -60,6 +61,9 @@ pub fn check_all(history: &History) -> Findings {
         .violations
         .extend(replica_convergence::check(&history.replica_hashes));
     findings.violations.extend(liveness::check(history));
+    findings
+        .violations
+        .extend(corruption_detection::check(&history.undetected_corruption));
     findings
         .violations
         .extend(client_revisions::check(&history.operations));

@@ -502,3 +502,56 @@ fn check(dir: &std::path::Path) -> i32 {
     }
     exit_code(run.verdict)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_are_decimal_or_hex() {
+        assert_eq!(parse_seed("42"), Ok(42));
+        assert_eq!(parse_seed("0x2a"), Ok(42));
+        assert!(parse_seed("0xzz").is_err());
+        assert!(parse_seed("-1").is_err());
+    }
+
+    #[test]
+    fn an_unknown_fault_is_named_in_the_error() {
+        let error = parse_faults("crash,meteor").unwrap_err();
+        assert!(error.contains("meteor"), "{error}");
+        assert_eq!(parse_faults("none").unwrap().0, Vec::new());
+    }
+
+    #[test]
+    fn a_shard_must_be_below_its_count() {
+        assert_eq!(parse_shard("1/4"), Ok((1, 4)));
+        assert!(parse_shard("4/4").is_err());
+        assert!(parse_shard("0/0").is_err());
+    }
+
+    #[test]
+    fn zero_nodes_and_bad_flags_are_usage_errors() {
+        for args in [
+            vec!["detcd-sim", "run", "--nodes", "0"],
+            vec!["detcd-sim", "run", "--seed", "x"],
+            vec!["detcd-sim", "run", "--faults", "meteor"],
+        ] {
+            let error = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(error.exit_code(), EXIT_USAGE);
+        }
+    }
+
+    #[test]
+    fn a_replay_command_reproduces_the_run_spec() {
+        let spec = RunSpec {
+            nodes: Some(1),
+            faults: vec![FaultKind::Crash, FaultKind::Disk],
+            ops: 50,
+            bugs: vec!["keep-torn-tail".into()],
+        };
+        assert_eq!(
+            replay_command(42, &spec),
+            "scripts/sim replay --seed 0x2a --nodes 1 --faults crash,disk --ops 50 --bug keep-torn-tail"
+        );
+    }
+}

@@ -106,10 +106,10 @@ pub struct SwarmOptions {
 impl SwarmOptions {
     pub fn draw(seed: u64, spec: &RunSpec) -> SwarmOptions {
         // Not madsim's RNG: the options exist before the runtime does.
-        let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_0f_5a4a_11);
-        let nodes = spec
-            .nodes
-            .unwrap_or_else(|| *CLUSTER_SIZES.choose(&mut rng).expect("sizes"));
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_0f5a_4a11);
+        // Drawn even when `--nodes` fixes it, so that a seed's other options do not depend on it.
+        let drawn_nodes = *CLUSTER_SIZES.choose(&mut rng).expect("sizes");
+        let nodes = spec.nodes.unwrap_or(drawn_nodes);
         let heartbeat_interval_ms = *[10, 25, 50, 100].choose(&mut rng).expect("choices");
         let election_timeout_ms = heartbeat_interval_ms * rng.random_range(5..=15);
         let mut faults: Vec<(FaultKind, u32)> = spec

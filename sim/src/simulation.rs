@@ -265,8 +265,7 @@ async fn watch_leaders(urls: Vec<String>, trace: Trace) {
                 .await
                 .ok()
                 .map(|status| (status.leader, status.raft_term));
-            if leader.is_some() && leader != known[i] {
-                let (leader, term) = leader.expect("checked");
+            if let Some((leader, term)) = leader.filter(|seen| Some(*seen) != known[i]) {
                 trace.record(
                     "leader",
                     format!("n{}", i + 1),

@@ -73,9 +73,7 @@ impl Workload {
                 .build();
             let run = client_loop(
                 client,
-                options.keys,
-                options.think_ms_max,
-                StdRng::seed_from_u64(options.seed ^ (u64::from(client) << 40) ^ 0xc11e47),
+                options.clone(),
                 member_urls.to_vec(),
                 budget.clone(),
                 recorder.clone(),
@@ -124,14 +122,14 @@ fn choose_input(
 
 async fn client_loop(
     client: u32,
-    keys: u32,
-    think_ms_max: u64,
-    mut rng: StdRng,
+    options: SwarmOptions,
     member_urls: Vec<String>,
     budget: Arc<AtomicUsize>,
     recorder: Recorder,
     trace: Trace,
 ) {
+    let mut rng = StdRng::seed_from_u64(options.seed ^ (u64::from(client) << 40) ^ 0xc11e47);
+    let (keys, think_ms_max) = (options.keys, options.think_ms_max);
     let name = format!("client{client}");
     let mut connection = Client::new(member_urls[rng.random_range(0..member_urls.len())].clone());
     let mut sequence = 0;

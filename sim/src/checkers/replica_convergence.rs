@@ -8,16 +8,16 @@ use super::Violation;
 pub fn check(hashes: &[(String, i64, u32)]) -> Vec<Violation> {
     let mut violations = Vec::new();
     for (i, (member, revision, hash)) in hashes.iter().enumerate() {
-        for (other, other_revision, other_hash) in &hashes[..i] {
-            if revision == other_revision && hash != other_hash {
-                violations.push(Violation::correctness(
-                    "replica_convergence",
-                    format!(
-                        "at revision {revision}, {member} hashes to {hash:#010x} but {other} to {other_hash:#010x}"
-                    ),
-                    Vec::new(),
-                ));
-            }
+        // Compare with the first member that hashed at the same revision.
+        let first = hashes[..i].iter().find(|(_, r, _)| r == revision);
+        if let Some((other, _, other_hash)) = first.filter(|(_, _, h)| h != hash) {
+            violations.push(Violation::correctness(
+                "replica_convergence",
+                format!(
+                    "at revision {revision}, {member} hashes to {hash:#010x} but {other} to {other_hash:#010x}"
+                ),
+                Vec::new(),
+            ));
         }
     }
     violations

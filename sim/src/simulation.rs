@@ -97,7 +97,22 @@ fn install_panic_hook() {
 }
 
 /// Runs one seed with the given options and checks it.
+///
+/// Each run gets a fresh thread: madsim seeds std's `HashMap` keys from the seed only for the
+/// first `RandomState` a thread creates, and every later one derives from those keys, so a second
+/// run on the same thread would iterate maps in an order that depends on the runs before it.
 pub fn run(options: &SwarmOptions) -> SeedRun {
+    let options = options.clone();
+    std::thread::Builder::new()
+        .name(format!("seed-{:#x}", options.seed))
+        .stack_size(16 << 20)
+        .spawn(move || run_on_this_thread(&options))
+        .expect("a thread for the run")
+        .join()
+        .expect("a run reports panics as its verdict")
+}
+
+fn run_on_this_thread(options: &SwarmOptions) -> SeedRun {
     install_panic_hook();
     set_bugs(&options.bugs);
     let started = Instant::now();

@@ -228,7 +228,11 @@ impl RaftNode {
                 let context = self.read_index_next;
                 self.read_index_next += 1;
                 self.read_index_waiters.insert(context, reply);
-                self.raw.read_index(context.to_be_bytes().to_vec());
+                // The leader keys pending reads by context across all members, and drops a
+                // duplicate: the member id makes each member's contexts distinct.
+                let mut request_context = self.raw.raft.id.to_be_bytes().to_vec();
+                request_context.extend_from_slice(&context.to_be_bytes());
+                self.raw.read_index(request_context);
             }
             RaftInput::Step(message) => {
                 if let Err(error) = self.raw.step(*message) {
@@ -443,7 +447,11 @@ impl RaftNode {
 
     fn answer_read_indexes(&mut self, read_states: Vec<raft::ReadState>) {
         for read_state in read_states {
-            let Ok(context) = <[u8; 8]>::try_from(read_state.request_ctx.as_slice()) else {
+            let Some(context) = read_state
+                .request_ctx
+                .strip_prefix(&self.raw.raft.id.to_be_bytes()[..])
+                .and_then(|counter| <[u8; 8]>::try_from(counter).ok())
+            else {
                 continue;
             };
             if let Some(reply) = self.read_index_waiters.remove(&u64::from_be_bytes(context)) {

@@ -380,14 +380,18 @@ impl Flags {
 }
 
 impl Config {
-    /// A single-node configuration for tests and the simulator: defaults plus a data dir and client address.
+    /// A single-node configuration for tests and the simulator: defaults plus a data dir and a
+    /// client address; peers listen on the same IP, port 2380.
     pub fn single_node(name: &str, data_dir: PathBuf, client_addr: SocketAddr) -> Config {
+        let peer_addr = SocketAddr::new(client_addr.ip(), 2380);
         let flags = Flags::parse_from([
             "detcd".to_string(),
             format!("--name={name}"),
             format!("--data-dir={}", data_dir.display()),
             format!("--listen-client-urls=http://{client_addr}"),
             format!("--advertise-client-urls=http://{client_addr}"),
+            format!("--listen-peer-urls=http://{peer_addr}"),
+            format!("--initial-advertise-peer-urls=http://{peer_addr}"),
         ]);
         flags
             .into_config()

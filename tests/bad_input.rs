@@ -43,10 +43,10 @@ fn a_bad_value_exits_2_naming_the_flag() {
 fn a_bad_url_exits_2_naming_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("n1.etcd");
-    let (code, stderr) = run_to_exit(&["--listen-peer-urls=not-a-url"], &data_dir);
+    let (code, stderr) = run_to_exit(&["--listen-metrics-urls=not-a-url"], &data_dir);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(
-        stderr.contains("--listen-peer-urls") && stderr.contains("not-a-url"),
+        stderr.contains("--listen-metrics-urls") && stderr.contains("not-a-url"),
         "{stderr}"
     );
     assert!(!data_dir.exists());

@@ -1,4 +1,4 @@
-//! `etcdserverpb.Cluster`: the member list. Membership changes arrive with the replicated cluster.
+//! `etcdserverpb.Cluster`: the member list and membership changes, each a raft conf change.
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use crate::pb::etcdserverpb::{
     MemberPromoteRequest, MemberPromoteResponse, MemberRemoveRequest, MemberRemoveResponse,
     MemberUpdateRequest, MemberUpdateResponse,
 };
-use crate::server::{EtcdServer, ServerError};
+use crate::server::EtcdServer;
 
 pub struct ClusterService {
     server: Arc<EtcdServer>,
@@ -23,29 +23,54 @@ impl ClusterService {
     }
 }
 
-const MEMBERSHIP_CHANGES: ServerError = ServerError::NotSupported("changing cluster membership");
-
 #[tonic::async_trait]
 impl Cluster for ClusterService {
     async fn member_add(
         &self,
-        _: Request<MemberAddRequest>,
+        request: Request<MemberAddRequest>,
     ) -> Result<Response<MemberAddResponse>, Status> {
-        Err(to_status(MEMBERSHIP_CHANGES))
+        let request = request.into_inner();
+        let (member, members) = self
+            .server
+            .member_add(request.peer_ur_ls, request.is_learner)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(MemberAddResponse {
+            header: Some(self.server.header(0)),
+            member: Some(member),
+            members,
+        }))
     }
 
     async fn member_remove(
         &self,
-        _: Request<MemberRemoveRequest>,
+        request: Request<MemberRemoveRequest>,
     ) -> Result<Response<MemberRemoveResponse>, Status> {
-        Err(to_status(MEMBERSHIP_CHANGES))
+        let members = self
+            .server
+            .member_remove(request.get_ref().id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(MemberRemoveResponse {
+            header: Some(self.server.header(0)),
+            members,
+        }))
     }
 
     async fn member_update(
         &self,
-        _: Request<MemberUpdateRequest>,
+        request: Request<MemberUpdateRequest>,
     ) -> Result<Response<MemberUpdateResponse>, Status> {
-        Err(to_status(MEMBERSHIP_CHANGES))
+        let request = request.into_inner();
+        let members = self
+            .server
+            .member_update(request.id, request.peer_ur_ls)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(MemberUpdateResponse {
+            header: Some(self.server.header(0)),
+            members,
+        }))
     }
 
     async fn member_list(
@@ -54,14 +79,22 @@ impl Cluster for ClusterService {
     ) -> Result<Response<MemberListResponse>, Status> {
         Ok(Response::new(MemberListResponse {
             header: Some(self.server.header(0)),
-            members: self.server.members().to_vec(),
+            members: self.server.members(),
         }))
     }
 
     async fn member_promote(
         &self,
-        _: Request<MemberPromoteRequest>,
+        request: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
-        Err(to_status(MEMBERSHIP_CHANGES))
+        let members = self
+            .server
+            .member_promote(request.get_ref().id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(MemberPromoteResponse {
+            header: Some(self.server.header(0)),
+            members,
+        }))
     }
 }

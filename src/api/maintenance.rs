@@ -1,5 +1,5 @@
-//! `etcdserverpb.Maintenance`: status and KV hashes. Alarms, defragmentation, snapshots and
-//! leader moves come with the maintenance work; until then they answer `Unimplemented`, except an
+//! `etcdserverpb.Maintenance`: status, KV hashes and leader moves. Alarms, defragmentation and
+//! snapshots come with the maintenance work; until then they answer `Unimplemented`, except an
 //! alarm GET, which truthfully reports that no alarm is raised (detcd raises none yet).
 
 use std::pin::Pin;
@@ -86,8 +86,14 @@ impl Maintenance for MaintenanceService {
 
     async fn move_leader(
         &self,
-        _: Request<MoveLeaderRequest>,
+        request: Request<MoveLeaderRequest>,
     ) -> Result<Response<MoveLeaderResponse>, Status> {
-        Err(to_status(ServerError::NotSupported("move-leader")))
+        self.server
+            .move_leader(request.get_ref().target_id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(MoveLeaderResponse {
+            header: Some(self.server.header(0)),
+        }))
     }
 }

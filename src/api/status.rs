@@ -21,7 +21,15 @@ pub fn to_status(error: ServerError) -> Status {
         | ServerError::LeaderChanged
         | ServerError::Timeout
         | ServerError::Stopped => Code::Unavailable,
-        ServerError::Storage(_) => Code::Internal,
+        ServerError::MemberNotFound => Code::NotFound,
+        ServerError::MemberBadUrls => Code::InvalidArgument,
+        ServerError::PeerUrlExists
+        | ServerError::MemberNotLearner
+        | ServerError::TooManyLearners
+        | ServerError::LearnerNotReady
+        | ServerError::NotLeader
+        | ServerError::BadLeaderTransferee => Code::FailedPrecondition,
+        ServerError::Storage(_) | ServerError::Removed => Code::Internal,
         ServerError::NotSupported(_) => Code::Unimplemented,
     };
     Status::new(code, error.message())

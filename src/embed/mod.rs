@@ -12,9 +12,11 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, Mode};
+use crate::config::{ClusterState, Config, Mode};
 use crate::io::Io;
+use crate::server::bootstrap;
 use crate::server::EtcdServer;
+use crate::storage::wal::Wal;
 
 /// How long `close` lets client connections finish before it stops waiting for them.
 const CLIENT_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
@@ -44,9 +46,20 @@ pub async fn start(config: Config, io: Io) -> Result<Etcd, String> {
     if config.mode == Mode::Proxy {
         return Err("proxy mode is not supported yet: run detcd as a member (--proxy off)".into());
     }
+    let peer_listeners = serve::bind_all(&config.listen_peer_addrs).await?;
     let listeners = serve::bind_all(&config.listen_client_addrs).await?;
     let metrics_listeners = serve::bind_all(&config.listen_metrics_addrs).await?;
-    let server = EtcdServer::new(config, io).map_err(|e| e.to_string())?;
+    let joining = config.initial_cluster_state == ClusterState::Existing
+        && !Wal::exists(io.disk.as_ref(), &config.wal_dir);
+    let remote = if joining {
+        let remote = bootstrap::fetch_remote_cluster(&config, io.clock.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        Some(remote)
+    } else {
+        None
+    };
+    let server = EtcdServer::new(config, io, remote).map_err(|e| e.to_string())?;
 
     let (error_sender, errors) = mpsc::unbounded_channel();
     let (ready_sender, ready) = watch::channel(false);
@@ -77,8 +90,14 @@ pub async fn start(config: Config, io: Io) -> Result<Etcd, String> {
         }
     }));
 
-    // servePeers: single-member clusters have no peers yet.
-    // serveClients, then serveMetrics: one task per listener.
+    // servePeers, serveClients, then serveMetrics: one task per listener.
+    for listener in peer_listeners {
+        etcd.spawn_serve(serve::serve_peers(
+            listener,
+            server.clone(),
+            etcd.stopping_signal(),
+        ));
+    }
     for listener in listeners {
         etcd.spawn_serve(serve::serve_clients(
             listener,
@@ -94,10 +113,14 @@ pub async fn start(config: Config, io: Io) -> Result<Etcd, String> {
         ));
     }
 
+    // Ready (etcd's ReadyNotify) once the member has a leader, has replayed its log, and has
+    // published its client URLs to the cluster.
     tokio::spawn(async move {
         server.wait_ready().await;
-        tracing::info!("ready to serve client requests");
-        let _ = ready_sender.send(true);
+        if server.publish().await.is_ok() {
+            tracing::info!("ready to serve client requests");
+            let _ = ready_sender.send(true);
+        }
     });
     Ok(etcd)
 }
@@ -133,7 +156,7 @@ impl Etcd {
     }
 
     /// Ordered shutdown (etcd's `Close`): stop accepting clients and let in-flight requests finish
-    /// (bounded), stop the server so the raft loop ends between two Readies — never in the middle of
+    /// (bounded), hand leadership to another voter if this member leads, stop the server so the raft loop ends between two Readies — never in the middle of
     /// a WAL write — then report stopped. Idempotent.
     pub async fn close(&self) {
         if self.inner.stopping.send_replace(true) {
@@ -147,6 +170,7 @@ impl Etcd {
             _ = futures::future::join_all(serve_tasks) => {}
             () = clock.sleep(CLIENT_DRAIN_TIMEOUT) => tracing::warn!("client connections still open at shutdown"),
         }
+        self.inner.server.transfer_leadership_before_stop().await;
         self.inner.server.stop();
         let raft_task = self.inner.raft_task.lock().unwrap().take();
         if let Some(raft_task) = raft_task {

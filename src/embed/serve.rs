@@ -11,9 +11,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::api::{ClusterService, KvService, MaintenanceService};
+use crate::pb::detcdpb::raft_peer_server::RaftPeerServer;
 use crate::pb::etcdserverpb::cluster_server::ClusterServer;
 use crate::pb::etcdserverpb::kv_server::KvServer;
 use crate::pb::etcdserverpb::maintenance_server::MaintenanceServer;
+use crate::raft_node::peer_service::PeerService;
+use crate::raft_node::transport::SNAPSHOT_BYTES_MAX;
 use crate::server::EtcdServer;
 
 /// gRPC framing overhead allowed on top of `--max-request-bytes` (etcd's `grpcOverheadBytes`), so
@@ -35,6 +38,13 @@ macro_rules! grpc_services {
                     .max_decoding_message_size(limit),
             )
     }};
+}
+
+/// The peer transport's receiving side, with room for snapshots.
+fn peer_server(server: &Arc<EtcdServer>) -> RaftPeerServer<PeerService> {
+    RaftPeerServer::new(server.peer_service())
+        .max_decoding_message_size(SNAPSHOT_BYTES_MAX)
+        .max_encoding_message_size(SNAPSHOT_BYTES_MAX)
 }
 
 #[cfg(not(madsim))]
@@ -105,6 +115,20 @@ mod real {
             .map_err(|e| format!("client listener {addr}: {e}"))
     }
 
+    pub async fn serve_peers(
+        listener: Listener,
+        server: Arc<EtcdServer>,
+        stopping: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), String> {
+        let addr = listener.local_addr();
+        let peers = tonic::service::Routes::new(peer_server(&server)).into_axum_router();
+        tracing::info!(%addr, "serving peer traffic");
+        axum::serve(listener.0, peers)
+            .with_graceful_shutdown(stopping)
+            .await
+            .map_err(|e| format!("peer listener {addr}: {e}"))
+    }
+
     pub async fn serve_metrics(
         listener: Listener,
         server: Arc<EtcdServer>,
@@ -149,6 +173,18 @@ mod sim {
             .map_err(|e| format!("client listener {}: {e}", listener.0))
     }
 
+    pub async fn serve_peers(
+        listener: Listener,
+        server: Arc<EtcdServer>,
+        stopping: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), String> {
+        tonic::transport::Server::builder()
+            .add_service(peer_server(&server))
+            .serve_with_shutdown(listener.0, stopping)
+            .await
+            .map_err(|e| format!("peer listener {}: {e}", listener.0))
+    }
+
     /// The simulator has no HTTP; metrics are read from the server directly there.
     pub async fn serve_metrics(
         _listener: Listener,
@@ -161,6 +197,6 @@ mod sim {
 }
 
 #[cfg(not(madsim))]
-pub use real::{bind_all, serve_clients, serve_metrics, Listener};
+pub use real::{bind_all, serve_clients, serve_metrics, serve_peers, Listener};
 #[cfg(madsim)]
-pub use sim::{bind_all, serve_clients, serve_metrics, Listener};
+pub use sim::{bind_all, serve_clients, serve_metrics, serve_peers, Listener};

@@ -1,18 +1,22 @@
 //! The raft loop: the only code that calls raft-rs's `tick`, `step`, `propose`, `read_index`,
-//! `ready` and `advance`. One task owns the `RawNode` and the WAL; the server talks to it through
-//! [`RaftInput`]s and watches [`RaftStatus`].
+//! `ready` and `advance`. One task owns the `RawNode`, the WAL, the snapshot files and the
+//! transport; the server talks to it through [`RaftInput`]s and watches [`RaftStatus`].
 //!
 //! Each turn of the loop handles one Ready in the order raft's safety needs (raft-rs's "Processing
 //! the Ready State"), with the reason for each step next to it in `on_ready`.
+
+mod log_store;
+pub mod peer_service;
+mod snapshot_files;
+pub mod transport;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use protobuf::Message as _;
-use raft::prelude::{ConfChange, ConfChangeV2, Entry, EntryType, Message};
-use raft::storage::MemStorage;
-use raft::RawNode;
+use raft::prelude::{ConfChange, ConfChangeType, Entry, EntryType, Message, Snapshot};
+use raft::{RawNode, SnapshotStatus, StateRole, Storage};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -22,19 +26,48 @@ use crate::server::apply::Applier;
 use crate::server::ServerError;
 use crate::storage::wal::Wal;
 
+pub use log_store::LogStore;
+pub use snapshot_files::SnapshotFiles;
+pub use transport::Transport;
+
 /// How many queued inputs one turn of the loop takes before it handles a Ready: one fsync then
 /// covers the whole batch of proposals.
 const INPUTS_PER_READY_MAX: usize = 1024;
 
-/// What the server asks of the raft loop.
+/// Entries kept in the log behind a snapshot (etcd's `SnapshotCatchUpEntries`), so that a
+/// slightly lagging follower catches up from the log rather than by a whole snapshot.
+const SNAPSHOT_CATCH_UP_ENTRIES_MAX: u64 = 5000;
+
+/// What the server (and the transport) ask of the raft loop.
 #[derive(Debug)]
 pub enum RaftInput {
     /// Propose a client write whose waiter is registered under `id`.
     Propose { id: u64, data: Vec<u8> },
+    /// Propose a membership change; its waiter is registered under `change.id`.
+    ProposeConfChange { change: ConfChange },
     /// Ask for a read index: the commit index a linearizable read must wait to see applied.
     ReadIndex {
         reply: oneshot::Sender<Result<u64, ServerError>>,
     },
+    /// A message from a peer.
+    Step(Box<Message>),
+    /// The transport could not reach `to`.
+    Unreachable { to: u64 },
+    /// The transport delivered (or failed to deliver) a snapshot to `to`.
+    SnapshotStatus { to: u64, delivered: bool },
+    /// Hand leadership to `to` (MoveLeader, graceful stop).
+    TransferLeader { to: u64 },
+    /// Report replication progress (leader only has it).
+    Progress { reply: oneshot::Sender<Progress> },
+}
+
+/// Replication progress as the leader sees it.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    pub is_leader: bool,
+    pub last_index: u64,
+    /// Highest log index known to be replicated on each member (voters and learners).
+    pub matched: BTreeMap<u64, u64>,
 }
 
 /// The raft state the rest of the server may look at.
@@ -46,6 +79,7 @@ pub struct RaftStatus {
     pub commit_index: u64,
     pub applied_index: u64,
     pub leader_changes: u64,
+    pub is_learner: bool,
 }
 
 pub struct RaftNodeConfig {
@@ -53,18 +87,36 @@ pub struct RaftNodeConfig {
     pub tick_interval: Duration,
     pub election_ticks: usize,
     pub seed: u64,
+    pub snapshot_count: u64,
+    /// The index the state machine already reflects (a snapshot's), 0 to re-apply the log.
+    pub applied_index: u64,
+}
+
+/// The parts the raft loop owns besides raft itself.
+pub struct RaftParts {
+    pub store: LogStore,
+    pub wal: Wal,
+    pub snapshot_files: SnapshotFiles,
+    pub applier: Applier,
+    pub transport: Transport,
+    pub clock: Arc<dyn Clock>,
+    pub inputs: mpsc::Receiver<RaftInput>,
+    pub status: watch::Sender<RaftStatus>,
 }
 
 pub struct RaftNode {
-    raw: RawNode<MemStorage>,
+    raw: RawNode<LogStore>,
     wal: Wal,
+    snapshot_files: SnapshotFiles,
     applier: Applier,
+    transport: Transport,
     clock: Arc<dyn Clock>,
     tick_interval: Duration,
     /// The node's own randomness: raft-rs's election timeout draw uses the OS RNG, which the
     /// simulator cannot replay, so every draw it makes is overwritten from this seeded one.
     rng: StdRng,
     election_ticks: usize,
+    snapshot_count: u64,
     inputs: mpsc::Receiver<RaftInput>,
     status: watch::Sender<RaftStatus>,
     read_index_next: u64,
@@ -72,15 +124,7 @@ pub struct RaftNode {
 }
 
 impl RaftNode {
-    pub fn new(
-        config: RaftNodeConfig,
-        storage: MemStorage,
-        wal: Wal,
-        applier: Applier,
-        clock: Arc<dyn Clock>,
-        inputs: mpsc::Receiver<RaftInput>,
-        status: watch::Sender<RaftStatus>,
-    ) -> Result<RaftNode, ServerError> {
+    pub fn new(config: RaftNodeConfig, parts: RaftParts) -> Result<RaftNode, ServerError> {
         assert!(
             config.election_ticks >= 2,
             "raft needs election ticks > heartbeat ticks"
@@ -96,41 +140,46 @@ impl RaftNode {
             check_quorum: true,
             max_size_per_msg: 1024 * 1024,
             max_inflight_msgs: 256,
-            // MVCC state lives in memory and is rebuilt by re-applying the log from the start.
-            applied: 0,
+            // The state machine lives in memory: rebuilt from a snapshot plus the log after it.
+            applied: config.applied_index,
             ..Default::default()
         };
         raft_config
             .validate()
             .map_err(|e| ServerError::Storage(format!("invalid raft config: {e}")))?;
         let logger = slog::Logger::root(tracing_slog::TracingSlogDrain, slog::o!());
-        let raw = RawNode::new(&raft_config, storage, &logger)
+        let raw = RawNode::new(&raft_config, parts.store, &logger)
             .map_err(|e| ServerError::Storage(format!("cannot start raft: {e}")))?;
         let mut node = RaftNode {
             raw,
-            wal,
-            applier,
-            clock,
+            wal: parts.wal,
+            snapshot_files: parts.snapshot_files,
+            applier: parts.applier,
+            transport: parts.transport,
+            clock: parts.clock,
             tick_interval: config.tick_interval,
             rng: StdRng::seed_from_u64(config.seed),
             election_ticks: config.election_ticks,
-            inputs,
-            status,
+            snapshot_count: config.snapshot_count,
+            inputs: parts.inputs,
+            status: parts.status,
             read_index_next: 1,
             read_index_waiters: BTreeMap::new(),
         };
         node.randomize_election_timeout();
+        node.transport.set_peers(&node.applier.members());
         Ok(node)
     }
 
     /// Runs until `stop` fires or the disk fails. A disk failure ends the loop with an error
     /// rather than letting the node acknowledge anything it could not make durable.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<(), ServerError> {
-        // A single-member cluster need not wait out an election timeout to serve.
-        if self.raw.raft.prs().conf().voters().ids().len() == 1 && self.raw.raft.promotable() {
-            self.raw
-                .campaign()
-                .map_err(|e| ServerError::Storage(format!("campaign: {e}")))?;
+        // The first Ready re-applies the log, which tells raft the current voters.
+        self.on_ready()?;
+        // A single-voter cluster need not wait out an election timeout to serve.
+        let voters = self.raw.raft.prs().conf().voters().ids();
+        if voters.len() == 1 && voters.contains(self.raw.raft.id) {
+            let _ = self.raw.campaign();
         }
         let mut tick = self.clock.sleep(self.tick_interval);
         loop {
@@ -165,6 +214,12 @@ impl RaftNode {
                     self.applier.reject(id, ServerError::NoLeader);
                 }
             }
+            RaftInput::ProposeConfChange { change } => {
+                let id = change.id;
+                if self.raw.propose_conf_change(Vec::new(), change).is_err() {
+                    self.applier.reject(id, ServerError::NoLeader);
+                }
+            }
             RaftInput::ReadIndex { reply } => {
                 if self.raw.raft.leader_id == raft::INVALID_ID {
                     let _ = reply.send(Err(ServerError::NoLeader));
@@ -173,7 +228,38 @@ impl RaftNode {
                 let context = self.read_index_next;
                 self.read_index_next += 1;
                 self.read_index_waiters.insert(context, reply);
-                self.raw.read_index(context.to_be_bytes().to_vec());
+                // The leader keys pending reads by context across all members, and drops a
+                // duplicate: the member id makes each member's contexts distinct.
+                let mut request_context = self.raw.raft.id.to_be_bytes().to_vec();
+                request_context.extend_from_slice(&context.to_be_bytes());
+                self.raw.read_index(request_context);
+            }
+            RaftInput::Step(message) => {
+                if let Err(error) = self.raw.step(*message) {
+                    tracing::debug!(%error, "raft refused a peer message");
+                }
+            }
+            RaftInput::Unreachable { to } => self.raw.report_unreachable(to),
+            RaftInput::SnapshotStatus { to, delivered } => {
+                let status = if delivered {
+                    SnapshotStatus::Finish
+                } else {
+                    SnapshotStatus::Failure
+                };
+                self.raw.report_snapshot(to, status);
+            }
+            RaftInput::TransferLeader { to } => self.raw.transfer_leader(to),
+            RaftInput::Progress { reply } => {
+                let raft = &self.raw.raft;
+                let _ = reply.send(Progress {
+                    is_leader: raft.state == StateRole::Leader,
+                    last_index: raft.raft_log.last_index(),
+                    matched: raft
+                        .prs()
+                        .iter()
+                        .map(|(id, pr)| (*id, pr.matched))
+                        .collect(),
+                });
             }
         }
         self.after_raft_call();
@@ -199,14 +285,15 @@ impl RaftNode {
             return Ok(());
         }
         let mut ready = self.raw.ready();
-        assert!(
-            ready.snapshot().is_empty(),
-            "raft snapshots are not produced yet"
-        );
-        // 1. Entries raft says are committed are already on this node's disk (raft-rs only hands
+        // 1. A snapshot from the leader replaces the state machine before any entry after it
+        //    is applied.
+        if !ready.snapshot().is_empty() {
+            self.install_snapshot(ready.snapshot().clone())?;
+        }
+        // 2. Entries raft says are committed are already on this node's disk (raft-rs only hands
         //    out entries up to min(committed, persisted)), so they can be applied right away.
         self.apply(ready.take_committed_entries())?;
-        // 2. Persist new entries and the hard state (term, vote, commit) with one fsync, before
+        // 3. Persist new entries and the hard state (term, vote, commit) with one fsync, before
         //    any message that depends on them leaves: a vote or an append acknowledgement sent
         //    before fsync could be forgotten by a crash after the peer counted it.
         let hard_state = ready.hs().cloned();
@@ -216,29 +303,30 @@ impl RaftNode {
                 .save(hard_state.as_ref(), ready.entries())
                 .map_err(|e| ServerError::Storage(e.to_string()))?;
             crate::failpoint!(self.raw.raft.id, "raftAfterSave");
-            let mut core = self.raw.mut_store().wl();
+            let mut core = self.raw.store().entries().wl();
             core.append(ready.entries())
                 .expect("raft hands out entries that extend the stored log");
             if let Some(hard_state) = hard_state {
                 core.set_hardstate(hard_state);
             }
         }
-        // 3. Now messages may go out.
-        self.send(ready.take_messages());
-        self.send(ready.take_persisted_messages());
+        // 4. Now messages may go out.
+        self.transport.send(ready.take_messages());
+        self.transport.send(ready.take_persisted_messages());
         self.answer_read_indexes(ready.take_read_states());
         if let Some(soft_state) = ready.ss() {
             self.note_leader(soft_state.leader_id);
         }
-        // 4. Tell raft the Ready is persisted; it may commit more (a single voter commits its own
+        // 5. Tell raft the Ready is persisted; it may commit more (a single voter commits its own
         //    entries here) and hand those out for applying.
         let mut light_ready = self.raw.advance(ready);
         if let Some(commit) = light_ready.commit_index() {
-            self.raw.mut_store().wl().mut_hard_state().commit = commit;
+            self.raw.store().entries().wl().mut_hard_state().commit = commit;
         }
-        self.send(light_ready.take_messages());
+        self.transport.send(light_ready.take_messages());
         self.apply(light_ready.take_committed_entries())?;
         self.raw.advance_apply();
+        self.maybe_snapshot()?;
         self.publish_status();
         Ok(())
     }
@@ -246,16 +334,21 @@ impl RaftNode {
     fn apply(&mut self, entries: Vec<Entry>) -> Result<(), ServerError> {
         for entry in entries {
             match entry.get_entry_type() {
-                EntryType::EntryNormal => self.applier.apply_normal(&entry),
+                EntryType::EntryNormal => {
+                    if self.applier.apply_normal(&entry) {
+                        self.transport.set_peers(&self.applier.members());
+                    }
+                }
                 EntryType::EntryConfChange => {
                     let change = ConfChange::parse_from_bytes(entry.get_data())
                         .expect("conf change entries are written by raft itself");
                     self.apply_conf_change(&change)?;
                 }
                 EntryType::EntryConfChangeV2 => {
-                    let change = ConfChangeV2::parse_from_bytes(entry.get_data())
-                        .expect("conf change entries are written by raft itself");
-                    self.apply_conf_change(&change)?;
+                    panic!(
+                        "detcd never proposes ConfChangeV2, yet entry {} is one",
+                        entry.index
+                    )
                 }
             }
             self.applier.set_applied_index(entry.index);
@@ -263,30 +356,102 @@ impl RaftNode {
         Ok(())
     }
 
-    fn apply_conf_change(
-        &mut self,
-        change: &impl raft_proto::ConfChangeI,
-    ) -> Result<(), ServerError> {
+    fn apply_conf_change(&mut self, change: &ConfChange) -> Result<(), ServerError> {
+        self.applier.apply_conf_change(change);
         let conf_state = self
             .raw
             .apply_conf_change(change)
             .map_err(|e| ServerError::Storage(format!("conf change: {e}")))?;
-        self.raw.mut_store().wl().set_conf_state(conf_state);
+        self.raw.store().entries().wl().set_conf_state(conf_state);
+        self.transport.set_peers(&self.applier.members());
+        if change.get_change_type() == ConfChangeType::RemoveNode
+            && change.node_id == self.raw.raft.id
+        {
+            return Err(ServerError::Removed);
+        }
         Ok(())
     }
 
-    fn send(&mut self, messages: Vec<Message>) {
-        // Peers arrive with the cluster: until then the only voter is this node and raft has
-        // no one to address.
-        assert!(
-            messages.is_empty(),
-            "single-member raft produced messages for peers: {messages:?}"
+    /// Installs a leader's snapshot. The file is made durable before the WAL marks it, so a
+    /// crash between the two leaves an unused file, never a marker without its snapshot.
+    fn install_snapshot(&mut self, snapshot: Snapshot) -> Result<(), ServerError> {
+        let metadata = snapshot.get_metadata().clone();
+        tracing::info!(
+            index = metadata.index,
+            term = metadata.term,
+            "installing snapshot from leader"
         );
+        crate::failpoint!(self.raw.raft.id, "raftBeforeSaveSnap");
+        self.snapshot_files
+            .save(&snapshot)
+            .map_err(ServerError::Storage)?;
+        self.wal
+            .save_snapshot_marker(&metadata)
+            .map_err(|e| ServerError::Storage(e.to_string()))?;
+        crate::failpoint!(self.raw.raft.id, "raftAfterSaveSnap");
+        self.applier.restore(&snapshot)?;
+        self.raw
+            .store()
+            .entries()
+            .wl()
+            .apply_snapshot(snapshot.clone())
+            .map_err(|e| ServerError::Storage(format!("applying snapshot: {e}")))?;
+        self.raw.mut_store().set_snapshot(snapshot);
+        self.transport.set_peers(&self.applier.members());
+        Ok(())
+    }
+
+    /// Every `snapshot_count` applied entries: snapshot the state machine, then release the log
+    /// (in memory and on disk) behind it, keeping some entries for slow followers.
+    fn maybe_snapshot(&mut self) -> Result<(), ServerError> {
+        let applied = self.applier.applied_index();
+        if applied < self.raw.store().snapshot_index() + self.snapshot_count {
+            return Ok(());
+        }
+        let mut snapshot = Snapshot::default();
+        snapshot.data = self.applier.snapshot_data().into();
+        let metadata = snapshot.mut_metadata();
+        metadata.index = applied;
+        metadata.term = self
+            .raw
+            .store()
+            .term(applied)
+            .map_err(|e| ServerError::Storage(format!("term of applied index: {e}")))?;
+        metadata.set_conf_state(self.raw.raft.prs().conf().to_conf_state());
+        let metadata = metadata.clone();
+        self.snapshot_files
+            .save(&snapshot)
+            .map_err(ServerError::Storage)?;
+        self.wal
+            .save_snapshot_marker(&metadata)
+            .map_err(|e| ServerError::Storage(e.to_string()))?;
+        self.raw.mut_store().set_snapshot(snapshot);
+        let catch_up = self.snapshot_count.min(SNAPSHOT_CATCH_UP_ENTRIES_MAX);
+        let first_index = self.raw.store().first_index().unwrap_or(1);
+        let compact_to = applied.saturating_sub(catch_up);
+        if compact_to > first_index {
+            self.raw
+                .store()
+                .entries()
+                .wl()
+                .compact(compact_to)
+                .map_err(|e| ServerError::Storage(format!("compacting the raft log: {e}")))?;
+        }
+        // The WAL keeps what is after the snapshot; segments wholly before it can go.
+        self.wal
+            .release_to(applied)
+            .map_err(|e| ServerError::Storage(e.to_string()))?;
+        tracing::info!(index = applied, term = metadata.term, "took snapshot");
+        Ok(())
     }
 
     fn answer_read_indexes(&mut self, read_states: Vec<raft::ReadState>) {
         for read_state in read_states {
-            let Ok(context) = <[u8; 8]>::try_from(read_state.request_ctx.as_slice()) else {
+            let Some(context) = read_state
+                .request_ctx
+                .strip_prefix(&self.raw.raft.id.to_be_bytes()[..])
+                .and_then(|counter| <[u8; 8]>::try_from(counter).ok())
+            else {
                 continue;
             };
             if let Some(reply) = self.read_index_waiters.remove(&u64::from_be_bytes(context)) {
@@ -315,6 +480,7 @@ impl RaftNode {
     fn publish_status(&mut self) {
         let raft = &self.raw.raft;
         let (term, leader_id, commit_index) = (raft.term, raft.leader_id, raft.raft_log.committed);
+        let is_learner = raft.prs().conf().learners().contains(&raft.id);
         let applied_index = self.applier.applied_index();
         self.status.send_if_modified(|status| {
             let next = RaftStatus {
@@ -324,6 +490,7 @@ impl RaftNode {
                 applied_index,
                 leader_changes: status.leader_changes
                     + u64::from(leader_id != status.leader_id && leader_id != raft::INVALID_ID),
+                is_learner,
             };
             let changed = *status != next;
             *status = next;

@@ -1,18 +1,19 @@
-//! Apply: turn committed raft entries into MVCC changes, in log order, and wake each entry's
-//! waiter with the result.
+//! Apply: turn committed raft entries into MVCC and membership changes, in log order, and wake
+//! each entry's waiter with the result.
 //!
-//! Applying is deterministic (same entries, same store) — that is what lets a restarted member
-//! rebuild its store by re-applying its log, and what lets replicas be compared by hash.
+//! Applying is deterministic (same entries, same state) — that is what lets a restarted member
+//! rebuild its state from a snapshot plus the log after it, and lets replicas be compared by hash.
 
 use std::sync::{Arc, Mutex};
 
 use prost::Message as _;
-use raft::prelude::Entry;
+use raft::prelude::{ConfChange, ConfChangeType, Entry, Snapshot};
 
-use crate::pb::detcdpb::{raft_request, RaftRequest};
+use crate::pb::detcdpb::{raft_request, RaftRequest, SnapshotData};
 use crate::pb::etcdserverpb::{
-    CompactionResponse, DeleteRangeResponse, PutResponse, ResponseHeader, TxnResponse,
+    CompactionResponse, DeleteRangeResponse, Member, PutResponse, ResponseHeader, TxnResponse,
 };
+use crate::server::membership::Membership;
 use crate::server::metrics::Metrics;
 use crate::server::wait::Wait;
 use crate::server::ServerError;
@@ -25,12 +26,15 @@ pub enum Applied {
     DeleteRange(DeleteRangeResponse),
     Txn(TxnResponse),
     Compaction(CompactionResponse),
+    /// A membership change: the members after it.
+    Members(Vec<Member>),
 }
 
 pub type ApplyResult = Result<Applied, ServerError>;
 
 pub struct Applier {
     kv: Arc<Mutex<KvStore>>,
+    membership: Arc<Mutex<Membership>>,
     wait: Arc<Wait<ApplyResult>>,
     metrics: Arc<Metrics>,
     applied_index: u64,
@@ -39,14 +43,17 @@ pub struct Applier {
 impl Applier {
     pub fn new(
         kv: Arc<Mutex<KvStore>>,
+        membership: Arc<Mutex<Membership>>,
         wait: Arc<Wait<ApplyResult>>,
         metrics: Arc<Metrics>,
+        applied_index: u64,
     ) -> Self {
         Applier {
             kv,
+            membership,
             wait,
             metrics,
-            applied_index: 0,
+            applied_index,
         }
     }
 
@@ -64,32 +71,43 @@ impl Applier {
         self.metrics.proposals_applied.set(index);
     }
 
+    pub fn members(&self) -> Vec<Member> {
+        self.membership.lock().unwrap().members()
+    }
+
     /// The proposal under `id` will never be applied: wake its waiter with `error` now.
     pub fn reject(&self, id: u64, error: ServerError) {
         self.metrics.proposals_failed.inc();
         self.wait.trigger(id, Err(error));
     }
 
-    /// Applies one normal entry. Empty entries are the no-ops a new leader appends.
-    pub fn apply_normal(&mut self, entry: &Entry) {
+    /// Applies one normal entry; returns whether membership changed (peer URLs to update).
+    /// Empty entries are the no-ops a new leader appends.
+    pub fn apply_normal(&mut self, entry: &Entry) -> bool {
         if entry.get_data().is_empty() {
-            return;
+            return false;
         }
-        let request = RaftRequest::decode(entry.get_data())
+        let RaftRequest { id, request } = RaftRequest::decode(entry.get_data())
             .expect("normal entries hold RaftRequests written by this server");
+        let request = request_or_die(request, entry.index);
+        let membership_changed = matches!(
+            request,
+            raft_request::Request::MemberAttributes(_) | raft_request::Request::MemberUpdate(_)
+        );
         if crate::planted_bug!(ApplyTwiceAfterRestart) && self.wait.is_empty() {
-            let _ = self.apply_request(request.request.clone());
+            let _ = self.apply_request(request.clone());
         }
-        let result = self.apply_request(request.request);
+        let result = self.apply_request(request);
         self.metrics.proposals_committed.set(entry.index);
-        self.wait.trigger(request.id, result);
+        self.wait.trigger(id, result);
+        membership_changed
     }
 
-    fn apply_request(&mut self, request: Option<raft_request::Request>) -> ApplyResult {
+    fn apply_request(&mut self, request: raft_request::Request) -> ApplyResult {
         // Leases are not granted by this version, so no lease id can exist yet.
         let no_leases = |_lease: i64| false;
         let mut kv = self.kv.lock().unwrap();
-        let result = match request.expect("a RaftRequest always carries a request") {
+        let result = match request {
             raft_request::Request::Put(put) => {
                 self.metrics.mvcc_put.inc();
                 kv.put(&put, &no_leases).map(Applied::Put)
@@ -112,7 +130,80 @@ impl Applier {
                     })
                 })
             }
+            raft_request::Request::MemberAttributes(attributes) => {
+                let mut membership = self.membership.lock().unwrap();
+                membership.set_attributes(
+                    attributes.member_id,
+                    attributes.name,
+                    attributes.client_urls,
+                );
+                return Ok(Applied::Members(membership.members()));
+            }
+            raft_request::Request::MemberUpdate(update) => {
+                let mut membership = self.membership.lock().unwrap();
+                membership.update_peer_urls(update.id, update.peer_ur_ls);
+                return Ok(Applied::Members(membership.members()));
+            }
         };
         result.map_err(ServerError::from)
     }
+
+    /// Applies a committed membership change and wakes its proposer (waiting under `change.id`).
+    pub fn apply_conf_change(&mut self, change: &ConfChange) {
+        let mut membership = self.membership.lock().unwrap();
+        match change.get_change_type() {
+            ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
+                let is_learner = change.get_change_type() == ConfChangeType::AddLearnerNode;
+                match membership.get(change.node_id) {
+                    // Promotion of a learner, or the re-application of a bootstrap entry.
+                    Some(_) if !is_learner => membership.promote(change.node_id),
+                    Some(_) => {}
+                    None => {
+                        let mut member = Member::decode(change.get_context())
+                            .expect("conf changes carry the member they add");
+                        member.is_learner = is_learner;
+                        membership.add(member);
+                    }
+                }
+            }
+            ConfChangeType::RemoveNode => membership.remove(change.node_id),
+        }
+        let members = membership.members();
+        drop(membership);
+        self.wait.trigger(change.id, Ok(Applied::Members(members)));
+    }
+
+    /// Replaces the state machine with a snapshot's.
+    pub fn restore(&mut self, snapshot: &Snapshot) -> Result<(), ServerError> {
+        let data = SnapshotData::decode(&snapshot.data[..])
+            .map_err(|e| ServerError::Storage(format!("undecodable snapshot data: {e}")))?;
+        *self.kv.lock().unwrap() = KvStore::from_snapshot(&data.kv.unwrap_or_default());
+        self.membership
+            .lock()
+            .unwrap()
+            .restore(data.members, data.removed_member_ids);
+        let index = snapshot.get_metadata().index;
+        assert!(
+            index >= self.applied_index,
+            "a snapshot never moves the state machine back"
+        );
+        self.applied_index = index;
+        self.metrics.proposals_applied.set(index);
+        Ok(())
+    }
+
+    /// The state machine as snapshot payload, at the applied index.
+    pub fn snapshot_data(&self) -> Vec<u8> {
+        let membership = self.membership.lock().unwrap();
+        SnapshotData {
+            kv: Some(self.kv.lock().unwrap().to_snapshot()),
+            members: membership.members(),
+            removed_member_ids: membership.removed_ids(),
+        }
+        .encode_to_vec()
+    }
+}
+
+fn request_or_die(request: Option<raft_request::Request>, index: u64) -> raft_request::Request {
+    request.unwrap_or_else(|| panic!("entry {index} holds a RaftRequest without a request"))
 }

@@ -1,27 +1,43 @@
 //! Bootstrap (etcd's `bootstrap.go`): decide who this member is and load what it has on disk.
 //!
-//! A new member derives its id and the cluster id from the flags and writes them into the WAL's
-//! metadata before anything else; a restarted member reads them back from there and ignores the
-//! bootstrap flags, as etcd does, so a restart can never silently change identity.
+//! Three ways in:
+//! - **new cluster**: derive member and cluster ids from the flags, write them into the WAL's
+//!   metadata, and write the bootstrap log — one committed `AddNode` conf change per initial
+//!   member at term 1, as etcd does — so that a member joining later learns the initial voters by
+//!   replaying the log like everything else;
+//! - **join an existing cluster**: ask the peers for the member list, find this member in it
+//!   (added beforehand with `member add`), and start with an empty log that the leader fills;
+//! - **restart**: read identity from the WAL metadata and ignore the bootstrap flags, as etcd
+//!   does, so a restart can never silently change identity; load the last snapshot, then the
+//!   entries after it.
 
-use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use prost::Message as _;
-use raft::prelude::{ConfState, Entry, HardState};
+use protobuf::Message as _;
+use raft::prelude::{ConfChange, ConfChangeType, ConfState, Entry, EntryType, HardState};
 use raft::storage::MemStorage;
 
 use crate::config::{ClusterState, Config};
-use crate::io::{probe_writable, Disk};
-use crate::pb::detcdpb::WalMetadata;
+use crate::io::{probe_writable, Clock, Disk};
+use crate::pb::detcdpb::raft_peer_client::RaftPeerClient;
+use crate::pb::detcdpb::{MembersRequest, SnapshotData, WalMetadata};
 use crate::pb::etcdserverpb::Member;
+use crate::raft_node::{LogStore, SnapshotFiles};
+use crate::server::membership::Membership;
+use crate::storage::mvcc::KvStore;
 use crate::storage::wal::{Wal, WalError};
+
+/// How long to wait for one peer's member list when joining.
+const MEMBERS_FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What bootstrap could not get past; `main` prints it and exits non-zero.
 #[derive(Debug)]
 pub enum BootstrapError {
     DataDir(String),
     Wal(WalError),
+    Snapshot(String),
     Config(String),
 }
 
@@ -30,6 +46,7 @@ impl std::fmt::Display for BootstrapError {
         match self {
             BootstrapError::DataDir(why) => write!(f, "cannot access data directory: {why}"),
             BootstrapError::Wal(error) => write!(f, "cannot open WAL: {error}"),
+            BootstrapError::Snapshot(why) => write!(f, "cannot load snapshot: {why}"),
             BootstrapError::Config(why) => f.write_str(why),
         }
     }
@@ -43,40 +60,52 @@ impl From<WalError> for BootstrapError {
     }
 }
 
-/// The member as it comes out of bootstrap: identity, raft storage primed from the WAL, and the
-/// WAL open for appending.
+/// The cluster a joining member was added to, as its peers describe it.
+#[derive(Debug, Clone)]
+pub struct RemoteCluster {
+    pub cluster_id: u64,
+    pub members: Vec<Member>,
+}
+
+/// The member as it comes out of bootstrap: identity, the state machine as of `applied_index`,
+/// raft's log primed from disk, and the WAL open for appending.
 pub struct Bootstrapped {
     pub metadata: WalMetadata,
-    pub storage: MemStorage,
+    pub store: LogStore,
     pub wal: Wal,
-    /// Highest log index on disk when the member started (0 for a new member).
-    pub last_index_on_disk: u64,
+    pub snapshot_files: SnapshotFiles,
+    pub kv: KvStore,
+    pub membership: Membership,
+    pub applied_index: u64,
 }
 
-impl Bootstrapped {
-    pub fn member_id(&self) -> u64 {
-        self.metadata.member_id
-    }
-}
-
-pub fn bootstrap(config: &Config, disk: Arc<dyn Disk>) -> Result<Bootstrapped, BootstrapError> {
+pub fn bootstrap(
+    config: &Config,
+    disk: Arc<dyn Disk>,
+    remote: Option<RemoteCluster>,
+) -> Result<Bootstrapped, BootstrapError> {
+    let snapshot_files =
+        SnapshotFiles::new(disk.clone(), config.data_dir.join("member").join("snap"));
     if Wal::exists(disk.as_ref(), &config.wal_dir) {
-        restart(disk, &config.wal_dir)
-    } else {
-        create(config, disk)
-    }
-}
-
-fn create(config: &Config, disk: Arc<dyn Disk>) -> Result<Bootstrapped, BootstrapError> {
-    if config.initial_cluster_state == ClusterState::Existing {
-        return Err(BootstrapError::Config(
-            "joining an existing cluster (--initial-cluster-state existing) is not supported yet"
-                .into(),
-        ));
+        return restart(config, disk, snapshot_files);
     }
     probe_writable(disk.as_ref(), &config.data_dir)
         .and_then(|()| probe_writable(disk.as_ref(), &config.wal_dir))
         .map_err(|e| BootstrapError::DataDir(e.to_string()))?;
+    match (&config.initial_cluster_state, remote) {
+        (ClusterState::New, _) => create(config, disk, snapshot_files),
+        (ClusterState::Existing, Some(remote)) => join(config, disk, snapshot_files, remote),
+        (ClusterState::Existing, None) => Err(BootstrapError::Config(
+            "--initial-cluster-state existing needs the cluster's member list from a peer".into(),
+        )),
+    }
+}
+
+fn create(
+    config: &Config,
+    disk: Arc<dyn Disk>,
+    snapshot_files: SnapshotFiles,
+) -> Result<Bootstrapped, BootstrapError> {
     let members: Vec<Member> = config
         .initial_cluster
         .iter()
@@ -84,11 +113,7 @@ fn create(config: &Config, disk: Arc<dyn Disk>) -> Result<Bootstrapped, Bootstra
             id: member_id(&m.peer_urls, &config.initial_cluster_token),
             name: m.name.clone(),
             peer_ur_ls: m.peer_urls.clone(),
-            client_ur_ls: if m.name == config.name {
-                config.advertise_client_urls.clone()
-            } else {
-                Vec::new()
-            },
+            client_ur_ls: Vec::new(),
             is_learner: false,
         })
         .collect();
@@ -99,64 +124,207 @@ fn create(config: &Config, disk: Arc<dyn Disk>) -> Result<Bootstrapped, Bootstra
     let metadata = WalMetadata {
         member_id: local.id,
         cluster_id: cluster_id(&members),
-        members,
+        members: members.clone(),
+        joined_existing: false,
     };
-    let wal = Wal::create(disk, &config.wal_dir, &metadata.encode_to_vec())?;
-    let storage = MemStorage::new_with_conf_state(conf_state(&metadata));
-    // etcd starts a new member as a follower at term 1 (its bootstrap entries carry term 1), so
-    // the first election makes term 2; starting from the same term keeps `raft_term` in every
-    // response header identical to what etcd clients see from etcd.
-    storage.wl().mut_hard_state().term = 1;
+    let mut wal = Wal::create(disk, &config.wal_dir, &metadata.encode_to_vec())?;
+    // etcd's bootstrap log: every initial member added at term 1, all committed.
+    let entries: Vec<Entry> = members
+        .iter()
+        .zip(1..)
+        .map(|(member, index)| {
+            let mut change = ConfChange::default();
+            change.set_change_type(ConfChangeType::AddNode);
+            change.node_id = member.id;
+            change.context = member.encode_to_vec().into();
+            let mut entry = Entry::default();
+            entry.set_entry_type(EntryType::EntryConfChange);
+            entry.term = 1;
+            entry.index = index;
+            entry.data = change.write_to_bytes().expect("conf changes encode").into();
+            entry
+        })
+        .collect();
+    let mut hard_state = HardState::default();
+    hard_state.term = 1;
+    hard_state.commit = entries.len() as u64;
+    wal.save(Some(&hard_state), &entries)?;
+    let storage = MemStorage::new_with_conf_state(initial_conf_state(&metadata));
+    {
+        let mut core = storage.wl();
+        core.append(&entries)
+            .expect("the bootstrap log starts at index 1");
+        core.set_hardstate(hard_state);
+    }
     Ok(Bootstrapped {
+        membership: Membership::new(metadata.cluster_id, members),
         metadata,
-        storage,
+        store: LogStore::new(storage),
         wal,
-        last_index_on_disk: 0,
+        snapshot_files,
+        kv: KvStore::new(),
+        applied_index: 0,
     })
 }
 
-fn restart(disk: Arc<dyn Disk>, wal_dir: &Path) -> Result<Bootstrapped, BootstrapError> {
-    let (wal, contents) = Wal::open(disk, wal_dir)?;
+fn join(
+    config: &Config,
+    disk: Arc<dyn Disk>,
+    snapshot_files: SnapshotFiles,
+    remote: RemoteCluster,
+) -> Result<Bootstrapped, BootstrapError> {
+    let local = remote
+        .members
+        .iter()
+        .find(|m| {
+            m.peer_ur_ls
+                .iter()
+                .any(|url| config.initial_advertise_peer_urls.contains(url))
+        })
+        .ok_or_else(|| {
+            BootstrapError::Config(format!(
+                "no member with peer URLs {:?} in cluster {:x}: add it first with `etcdctl member add`",
+                config.initial_advertise_peer_urls, remote.cluster_id
+            ))
+        })?;
+    let metadata = WalMetadata {
+        member_id: local.id,
+        cluster_id: remote.cluster_id,
+        members: remote.members.clone(),
+        joined_existing: true,
+    };
+    let wal = Wal::create(disk, &config.wal_dir, &metadata.encode_to_vec())?;
+    Ok(Bootstrapped {
+        membership: Membership::new(remote.cluster_id, remote.members),
+        metadata,
+        store: LogStore::new(MemStorage::new()),
+        wal,
+        snapshot_files,
+        kv: KvStore::new(),
+        applied_index: 0,
+    })
+}
+
+fn restart(
+    config: &Config,
+    disk: Arc<dyn Disk>,
+    snapshot_files: SnapshotFiles,
+) -> Result<Bootstrapped, BootstrapError> {
+    let (wal, contents) = Wal::open(disk, &config.wal_dir)?;
     let metadata = WalMetadata::decode(contents.metadata.as_slice()).map_err(|e| {
         BootstrapError::Wal(WalError::Corrupt {
-            file: wal_dir.display().to_string(),
+            file: config.wal_dir.display().to_string(),
             offset: 0,
             reason: format!("undecodable member metadata: {e}"),
         })
     })?;
-    let storage = MemStorage::new_with_conf_state(conf_state(&metadata));
-    let last_index_on_disk = contents.entries.last().map_or(0, |e: &Entry| e.index);
+    let mut membership = Membership::new(metadata.cluster_id, metadata.members.clone());
+    let mut kv = KvStore::new();
+    let (storage, snapshot) = match &contents.snapshot {
+        Some(snapshot_metadata) => {
+            let snapshot = snapshot_files
+                .load(snapshot_metadata)
+                .map_err(BootstrapError::Snapshot)?;
+            let data = SnapshotData::decode(&snapshot.data[..])
+                .map_err(|e| BootstrapError::Snapshot(format!("undecodable data: {e}")))?;
+            kv = KvStore::from_snapshot(&data.kv.unwrap_or_default());
+            membership.restore(data.members, data.removed_member_ids);
+            let storage = MemStorage::new();
+            storage
+                .wl()
+                .apply_snapshot(snapshot.clone())
+                .map_err(|e| BootstrapError::Snapshot(e.to_string()))?;
+            (storage, Some(snapshot))
+        }
+        None => (
+            MemStorage::new_with_conf_state(initial_conf_state(&metadata)),
+            None,
+        ),
+    };
+    let applied_index = snapshot.as_ref().map_or(0, |s| s.get_metadata().index);
     {
         let mut core = storage.wl();
         core.append(&contents.entries)
-            .expect("WAL replay yields a contiguous log");
+            .expect("WAL replay yields a log contiguous with its snapshot");
+        let last_index = contents.entries.last().map_or(applied_index, |e| e.index);
         let mut hard_state: HardState = contents.hard_state.clone();
-        // The persisted commit index can lag the entries (it is saved with the next batch);
-        // it can never run ahead of them.
+        // The persisted commit index can lag (it is saved with the next batch, and a snapshot
+        // implies its own index is committed); it never runs ahead of the log.
         assert!(
-            hard_state.commit <= last_index_on_disk,
-            "WAL hard state commits {} beyond its last entry {last_index_on_disk}",
+            hard_state.commit <= last_index.max(applied_index),
+            "WAL hard state commits {} beyond its last entry {last_index}",
             hard_state.commit
         );
-        hard_state.commit = hard_state.commit.min(last_index_on_disk);
+        hard_state.commit = hard_state.commit.max(applied_index);
+        hard_state.term = hard_state.term.max(core.hard_state().term);
         core.set_hardstate(hard_state);
+    }
+    let mut store = LogStore::new(storage);
+    if let Some(snapshot) = snapshot {
+        store.set_snapshot(snapshot);
     }
     Ok(Bootstrapped {
         metadata,
-        storage,
+        store,
         wal,
-        last_index_on_disk,
+        snapshot_files,
+        kv,
+        membership,
+        applied_index,
     })
 }
 
-fn conf_state(metadata: &WalMetadata) -> ConfState {
-    let voters: Vec<u64> = metadata
-        .members
-        .iter()
-        .filter(|m| !m.is_learner)
-        .map(|m| m.id)
-        .collect();
+/// Raft's voters before the log is applied: the initial cluster's, or none for a member that
+/// joined (it learns them from the leader's log or snapshot).
+fn initial_conf_state(metadata: &WalMetadata) -> ConfState {
+    if metadata.joined_existing {
+        return ConfState::default();
+    }
+    let voters: Vec<u64> = metadata.members.iter().map(|m| m.id).collect();
     ConfState::from((voters, Vec::new()))
+}
+
+/// Asks the peers named in `--initial-cluster` for the cluster's member list (etcd's
+/// `GetClusterFromRemotePeers`), for a member joining with `--initial-cluster-state existing`.
+pub async fn fetch_remote_cluster(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> Result<RemoteCluster, BootstrapError> {
+    let mut failures = Vec::new();
+    let urls = config
+        .initial_cluster
+        .iter()
+        .filter(|m| m.name != config.name)
+        .flat_map(|m| m.peer_urls.iter());
+    for url in urls {
+        let attempt = async {
+            let mut client = RaftPeerClient::connect(url.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+            client
+                .members(MembersRequest {})
+                .await
+                .map(|r| r.into_inner())
+                .map_err(|e| e.to_string())
+        };
+        let result = tokio::select! {
+            result = attempt => result,
+            () = clock.sleep(MEMBERS_FETCH_TIMEOUT) => Err("timed out".to_string()),
+        };
+        match result {
+            Ok(response) => {
+                return Ok(RemoteCluster {
+                    cluster_id: response.cluster_id,
+                    members: response.members,
+                })
+            }
+            Err(error) => failures.push(format!("{url}: {error}")),
+        }
+    }
+    Err(BootstrapError::Config(format!(
+        "cannot fetch the cluster's members from any peer in --initial-cluster ({})",
+        failures.join("; ")
+    )))
 }
 
 /// A member id from its peer URLs and the cluster token (etcd hashes the same inputs), so each
@@ -167,6 +335,19 @@ pub fn member_id(peer_urls: &[String], cluster_token: &str) -> u64 {
     let id = fnv1a64(&[urls.join("").as_bytes(), cluster_token.as_bytes()]);
     // Raft reserves id 0 for "none".
     id.max(1)
+}
+
+/// A new member's id (for `member add`): its URLs, the cluster, and the time, so a member
+/// re-added at the same URLs after removal gets a new id, as in etcd.
+pub fn added_member_id(peer_urls: &[String], cluster_id: u64, wall_ms: u64) -> u64 {
+    let mut urls = peer_urls.to_vec();
+    urls.sort();
+    fnv1a64(&[
+        urls.join("").as_bytes(),
+        &cluster_id.to_be_bytes(),
+        &wall_ms.to_be_bytes(),
+    ])
+    .max(1)
 }
 
 fn cluster_id(members: &[Member]) -> u64 {
@@ -198,5 +379,14 @@ mod tests {
         let b = vec!["http://b:2380".to_string(), "http://a:2380".to_string()];
         assert_eq!(member_id(&a, "t"), member_id(&b, "t"));
         assert_ne!(member_id(&a, "t"), member_id(&a, "u"));
+    }
+
+    #[test]
+    fn a_re_added_member_gets_a_new_id() {
+        let urls = vec!["http://a:2380".to_string()];
+        assert_ne!(
+            added_member_id(&urls, 7, 1000),
+            added_member_id(&urls, 7, 1001)
+        );
     }
 }

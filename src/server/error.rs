@@ -19,6 +19,16 @@ pub enum ServerError {
     Stopped,
     /// The local disk failed underneath the server: it stops rather than serve unsynced data.
     Storage(String),
+    /// This member was removed from the cluster: it stops.
+    Removed,
+    MemberNotFound,
+    MemberBadUrls,
+    PeerUrlExists,
+    MemberNotLearner,
+    TooManyLearners,
+    LearnerNotReady,
+    NotLeader,
+    BadLeaderTransferee,
     /// Not served by this version of detcd yet; the text says what.
     NotSupported(&'static str),
 }
@@ -61,6 +71,21 @@ impl ServerError {
             ServerError::LeaderChanged => "etcdserver: leader changed".into(),
             ServerError::Timeout => "etcdserver: request timed out".into(),
             ServerError::Stopped => "etcdserver: server stopped".into(),
+            ServerError::Removed => {
+                "etcdserver: the member has been permanently removed from the cluster".into()
+            }
+            ServerError::MemberNotFound => "etcdserver: member not found".into(),
+            ServerError::MemberBadUrls => "etcdserver: given member URLs are invalid".into(),
+            ServerError::PeerUrlExists => "etcdserver: Peer URLs already exists".into(),
+            ServerError::MemberNotLearner => "etcdserver: can only promote a learner member".into(),
+            ServerError::TooManyLearners => {
+                "etcdserver: too many learner members in cluster".into()
+            }
+            ServerError::LearnerNotReady => {
+                "etcdserver: can only promote a learner member which is in sync with leader".into()
+            }
+            ServerError::NotLeader => "etcdserver: not leader".into(),
+            ServerError::BadLeaderTransferee => "etcdserver: bad leader transferee".into(),
             ServerError::Storage(why) => format!("etcdserver: storage failure: {why}"),
             ServerError::NotSupported(what) => format!("detcd: {what} is not supported yet"),
         }

@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod bootstrap;
 mod error;
+pub mod membership;
 pub mod metrics;
 pub mod wait;
 
@@ -16,31 +17,42 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use prost::Message as _;
+use raft::prelude::{ConfChange, ConfChangeType};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::{Config, ETCD_API_VERSION};
 use crate::io::Io;
-use crate::pb::detcdpb::{raft_request, RaftRequest};
+use crate::pb::detcdpb::{raft_request, MemberAttributes, RaftRequest};
 use crate::pb::etcdserverpb::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, HashKvResponse,
-    Member, PutRequest, PutResponse, RangeRequest, RangeResponse, ResponseHeader, StatusResponse,
-    TxnRequest, TxnResponse,
+    Member, MemberUpdateRequest, PutRequest, PutResponse, RangeRequest, RangeResponse,
+    ResponseHeader, StatusResponse, TxnRequest, TxnResponse,
 };
-use crate::raft_node::{RaftInput, RaftNode, RaftNodeConfig, RaftStatus};
+use crate::raft_node::peer_service::PeerService;
+use crate::raft_node::{
+    Progress, RaftInput, RaftNode, RaftNodeConfig, RaftParts, RaftStatus, Transport,
+};
 use crate::storage::mvcc::KvStore;
 use apply::{Applied, Applier, ApplyResult};
-use bootstrap::{BootstrapError, Bootstrapped};
+use bootstrap::{BootstrapError, Bootstrapped, RemoteCluster};
+use membership::Membership;
 use metrics::Metrics;
 use wait::Wait;
 
 /// Bound on queued proposals and reads: a full queue pushes back on clients instead of growing.
 const RAFT_INPUTS_MAX: usize = 4096;
 
+/// etcd promotes a learner only once it has this share of the leader's log (`readyPercent`).
+const LEARNER_READY_PERCENT: u64 = 90;
+
+/// etcd allows one learner at a time (`maxLearners`).
+const LEARNERS_MAX: usize = 1;
+
 pub struct EtcdServer {
     config: Config,
     member_id: u64,
     cluster_id: u64,
-    members: Vec<Member>,
+    membership: Arc<Mutex<Membership>>,
     kv: Arc<Mutex<KvStore>>,
     wait: Arc<Wait<ApplyResult>>,
     raft_inputs: mpsc::Sender<RaftInput>,
@@ -55,21 +67,31 @@ pub struct EtcdServer {
 
 impl EtcdServer {
     /// Bootstraps from disk and builds the server; nothing runs until [`EtcdServer::start`].
-    pub fn new(config: Config, io: Io) -> Result<Arc<EtcdServer>, BootstrapError> {
+    /// `remote` is the cluster a member joining with `--initial-cluster-state existing` was
+    /// added to (see [`bootstrap::fetch_remote_cluster`]).
+    pub fn new(
+        config: Config,
+        io: Io,
+        remote: Option<RemoteCluster>,
+    ) -> Result<Arc<EtcdServer>, BootstrapError> {
         let Bootstrapped {
             metadata,
-            storage,
+            store,
             wal,
-            last_index_on_disk,
-        } = bootstrap::bootstrap(&config, io.disk.clone())?;
+            snapshot_files,
+            kv,
+            membership,
+            applied_index,
+        } = bootstrap::bootstrap(&config, io.disk.clone(), remote)?;
         tracing::info!(
             name = %config.name,
             member_id = format_args!("{:x}", metadata.member_id),
             cluster_id = format_args!("{:x}", metadata.cluster_id),
-            last_index_on_disk,
+            applied_index,
             "bootstrapped member"
         );
-        let kv = Arc::new(Mutex::new(KvStore::new()));
+        let kv = Arc::new(Mutex::new(kv));
+        let membership = Arc::new(Mutex::new(membership));
         let wait = Arc::new(Wait::default());
         let metrics = Arc::new(Metrics::default());
         let (raft_inputs, inputs) = mpsc::channel(RAFT_INPUTS_MAX);
@@ -80,13 +102,30 @@ impl EtcdServer {
                 tick_interval: config.heartbeat_interval,
                 election_ticks: config.election_ticks,
                 seed: io.seed,
+                snapshot_count: config.snapshot_count,
+                applied_index,
             },
-            storage,
-            wal,
-            Applier::new(kv.clone(), wait.clone(), metrics.clone()),
-            io.clock.clone(),
-            inputs,
-            status_sender,
+            RaftParts {
+                store,
+                wal,
+                snapshot_files,
+                applier: Applier::new(
+                    kv.clone(),
+                    membership.clone(),
+                    wait.clone(),
+                    metrics.clone(),
+                    applied_index,
+                ),
+                transport: Transport::new(
+                    metadata.cluster_id,
+                    metadata.member_id,
+                    io.clock.clone(),
+                    raft_inputs.clone(),
+                ),
+                clock: io.clock.clone(),
+                inputs,
+                status: status_sender,
+            },
         )
         .map_err(|e| BootstrapError::Config(e.to_string()))?;
         // Request ids: member bits, then wall-clock bits, then a counter, so that ids from an
@@ -97,7 +136,7 @@ impl EtcdServer {
             config,
             member_id: metadata.member_id,
             cluster_id: metadata.cluster_id,
-            members: metadata.members,
+            membership,
             kv,
             wait,
             raft_inputs,
@@ -139,8 +178,17 @@ impl EtcdServer {
         self.cluster_id
     }
 
-    pub fn members(&self) -> &[Member] {
-        &self.members
+    pub fn members(&self) -> Vec<Member> {
+        self.membership.lock().unwrap().members()
+    }
+
+    /// The receiving side of the peer transport.
+    pub fn peer_service(&self) -> PeerService {
+        PeerService::new(
+            self.member_id,
+            self.membership.clone(),
+            self.raft_inputs.clone(),
+        )
     }
 
     pub fn raft_status(&self) -> RaftStatus {
@@ -277,7 +325,7 @@ impl EtcdServer {
             raft_applied_index: raft.applied_index,
             errors: Vec::new(),
             db_size_in_use: db_size,
-            is_learner: false,
+            is_learner: raft.is_learner,
         }
     }
 
@@ -293,6 +341,206 @@ impl EtcdServer {
             current_revision: kv.current_revision(),
             compact_revision: kv.compacted_revision(),
         })
+    }
+
+    /// Publishes this member's name and client URLs through raft (etcd's `publish`), retrying
+    /// until it is applied or the server stops; members list each other's URLs from this.
+    pub async fn publish(&self) -> Result<(), ServerError> {
+        let attributes = MemberAttributes {
+            member_id: self.member_id,
+            name: self.config.name.clone(),
+            client_urls: self.config.advertise_client_urls.clone(),
+        };
+        loop {
+            match self
+                .propose(raft_request::Request::MemberAttributes(attributes.clone()))
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(ServerError::Stopped) => return Err(ServerError::Stopped),
+                Err(error) => {
+                    tracing::debug!(%error, "publishing member attributes, will retry");
+                    self.io.clock.sleep(self.config.heartbeat_interval).await;
+                }
+            }
+        }
+    }
+
+    pub async fn member_add(
+        &self,
+        peer_urls: Vec<String>,
+        is_learner: bool,
+    ) -> Result<(Member, Vec<Member>), ServerError> {
+        if peer_urls.is_empty() || peer_urls.iter().any(|url| !is_valid_peer_url(url)) {
+            return Err(ServerError::MemberBadUrls);
+        }
+        let id = {
+            let membership = self.membership.lock().unwrap();
+            if peer_urls
+                .iter()
+                .any(|url| membership.find_by_peer_url(url).is_some())
+            {
+                return Err(ServerError::PeerUrlExists);
+            }
+            let learners = membership.members().iter().filter(|m| m.is_learner).count();
+            if is_learner && learners >= LEARNERS_MAX {
+                return Err(ServerError::TooManyLearners);
+            }
+            bootstrap::added_member_id(&peer_urls, self.cluster_id, self.io.clock.wall_ms())
+        };
+        let member = Member {
+            id,
+            name: String::new(),
+            peer_ur_ls: peer_urls,
+            client_ur_ls: Vec::new(),
+            is_learner,
+        };
+        let change_type = if is_learner {
+            ConfChangeType::AddLearnerNode
+        } else {
+            ConfChangeType::AddNode
+        };
+        let members = self.propose_conf_change(change_type, &member).await?;
+        Ok((member, members))
+    }
+
+    pub async fn member_remove(&self, id: u64) -> Result<Vec<Member>, ServerError> {
+        let member = self.existing_member(id)?;
+        self.propose_conf_change(ConfChangeType::RemoveNode, &member)
+            .await
+    }
+
+    /// Promotes a learner to voter once it has caught up with the leader (checked on the leader).
+    pub async fn member_promote(&self, id: u64) -> Result<Vec<Member>, ServerError> {
+        let member = self.existing_member(id)?;
+        if !member.is_learner {
+            return Err(ServerError::MemberNotLearner);
+        }
+        let progress = self.progress().await?;
+        if !progress.is_leader {
+            return Err(ServerError::NotLeader);
+        }
+        let matched = progress.matched.get(&id).copied().unwrap_or(0);
+        if matched * 100 < progress.last_index * LEARNER_READY_PERCENT {
+            return Err(ServerError::LearnerNotReady);
+        }
+        self.propose_conf_change(ConfChangeType::AddNode, &member)
+            .await
+    }
+
+    pub async fn member_update(
+        &self,
+        id: u64,
+        peer_urls: Vec<String>,
+    ) -> Result<Vec<Member>, ServerError> {
+        self.existing_member(id)?;
+        if peer_urls.is_empty() || peer_urls.iter().any(|url| !is_valid_peer_url(url)) {
+            return Err(ServerError::MemberBadUrls);
+        }
+        let update = MemberUpdateRequest {
+            id,
+            peer_ur_ls: peer_urls,
+        };
+        match self
+            .propose(raft_request::Request::MemberUpdate(update))
+            .await?
+        {
+            Applied::Members(members) => Ok(members),
+            other => unreachable!("a member update applied as {other:?}"),
+        }
+    }
+
+    /// Hands leadership to `target` and waits until it has it (etcd's `MoveLeader`).
+    pub async fn move_leader(&self, target: u64) -> Result<(), ServerError> {
+        let progress = self.progress().await?;
+        if !progress.is_leader {
+            return Err(ServerError::NotLeader);
+        }
+        let target_is_voter = self
+            .membership
+            .lock()
+            .unwrap()
+            .get(target)
+            .is_some_and(|m| !m.is_learner);
+        if !target_is_voter || target == self.member_id {
+            return Err(ServerError::BadLeaderTransferee);
+        }
+        self.submit(RaftInput::TransferLeader { to: target })
+            .await?;
+        let mut status = self.raft_status.clone();
+        let mut stop = self.stop.subscribe();
+        tokio::select! {
+            result = status.wait_for(|s| s.leader_id == target) => result.map(|_| ()).map_err(|_| ServerError::Stopped),
+            _ = stop.wait_for(|stopped| *stopped) => Err(ServerError::Stopped),
+            () = self.io.clock.sleep(self.config.request_timeout) => Err(ServerError::Timeout),
+        }
+    }
+
+    /// Before a leader stops it hands leadership to the most caught-up voter, as etcd does, so
+    /// the cluster need not wait out an election timeout.
+    pub async fn transfer_leadership_before_stop(&self) {
+        let Ok(progress) = self.progress().await else {
+            return;
+        };
+        if !progress.is_leader {
+            return;
+        }
+        let voters: Vec<u64> = self
+            .membership
+            .lock()
+            .unwrap()
+            .members()
+            .iter()
+            .filter(|m| !m.is_learner && m.id != self.member_id)
+            .map(|m| m.id)
+            .collect();
+        let target = voters
+            .iter()
+            .max_by_key(|id| (progress.matched.get(id).copied().unwrap_or(0), **id));
+        if let Some(&target) = target {
+            match self.move_leader(target).await {
+                Ok(()) => tracing::info!(
+                    to = format_args!("{target:x}"),
+                    "leadership transferred before stop"
+                ),
+                Err(error) => tracing::warn!(%error, "could not transfer leadership before stop"),
+            }
+        }
+    }
+
+    fn existing_member(&self, id: u64) -> Result<Member, ServerError> {
+        self.membership
+            .lock()
+            .unwrap()
+            .get(id)
+            .cloned()
+            .ok_or(ServerError::MemberNotFound)
+    }
+
+    async fn progress(&self) -> Result<Progress, ServerError> {
+        let (reply, receiver) = oneshot::channel();
+        self.submit(RaftInput::Progress { reply }).await?;
+        self.await_with_timeout(receiver).await
+    }
+
+    async fn propose_conf_change(
+        &self,
+        change_type: ConfChangeType,
+        member: &Member,
+    ) -> Result<Vec<Member>, ServerError> {
+        let id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
+        let mut change = ConfChange::default();
+        change.set_change_type(change_type);
+        change.node_id = member.id;
+        change.context = member.encode_to_vec().into();
+        change.id = id;
+        match self
+            .wait_for_apply(id, RaftInput::ProposeConfChange { change })
+            .await?
+        {
+            Applied::Members(members) => Ok(members),
+            other => unreachable!("a conf change applied as {other:?}"),
+        }
     }
 
     /// Waits until this member has applied everything committed when the read arrived (raft's
@@ -323,8 +571,14 @@ impl EtcdServer {
         if data.len() > self.config.max_request_bytes {
             return Err(ServerError::RequestTooLarge);
         }
+        self.wait_for_apply(id, RaftInput::Propose { id, data })
+            .await
+    }
+
+    /// Registers a waiter under `id`, hands `input` to raft, and waits for the apply result.
+    async fn wait_for_apply(&self, id: u64, input: RaftInput) -> Result<Applied, ServerError> {
         let receiver = self.wait.register(id);
-        if let Err(error) = self.submit(RaftInput::Propose { id, data }).await {
+        if let Err(error) = self.submit(input).await {
             self.wait.cancel(id);
             return Err(error);
         }
@@ -356,6 +610,18 @@ impl EtcdServer {
             () = self.io.clock.sleep(self.config.request_timeout) => Err(ServerError::Timeout),
         }
     }
+}
+
+fn is_valid_peer_url(url: &str) -> bool {
+    let Some(rest) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    rest.trim_end_matches('/')
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
 }
 
 fn request_ops(request: &TxnRequest) -> impl Iterator<Item = &crate::pb::etcdserverpb::RequestOp> {

@@ -23,7 +23,9 @@ pub struct Node {
     pub log: PathBuf,
 }
 
+/// A single-member detcd serving clients on `client_port` (peers on some free port).
 pub fn detcd_command(data_dir: &Path, client_port: u16, extra: &[&str]) -> Command {
+    let peer_port = free_port();
     let mut command = Command::new(env!("CARGO_BIN_EXE_detcd"));
     command
         .arg("--name=n1")
@@ -33,6 +35,10 @@ pub fn detcd_command(data_dir: &Path, client_port: u16, extra: &[&str]) -> Comma
         ))
         .arg(format!(
             "--advertise-client-urls=http://127.0.0.1:{client_port}"
+        ))
+        .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"))
+        .arg(format!(
+            "--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"
         ))
         .args(extra)
         .env_remove("RUST_LOG");

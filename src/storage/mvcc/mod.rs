@@ -22,6 +22,7 @@ mod hash;
 mod key_history;
 mod range;
 mod revision;
+mod snapshot;
 mod txn;
 mod write;
 

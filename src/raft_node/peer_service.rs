@@ -1,0 +1,94 @@
+//! The peer transport, receiving side: the `RaftPeer` gRPC service. It checks that a batch comes
+//! from this cluster and from a current member, then hands the messages to the raft loop.
+
+use std::sync::{Arc, Mutex};
+
+use protobuf::Message as _;
+use raft::prelude::Message;
+use tokio::sync::mpsc;
+use tonic::{Request, Response, Status};
+
+use crate::pb::detcdpb::raft_peer_server::RaftPeer;
+use crate::pb::detcdpb::{MembersRequest, MembersResponse, MessageBatch, PeerAck};
+use crate::server::membership::Membership;
+
+use super::RaftInput;
+
+pub struct PeerService {
+    member_id: u64,
+    membership: Arc<Mutex<Membership>>,
+    raft_inputs: mpsc::Sender<RaftInput>,
+}
+
+impl PeerService {
+    pub fn new(
+        member_id: u64,
+        membership: Arc<Mutex<Membership>>,
+        raft_inputs: mpsc::Sender<RaftInput>,
+    ) -> PeerService {
+        PeerService {
+            member_id,
+            membership,
+            raft_inputs,
+        }
+    }
+
+    async fn receive(&self, batch: MessageBatch) -> Result<Response<PeerAck>, Status> {
+        {
+            let membership = self.membership.lock().unwrap();
+            if batch.cluster_id != membership.cluster_id() {
+                return Err(Status::failed_precondition(format!(
+                    "cluster ID mismatch: this member is in cluster {:x}, the sender {:x} in {:x}",
+                    membership.cluster_id(),
+                    batch.from,
+                    batch.cluster_id
+                )));
+            }
+            if membership.is_removed(batch.from) {
+                return Err(Status::permission_denied(
+                    "the member has been permanently removed from the cluster",
+                ));
+            }
+        }
+        if batch.to != self.member_id {
+            return Err(Status::failed_precondition(format!(
+                "messages for member {:x} reached member {:x}",
+                batch.to, self.member_id
+            )));
+        }
+        for bytes in &batch.messages {
+            let message = Message::parse_from_bytes(bytes)
+                .map_err(|e| Status::invalid_argument(format!("undecodable raft message: {e}")))?;
+            self.raft_inputs
+                .send(RaftInput::Step(Box::new(message)))
+                .await
+                .map_err(|_| Status::unavailable("etcdserver: server stopped"))?;
+        }
+        Ok(Response::new(PeerAck {}))
+    }
+}
+
+#[tonic::async_trait]
+impl RaftPeer for PeerService {
+    async fn send(&self, request: Request<MessageBatch>) -> Result<Response<PeerAck>, Status> {
+        self.receive(request.into_inner()).await
+    }
+
+    async fn send_snapshot(
+        &self,
+        request: Request<MessageBatch>,
+    ) -> Result<Response<PeerAck>, Status> {
+        self.receive(request.into_inner()).await
+    }
+
+    async fn members(
+        &self,
+        _: Request<MembersRequest>,
+    ) -> Result<Response<MembersResponse>, Status> {
+        let membership = self.membership.lock().unwrap();
+        Ok(Response::new(MembersResponse {
+            cluster_id: membership.cluster_id(),
+            members: membership.members(),
+        }))
+    }
+}

@@ -1,0 +1,263 @@
+//! The peer transport, sending side: one task per peer and per kind of traffic, fed by bounded
+//! queues, so a slow or unreachable peer never blocks the raft loop or the other peers.
+//!
+//! gRPC (the `RaftPeer` service) is the wire: the same tonic code runs over TCP in production and
+//! over madsim's simulated network (partitions, clogs, latency) in the simulator, and HTTP/2 gives
+//! framing, multiplexing and reconnects for free. Raft messages go in batches on one path;
+//! snapshots (`MsgSnapshot`, possibly large) on another, so heartbeats never queue behind them.
+//! Raft tolerates loss, so when a queue is full the message is dropped and the peer reported
+//! unreachable; raft resends.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use protobuf::Message as _;
+use raft::prelude::{Message, MessageType};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::io::Clock;
+use crate::pb::detcdpb::raft_peer_client::RaftPeerClient;
+use crate::pb::detcdpb::MessageBatch;
+use crate::pb::etcdserverpb::Member;
+
+use super::RaftInput;
+
+/// Messages queued per peer before new ones are dropped.
+const PEER_QUEUE_MAX: usize = 4096;
+/// Messages sent in one batch.
+const BATCH_MESSAGES_MAX: usize = 512;
+/// How long one send (or connect) may take before the peer counts as unreachable.
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause after a failed send before trying that peer again.
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+/// The largest snapshot message a member accepts from a peer.
+pub const SNAPSHOT_BYTES_MAX: usize = 1 << 30;
+
+pub struct Transport {
+    cluster_id: u64,
+    member_id: u64,
+    clock: Arc<dyn Clock>,
+    /// Where senders report unreachable peers and snapshot results.
+    feedback: mpsc::Sender<RaftInput>,
+    peers: BTreeMap<u64, Peer>,
+}
+
+struct Peer {
+    peer_urls: Vec<String>,
+    messages: mpsc::Sender<Message>,
+    snapshots: mpsc::Sender<Message>,
+    tasks: [JoinHandle<()>; 2],
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Transport {
+    pub fn new(
+        cluster_id: u64,
+        member_id: u64,
+        clock: Arc<dyn Clock>,
+        feedback: mpsc::Sender<RaftInput>,
+    ) -> Transport {
+        Transport {
+            cluster_id,
+            member_id,
+            clock,
+            feedback,
+            peers: BTreeMap::new(),
+        }
+    }
+
+    /// Makes the set of peers the given members (minus this one): starts senders for new ones,
+    /// stops those of removed ones, and restarts those whose URLs changed.
+    pub fn set_peers(&mut self, members: &[Member]) {
+        let wanted: BTreeMap<u64, &Member> = members
+            .iter()
+            .filter(|m| m.id != self.member_id)
+            .map(|m| (m.id, m))
+            .collect();
+        self.peers.retain(|id, peer| {
+            wanted
+                .get(id)
+                .is_some_and(|m| m.peer_ur_ls == peer.peer_urls)
+        });
+        for (id, member) in wanted {
+            if !self.peers.contains_key(&id) {
+                let peer = self.start_peer(id, member.peer_ur_ls.clone());
+                self.peers.insert(id, peer);
+            }
+        }
+    }
+
+    fn start_peer(&self, to: u64, peer_urls: Vec<String>) -> Peer {
+        let (messages, message_queue) = mpsc::channel(PEER_QUEUE_MAX);
+        let (snapshots, snapshot_queue) = mpsc::channel(1);
+        let sender = PeerSender {
+            cluster_id: self.cluster_id,
+            from: self.member_id,
+            to,
+            peer_urls: peer_urls.clone(),
+            clock: self.clock.clone(),
+            feedback: self.feedback.clone(),
+            client: None,
+        };
+        let snapshot_sender = sender.clone_config();
+        Peer {
+            peer_urls,
+            messages,
+            snapshots,
+            tasks: [
+                tokio::spawn(sender.run(message_queue, Lane::Messages)),
+                tokio::spawn(snapshot_sender.run(snapshot_queue, Lane::Snapshots)),
+            ],
+        }
+    }
+
+    /// Queues messages for their peers without waiting.
+    pub fn send(&mut self, messages: Vec<Message>) {
+        for message in messages {
+            let to = message.to;
+            let Some(peer) = self.peers.get(&to) else {
+                tracing::debug!(
+                    to = format_args!("{to:x}"),
+                    "message for an unknown peer dropped"
+                );
+                continue;
+            };
+            let is_snapshot = message.get_msg_type() == MessageType::MsgSnapshot;
+            let queue = if is_snapshot {
+                &peer.snapshots
+            } else {
+                &peer.messages
+            };
+            if queue.try_send(message).is_err() {
+                let report = if is_snapshot {
+                    RaftInput::SnapshotStatus {
+                        to,
+                        delivered: false,
+                    }
+                } else {
+                    RaftInput::Unreachable { to }
+                };
+                let _ = self.feedback.try_send(report);
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    Messages,
+    Snapshots,
+}
+
+struct PeerSender {
+    cluster_id: u64,
+    from: u64,
+    to: u64,
+    peer_urls: Vec<String>,
+    clock: Arc<dyn Clock>,
+    feedback: mpsc::Sender<RaftInput>,
+    client: Option<RaftPeerClient<tonic::transport::Channel>>,
+}
+
+impl PeerSender {
+    fn clone_config(&self) -> PeerSender {
+        PeerSender {
+            cluster_id: self.cluster_id,
+            from: self.from,
+            to: self.to,
+            peer_urls: self.peer_urls.clone(),
+            clock: self.clock.clone(),
+            feedback: self.feedback.clone(),
+            client: None,
+        }
+    }
+
+    async fn run(mut self, mut queue: mpsc::Receiver<Message>, lane: Lane) {
+        let mut url_index = 0;
+        while let Some(first) = queue.recv().await {
+            let mut batch = vec![first];
+            if lane == Lane::Messages {
+                while batch.len() < BATCH_MESSAGES_MAX {
+                    match queue.try_recv() {
+                        Ok(message) => batch.push(message),
+                        Err(_) => break,
+                    }
+                }
+            }
+            let delivered = self
+                .deliver(&batch, lane, &self.peer_urls[url_index].clone())
+                .await;
+            let report = match (lane, delivered) {
+                (Lane::Snapshots, delivered) => Some(RaftInput::SnapshotStatus {
+                    to: self.to,
+                    delivered,
+                }),
+                (Lane::Messages, true) => None,
+                (Lane::Messages, false) => Some(RaftInput::Unreachable { to: self.to }),
+            };
+            if let Some(report) = report {
+                let _ = self.feedback.send(report).await;
+            }
+            if !delivered {
+                // Try the peer's next URL next time, after a pause; what queued meanwhile is
+                // mostly stale, and raft will resend what matters.
+                url_index = (url_index + 1) % self.peer_urls.len();
+                self.clock.sleep(RETRY_BACKOFF).await;
+                while queue.try_recv().is_ok() {}
+            }
+        }
+    }
+
+    async fn deliver(&mut self, batch: &[Message], lane: Lane, url: &str) -> bool {
+        let request = MessageBatch {
+            cluster_id: self.cluster_id,
+            from: self.from,
+            to: self.to,
+            messages: batch
+                .iter()
+                .map(|m| m.write_to_bytes().expect("raft messages encode"))
+                .collect(),
+        };
+        let clock = self.clock.clone();
+        let attempt = async {
+            if self.client.is_none() {
+                let endpoint = tonic::transport::Endpoint::from_shared(url.to_string()).ok()?;
+                let channel = endpoint.connect().await.ok()?;
+                self.client = Some(
+                    RaftPeerClient::new(channel)
+                        .max_encoding_message_size(SNAPSHOT_BYTES_MAX)
+                        .max_decoding_message_size(SNAPSHOT_BYTES_MAX),
+                );
+            }
+            let client = self.client.as_mut()?;
+            let result = match lane {
+                Lane::Messages => client.send(request).await,
+                Lane::Snapshots => client.send_snapshot(request).await,
+            };
+            match result {
+                Ok(_) => Some(()),
+                Err(status) => {
+                    tracing::debug!(to = format_args!("{:x}", self.to), %status, "peer refused messages");
+                    None
+                }
+            }
+        };
+        let delivered = tokio::select! {
+            result = attempt => result.is_some(),
+            () = clock.sleep(SEND_TIMEOUT) => false,
+        };
+        if !delivered {
+            self.client = None;
+        }
+        delivered
+    }
+}

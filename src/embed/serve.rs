@@ -40,8 +40,14 @@ macro_rules! grpc_services {
     }};
 }
 
+/// The generated peer server type: madsim-tonic's carries an interceptor parameter.
+#[cfg(not(madsim))]
+type PeerServer = RaftPeerServer<PeerService>;
+#[cfg(madsim)]
+type PeerServer = RaftPeerServer<PeerService, tonic::codegen::IdentityInterceptor>;
+
 /// The peer transport's receiving side, with room for snapshots.
-fn peer_server(server: &Arc<EtcdServer>) -> RaftPeerServer<PeerService> {
+fn peer_server(server: &Arc<EtcdServer>) -> PeerServer {
     RaftPeerServer::new(server.peer_service())
         .max_decoding_message_size(SNAPSHOT_BYTES_MAX)
         .max_encoding_message_size(SNAPSHOT_BYTES_MAX)

@@ -37,6 +37,8 @@ pub struct Faults<'a> {
     clogged_links: Vec<(NodeId, NodeId)>,
     /// A WAL bit flipped by a crash and not yet restored: (member index, file, byte, bit).
     flipped_bit: Option<(usize, PathBuf, u64, u8)>,
+    /// A member sent ctrl-c whose restart has not happened yet.
+    interrupted: Option<usize>,
     pub problems: Problems,
     /// Damage a member did not notice: correctness failures.
     pub undetected_corruption: Vec<String>,
@@ -71,6 +73,7 @@ impl<'a> Faults<'a> {
             rng: StdRng::seed_from_u64(options.seed ^ 0xfa_0175),
             clogged_links: Vec::new(),
             flipped_bit: None,
+            interrupted: None,
             problems: Vec::new(),
             undetected_corruption: Vec::new(),
         }
@@ -214,7 +217,17 @@ impl<'a> Faults<'a> {
 
     async fn interrupt(&mut self, member: &Member) {
         self.record("fault", &member.name, "ctrl-c");
+        self.interrupted = Some(member.index);
         Handle::current().send_ctrl_c(member.id());
+        self.await_interrupted_stop(member).await;
+        sleep(ms(&mut self.rng, 0..2_000)).await;
+        member.restart();
+        self.interrupted = None;
+        self.record("heal", &member.name, "restart");
+    }
+
+    /// A member told to stop must stop (etcd's `Close` is bounded); kill it if it does not.
+    async fn await_interrupted_stop(&mut self, member: &Member) {
         if !wait_until(|| !member.is_running()).await {
             self.problems.push(format!(
                 "{} did not stop within {WAIT_MAX:?} of ctrl-c",
@@ -222,9 +235,6 @@ impl<'a> Faults<'a> {
             ));
             member.kill();
         }
-        sleep(ms(&mut self.rng, 0..2_000)).await;
-        member.restart();
-        self.record("heal", &member.name, "restart");
     }
 
     async fn disk_fault(&mut self, member: &Member) {
@@ -399,6 +409,11 @@ impl<'a> Faults<'a> {
             if !self.cluster.members[index].is_running() {
                 self.restore_flipped_bit();
             }
+        }
+        // An interrupt cut short: let the member finish stopping, so it is restarted below.
+        if let Some(index) = self.interrupted.take() {
+            self.await_interrupted_stop(&self.cluster.members[index])
+                .await;
         }
         for member in &self.cluster.members {
             if !member.is_running() {

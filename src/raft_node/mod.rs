@@ -408,8 +408,10 @@ impl RaftNode {
         if applied < self.raw.store().snapshot_index() + self.snapshot_count {
             return Ok(());
         }
-        let mut snapshot = Snapshot::default();
-        snapshot.data = self.applier.snapshot_data().into();
+        let mut snapshot = Snapshot {
+            data: self.applier.snapshot_data().into(),
+            ..Default::default()
+        };
         let metadata = snapshot.mut_metadata();
         metadata.index = applied;
         metadata.term = self

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::cluster::MULTI_NODE_SUPPORTED;
 use crate::options::{FaultKind, RunSpec, SwarmOptions};
 use crate::simulation::{self, SeedRun, Verdict};
 use crate::{report, trace, workload};
@@ -146,9 +145,6 @@ fn parse_faults(text: &str) -> Result<Faults, String> {
 impl SpecArgs {
     fn into_spec(self) -> Result<RunSpec, String> {
         let nodes = self.nodes.map(|n| n as usize);
-        if nodes.is_some_and(|n| n > 1) && !MULTI_NODE_SUPPORTED {
-            return Err("--nodes above 1 needs detcd's peer transport, which is not merged yet; use --nodes 1".into());
-        }
         for bug in &self.bugs {
             check_bug(bug)?;
         }

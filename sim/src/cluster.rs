@@ -21,10 +21,6 @@ use madsim::task::NodeId;
 use crate::options::SwarmOptions;
 use crate::trace::Trace;
 
-/// Whether detcd can run more than one member yet (peer transport). Until it can, the command line
-/// refuses `--nodes` above 1.
-pub const MULTI_NODE_SUPPORTED: bool = true;
-
 pub const CLIENT_PORT: u16 = 2379;
 pub const PEER_PORT: u16 = 2380;
 

@@ -73,8 +73,8 @@ pub struct RunSpec {
     pub bugs: Vec<String>,
 }
 
-/// Cluster sizes a seed may draw when `--nodes` is not given. One until detcd clusters.
-pub const CLUSTER_SIZES: &[usize] = &[1];
+/// Cluster sizes a seed may draw when `--nodes` is not given.
+pub const CLUSTER_SIZES: &[usize] = &[1, 3, 5];
 
 /// The options one seed runs with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

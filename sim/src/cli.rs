@@ -328,6 +328,15 @@ fn run(
                     again.trace_hash,
                     replay_command(seed, spec)
                 );
+                if let Some((index, (first, second))) = run
+                    .trace
+                    .iter()
+                    .zip(&again.trace)
+                    .enumerate()
+                    .find(|(_, (a, b))| a != b)
+                {
+                    println!("  first difference, event {index}:\n    {first:?}\n    {second:?}");
+                }
                 tally.nondeterministic.push(seed);
             }
         }

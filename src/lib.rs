@@ -16,6 +16,7 @@ pub mod io;
 pub mod raft_node;
 pub mod server;
 pub mod storage;
+pub mod watched;
 
 /// Generated etcd v3 wire types (and detcd's internal records), under etcd's package names.
 pub mod pb {

@@ -15,7 +15,6 @@ use crate::pb::detcdpb::raft_peer_server::RaftPeerServer;
 use crate::pb::etcdserverpb::cluster_server::ClusterServer;
 use crate::pb::etcdserverpb::kv_server::KvServer;
 use crate::pb::etcdserverpb::maintenance_server::MaintenanceServer;
-use crate::raft_node::peer_service::PeerService;
 use crate::raft_node::transport::SNAPSHOT_BYTES_MAX;
 use crate::server::EtcdServer;
 
@@ -40,11 +39,14 @@ macro_rules! grpc_services {
     }};
 }
 
-/// The peer transport's receiving side, with room for snapshots.
-fn peer_server(server: &Arc<EtcdServer>) -> RaftPeerServer<PeerService> {
-    RaftPeerServer::new(server.peer_service())
-        .max_decoding_message_size(SNAPSHOT_BYTES_MAX)
-        .max_encoding_message_size(SNAPSHOT_BYTES_MAX)
+/// The peer transport's receiving side, with room for snapshots. (A macro: the generated server
+/// type differs between the two builds.)
+macro_rules! peer_server {
+    ($server:expr) => {
+        RaftPeerServer::new($server.peer_service())
+            .max_decoding_message_size(SNAPSHOT_BYTES_MAX)
+            .max_encoding_message_size(SNAPSHOT_BYTES_MAX)
+    };
 }
 
 #[cfg(not(madsim))]
@@ -121,7 +123,7 @@ mod real {
         stopping: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), String> {
         let addr = listener.local_addr();
-        let peers = tonic::service::Routes::new(peer_server(&server)).into_axum_router();
+        let peers = tonic::service::Routes::new(peer_server!(server)).into_axum_router();
         tracing::info!(%addr, "serving peer traffic");
         axum::serve(listener.0, peers)
             .with_graceful_shutdown(stopping)
@@ -179,7 +181,7 @@ mod sim {
         stopping: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), String> {
         tonic::transport::Server::builder()
-            .add_service(peer_server(&server))
+            .add_service(peer_server!(server))
             .serve_with_shutdown(listener.0, stopping)
             .await
             .map_err(|e| format!("peer listener {}: {e}", listener.0))

@@ -145,9 +145,11 @@ fn create(
             entry
         })
         .collect();
-    let mut hard_state = HardState::default();
-    hard_state.term = 1;
-    hard_state.commit = entries.len() as u64;
+    let hard_state = HardState {
+        term: 1,
+        commit: entries.len() as u64,
+        ..Default::default()
+    };
     wal.save(Some(&hard_state), &entries)?;
     let storage = MemStorage::new_with_conf_state(initial_conf_state(&metadata));
     {

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use prost::Message as _;
 use raft::prelude::{ConfChange, ConfChangeType};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{Config, ETCD_API_VERSION};
 use crate::io::Io;
@@ -33,6 +33,7 @@ use crate::raft_node::{
     Progress, RaftInput, RaftNode, RaftNodeConfig, RaftParts, RaftStatus, Transport,
 };
 use crate::storage::mvcc::KvStore;
+use crate::watched::Watched;
 use apply::{Applied, Applier, ApplyResult};
 use bootstrap::{BootstrapError, Bootstrapped, RemoteCluster};
 use membership::Membership;
@@ -56,11 +57,11 @@ pub struct EtcdServer {
     kv: Arc<Mutex<KvStore>>,
     wait: Arc<Wait<ApplyResult>>,
     raft_inputs: mpsc::Sender<RaftInput>,
-    raft_status: watch::Receiver<RaftStatus>,
+    raft_status: Arc<Watched<RaftStatus>>,
     metrics: Arc<Metrics>,
     io: Io,
     next_request_id: AtomicU64,
-    stop: watch::Sender<bool>,
+    stop: Arc<Watched<bool>>,
     /// The raft loop, until `start` takes it to run.
     raft_node: Mutex<Option<RaftNode>>,
 }
@@ -95,7 +96,7 @@ impl EtcdServer {
         let wait = Arc::new(Wait::default());
         let metrics = Arc::new(Metrics::default());
         let (raft_inputs, inputs) = mpsc::channel(RAFT_INPUTS_MAX);
-        let (status_sender, raft_status) = watch::channel(RaftStatus::default());
+        let raft_status = Arc::new(Watched::new(RaftStatus::default()));
         let raft_node = RaftNode::new(
             RaftNodeConfig {
                 member_id: metadata.member_id,
@@ -124,7 +125,7 @@ impl EtcdServer {
                 ),
                 clock: io.clock.clone(),
                 inputs,
-                status: status_sender,
+                status: raft_status.clone(),
             },
         )
         .map_err(|e| BootstrapError::Config(e.to_string()))?;
@@ -144,7 +145,7 @@ impl EtcdServer {
             metrics,
             io,
             next_request_id: AtomicU64::new(id_base),
-            stop: watch::channel(false).0,
+            stop: Arc::new(Watched::new(false)),
             raft_node: Mutex::new(Some(raft_node)),
         }))
     }
@@ -158,12 +159,12 @@ impl EtcdServer {
             .unwrap()
             .take()
             .expect("EtcdServer::start is called once");
-        tokio::spawn(raft_node.run(self.stop.subscribe()))
+        tokio::spawn(raft_node.run(self.stop.clone()))
     }
 
     /// Stops the raft loop; in-flight requests end with `etcdserver: server stopped`.
     pub fn stop(&self) {
-        self.stop.send_replace(true);
+        self.stop.set(true);
     }
 
     pub fn config(&self) -> &Config {
@@ -192,7 +193,7 @@ impl EtcdServer {
     }
 
     pub fn raft_status(&self) -> RaftStatus {
-        *self.raft_status.borrow()
+        self.raft_status.get()
     }
 
     pub fn clock(&self) -> Arc<dyn crate::io::Clock> {
@@ -206,8 +207,7 @@ impl EtcdServer {
     /// Resolves once this member knows a leader and has applied everything committed before it
     /// started: from then on it serves what it had acknowledged before.
     pub async fn wait_ready(&self) {
-        let mut status = self.raft_status.clone();
-        let _ = status
+        self.raft_status
             .wait_for(|s| s.leader_id != 0 && s.applied_index >= s.commit_index)
             .await;
     }
@@ -467,11 +467,9 @@ impl EtcdServer {
         }
         self.submit(RaftInput::TransferLeader { to: target })
             .await?;
-        let mut status = self.raft_status.clone();
-        let mut stop = self.stop.subscribe();
         tokio::select! {
-            result = status.wait_for(|s| s.leader_id == target) => result.map(|_| ()).map_err(|_| ServerError::Stopped),
-            _ = stop.wait_for(|stopped| *stopped) => Err(ServerError::Stopped),
+            _ = self.raft_status.wait_for(|s| s.leader_id == target) => Ok(()),
+            _ = self.stop.wait_for(|stopped| *stopped) => Err(ServerError::Stopped),
             () = self.io.clock.sleep(self.config.request_timeout) => Err(ServerError::Timeout),
         }
     }
@@ -549,11 +547,9 @@ impl EtcdServer {
         let (reply, receiver) = oneshot::channel();
         self.submit(RaftInput::ReadIndex { reply }).await?;
         let index = self.await_with_timeout(receiver).await??;
-        let mut status = self.raft_status.clone();
-        let mut stop = self.stop.subscribe();
         tokio::select! {
-            result = status.wait_for(|s| s.applied_index >= index) => result.map(|_| ()).map_err(|_| ServerError::Stopped),
-            _ = stop.wait_for(|stopped| *stopped) => Err(ServerError::Stopped),
+            _ = self.raft_status.wait_for(|s| s.applied_index >= index) => Ok(()),
+            _ = self.stop.wait_for(|stopped| *stopped) => Err(ServerError::Stopped),
             () = self.io.clock.sleep(self.config.request_timeout) => Err(ServerError::Timeout),
         }
     }
@@ -587,7 +583,7 @@ impl EtcdServer {
     }
 
     async fn submit(&self, input: RaftInput) -> Result<(), ServerError> {
-        if *self.stop.borrow() {
+        if self.stop.get() {
             return Err(ServerError::Stopped);
         }
         self.raft_inputs
@@ -600,10 +596,9 @@ impl EtcdServer {
         &self,
         receiver: oneshot::Receiver<T>,
     ) -> Result<T, ServerError> {
-        let mut stop = self.stop.subscribe();
         tokio::select! {
             result = receiver => result.map_err(|_| ServerError::Stopped),
-            _ = stop.wait_for(|stopped| *stopped) => Err(ServerError::Stopped),
+            _ = self.stop.wait_for(|stopped| *stopped) => Err(ServerError::Stopped),
             () = self.io.clock.sleep(self.config.request_timeout) => Err(ServerError::Timeout),
         }
     }

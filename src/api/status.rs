@@ -9,7 +9,11 @@ use crate::storage::mvcc::MvccError;
 pub fn to_status(error: ServerError) -> Status {
     let code = match &error {
         ServerError::Mvcc(MvccError::Compacted | MvccError::FutureRevision) => Code::OutOfRange,
-        ServerError::Mvcc(MvccError::LeaseNotFound(_)) => Code::NotFound,
+        ServerError::Mvcc(MvccError::LeaseNotFound(_)) | ServerError::LeaseNotFound => {
+            Code::NotFound
+        }
+        ServerError::LeaseExists | ServerError::NotLeader => Code::FailedPrecondition,
+        ServerError::LeaseTtlTooLarge => Code::OutOfRange,
         ServerError::Mvcc(MvccError::KeyNotFound | MvccError::DuplicateKey)
         | ServerError::EmptyKey
         | ServerError::ValueProvided

@@ -11,8 +11,10 @@ use raft::prelude::Entry;
 
 use crate::pb::detcdpb::{raft_request, RaftRequest};
 use crate::pb::etcdserverpb::{
-    CompactionResponse, DeleteRangeResponse, PutResponse, ResponseHeader, TxnResponse,
+    CompactionResponse, DeleteRangeResponse, LeaseCheckpointResponse, LeaseGrantResponse,
+    LeaseRevokeResponse, PutResponse, ResponseHeader, TxnResponse,
 };
+use crate::server::lease::{self, Lessor};
 use crate::server::metrics::Metrics;
 use crate::server::wait::Wait;
 use crate::server::ServerError;
@@ -25,12 +27,16 @@ pub enum Applied {
     DeleteRange(DeleteRangeResponse),
     Txn(TxnResponse),
     Compaction(CompactionResponse),
+    LeaseGrant(LeaseGrantResponse),
+    LeaseRevoke(LeaseRevokeResponse),
+    LeaseCheckpoint(LeaseCheckpointResponse),
 }
 
 pub type ApplyResult = Result<Applied, ServerError>;
 
 pub struct Applier {
     kv: Arc<Mutex<KvStore>>,
+    lessor: Arc<Mutex<Lessor>>,
     wait: Arc<Wait<ApplyResult>>,
     metrics: Arc<Metrics>,
     applied_index: u64,
@@ -39,11 +45,13 @@ pub struct Applier {
 impl Applier {
     pub fn new(
         kv: Arc<Mutex<KvStore>>,
+        lessor: Arc<Mutex<Lessor>>,
         wait: Arc<Wait<ApplyResult>>,
         metrics: Arc<Metrics>,
     ) -> Self {
         Applier {
             kv,
+            lessor,
             wait,
             metrics,
             applied_index: 0,
@@ -83,13 +91,15 @@ impl Applier {
     }
 
     fn apply_request(&mut self, request: Option<raft_request::Request>) -> ApplyResult {
-        // Leases are not granted by this version, so no lease id can exist yet.
-        let no_leases = |_lease: i64| false;
+        // Lock order: lessor, then kv.
+        let mut lessor = self.lessor.lock().unwrap();
         let mut kv = self.kv.lock().unwrap();
+        let revision_before = kv.current_revision();
+        let lease_exists = |lease: i64| lessor.exists(lease);
         let result = match request.expect("a RaftRequest always carries a request") {
             raft_request::Request::Put(put) => {
                 self.metrics.mvcc_put.inc();
-                kv.put(&put, &no_leases).map(Applied::Put)
+                kv.put(&put, &lease_exists).map(Applied::Put)
             }
             raft_request::Request::DeleteRange(delete) => {
                 self.metrics.mvcc_delete.inc();
@@ -97,7 +107,7 @@ impl Applier {
             }
             raft_request::Request::Txn(txn) => {
                 self.metrics.mvcc_txn.inc();
-                kv.txn(&txn, &no_leases).map(Applied::Txn)
+                kv.txn(&txn, &lease_exists).map(Applied::Txn)
             }
             raft_request::Request::Compaction(compaction) => {
                 kv.compact(compaction.revision).map(|()| {
@@ -109,7 +119,16 @@ impl Applier {
                     })
                 })
             }
+            request @ (raft_request::Request::LeaseGrant(_)
+            | raft_request::Request::LeaseRevoke(_)
+            | raft_request::Request::LeaseCheckpoint(_)) => {
+                return lease::apply(&mut lessor, &mut kv, request);
+            }
         };
+        // Keys follow their writes: a put attaches its key to its lease, a delete detaches it.
+        if kv.current_revision() > revision_before {
+            lessor.track_writes(&kv, revision_before + 1);
+        }
         result.map_err(ServerError::from)
     }
 }

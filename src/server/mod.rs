@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod bootstrap;
 mod error;
+pub mod lease;
 pub mod metrics;
 pub mod wait;
 
@@ -42,6 +43,7 @@ pub struct EtcdServer {
     cluster_id: u64,
     members: Vec<Member>,
     kv: Arc<Mutex<KvStore>>,
+    lessor: Arc<Mutex<lease::Lessor>>,
     wait: Arc<Wait<ApplyResult>>,
     raft_inputs: mpsc::Sender<RaftInput>,
     raft_status: watch::Receiver<RaftStatus>,
@@ -70,6 +72,11 @@ impl EtcdServer {
             "bootstrapped member"
         );
         let kv = Arc::new(Mutex::new(KvStore::new()));
+        let lessor = Arc::new(Mutex::new(lease::Lessor::new(
+            io.clock.clone(),
+            lease::lessor::min_ttl_seconds(config.heartbeat_interval, config.election_ticks),
+            lease::lessor::CHECKPOINT_INTERVAL,
+        )));
         let wait = Arc::new(Wait::default());
         let metrics = Arc::new(Metrics::default());
         let (raft_inputs, inputs) = mpsc::channel(RAFT_INPUTS_MAX);
@@ -83,7 +90,7 @@ impl EtcdServer {
             },
             storage,
             wal,
-            Applier::new(kv.clone(), wait.clone(), metrics.clone()),
+            Applier::new(kv.clone(), lessor.clone(), wait.clone(), metrics.clone()),
             io.clock.clone(),
             inputs,
             status_sender,
@@ -99,6 +106,7 @@ impl EtcdServer {
             cluster_id: metadata.cluster_id,
             members: metadata.members,
             kv,
+            lessor,
             wait,
             raft_inputs,
             raft_status,
@@ -111,14 +119,15 @@ impl EtcdServer {
     }
 
     /// Starts the raft loop in the background; its end (stop, or a disk failure) resolves the
-    /// returned handle.
-    pub fn start(&self) -> tokio::task::JoinHandle<Result<(), ServerError>> {
+    /// returned handle. The leader's lease duties run beside it until stop.
+    pub fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<Result<(), ServerError>> {
         let raft_node = self
             .raft_node
             .lock()
             .unwrap()
             .take()
             .expect("EtcdServer::start is called once");
+        self.start_lease_duties();
         tokio::spawn(raft_node.run(self.stop.subscribe()))
     }
 

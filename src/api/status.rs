@@ -46,6 +46,35 @@ mod tests {
     }
 
     #[test]
+    fn lease_errors_carry_etcds_codes_and_texts() {
+        for (error, code, text) in [
+            (
+                ServerError::LeaseNotFound,
+                Code::NotFound,
+                "etcdserver: requested lease not found",
+            ),
+            (
+                ServerError::LeaseExists,
+                Code::FailedPrecondition,
+                "etcdserver: lease already exists",
+            ),
+            (
+                ServerError::LeaseTtlTooLarge,
+                Code::OutOfRange,
+                "etcdserver: too large lease TTL",
+            ),
+            (
+                ServerError::NotLeader,
+                Code::FailedPrecondition,
+                "etcdserver: not leader",
+            ),
+        ] {
+            let status = to_status(error);
+            assert_eq!((status.code(), status.message()), (code, text));
+        }
+    }
+
+    #[test]
     fn unavailable_errors_let_clients_retry() {
         for error in [
             ServerError::NoLeader,

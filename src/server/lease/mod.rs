@@ -8,6 +8,8 @@
 mod apply;
 mod duties;
 pub mod lessor;
+#[cfg(test)]
+mod tests;
 
 pub use apply::apply;
 pub use lessor::Lessor;

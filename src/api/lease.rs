@@ -81,6 +81,7 @@ impl Lease for LeaseService {
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
         self.server
             .lease_time_to_live(request.into_inner())
+            .await
             .map(Response::new)
             .map_err(to_status)
     }

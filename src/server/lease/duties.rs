@@ -5,10 +5,15 @@
 //!
 //! Only the leader proposes these, and all members apply them, so expiry is decided in one place
 //! by one clock (the Clock seam), and a revoke is a log entry like any other write.
+//!
+//! The task polls the raft status once per heartbeat rather than awaiting `watch` changes: tokio's
+//! `watch` wakes concurrent waiters in an order drawn from a thread-local RNG that madsim does not
+//! control, which makes simulator runs of the same seed diverge.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::pb::etcdserverpb::LeaseRevokeRequest;
 use crate::raft_node::RaftStatus;
 use crate::server::{EtcdServer, ServerError};
 
@@ -23,26 +28,17 @@ const CHECKPOINTS_PER_BATCH_MAX: usize = 1000;
 
 /// Runs the duties until the server stops.
 pub async fn run(server: Arc<EtcdServer>) {
-    let mut status = server.raft_status.clone();
-    let mut stop = server.stop.subscribe();
+    let clock = server.io.clock.clone();
+    let stop = server.stop.subscribe();
     let mut promoted_term = None;
-    let mut tick = server.io.clock.sleep(DUTY_INTERVAL);
-    loop {
-        let raft = *status.borrow_and_update();
-        follow_leadership(&server, raft, &mut promoted_term);
-        tokio::select! {
-            biased;
-            _ = stop.wait_for(|stopped| *stopped) => return,
-            changed = status.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-            }
-            () = &mut tick => {
-                tick = server.io.clock.sleep(DUTY_INTERVAL);
-                propose_revokes_and_checkpoints(&server);
-            }
+    let mut next_duty = clock.now() + DUTY_INTERVAL;
+    while !*stop.borrow() {
+        follow_leadership(&server, server.raft_status(), &mut promoted_term);
+        if clock.now() >= next_duty {
+            next_duty = clock.now() + DUTY_INTERVAL;
+            propose_revokes_and_checkpoints(&server);
         }
+        clock.sleep(server.config.heartbeat_interval).await;
     }
 }
 
@@ -77,8 +73,7 @@ fn propose_revokes_and_checkpoints(server: &Arc<EtcdServer>) {
     for id in expired {
         let server = server.clone();
         tokio::spawn(async move {
-            let request = crate::pb::etcdserverpb::LeaseRevokeRequest { id };
-            match server.lease_revoke(request).await {
+            match server.lease_revoke(LeaseRevokeRequest { id }).await {
                 // Revoked by a client, or by an earlier try, in the meantime.
                 Ok(_) | Err(ServerError::LeaseNotFound) => {}
                 Err(error) => {

@@ -49,6 +49,10 @@ impl EtcdServer {
         &self,
         mut request: LeaseGrantRequest,
     ) -> Result<LeaseGrantResponse, ServerError> {
+        // A leader grants after promoting its leases, so the new lease starts to expire at once.
+        if self.raft_status().leader_id == self.member_id {
+            self.await_primary().await?;
+        }
         // No id given: choose one from the request-id generator (unique per member and run),
         // positive as etcd's are.
         while request.id == 0 {
@@ -119,40 +123,45 @@ impl EtcdServer {
         })
     }
 
-    /// Renews on this member if it is the promoted leader. A leader that has not promoted its
-    /// leases yet will shortly (etcd retries the same way, by forwarding to itself); any other
-    /// member cannot renew: forwarding keep-alives to the leader is not implemented.
+    /// Renews on this member if it is the leader: forwarding keep-alives from other members to
+    /// the leader is not implemented.
     async fn renew_on_leader(&self, id: i64) -> Result<lessor::Renewed, ServerError> {
+        if !self.await_primary().await? {
+            return Err(ServerError::NotLeader);
+        }
+        self.lessor.lock().unwrap().renew(id)
+    }
+
+    /// Whether this member leads, with its leases promoted: a leader that has not promoted them
+    /// yet will within a heartbeat (etcd's keep-alive waits the same way, by forwarding to
+    /// itself until the lessor is primary).
+    async fn await_primary(&self) -> Result<bool, ServerError> {
         let deadline = self.io.clock.now() + self.config.request_timeout;
         loop {
-            let result = self.lessor.lock().unwrap().renew(id);
-            match result {
-                Err(ServerError::NotLeader) => {
-                    let leader = self.raft_status().leader_id;
-                    if leader == 0 {
-                        return Err(ServerError::NoLeader);
-                    }
-                    if leader != self.member_id || self.io.clock.now() >= deadline {
-                        return Err(ServerError::NotLeader);
-                    }
-                    self.io.clock.sleep(PROMOTION_POLL_INTERVAL).await;
-                }
-                other => return other,
+            let leader = self.raft_status().leader_id;
+            if leader == 0 {
+                return Err(ServerError::NoLeader);
             }
+            if leader != self.member_id {
+                return Ok(false);
+            }
+            if self.lessor.lock().unwrap().is_primary() {
+                return Ok(true);
+            }
+            if self.io.clock.now() >= deadline {
+                return Err(ServerError::Timeout);
+            }
+            self.io.clock.sleep(PROMOTION_POLL_INTERVAL).await;
         }
     }
 
     /// Remaining and granted TTL (and keys); TTL -1 for a lease that does not exist, as etcd.
-    pub fn lease_time_to_live(
+    pub async fn lease_time_to_live(
         &self,
         request: LeaseTimeToLiveRequest,
     ) -> Result<LeaseTimeToLiveResponse, ServerError> {
-        let leader = self.raft_status().leader_id;
-        if leader == 0 {
-            return Err(ServerError::NoLeader);
-        }
-        if leader != self.member_id {
-            // Only the leader knows expiry times; forwarding to it is not implemented.
+        // Only the leader knows expiry times; forwarding to it is not implemented.
+        if !self.await_primary().await? {
             return Err(ServerError::NotLeader);
         }
         let found = self

@@ -147,7 +147,7 @@ impl Lessor {
         };
         if self.primary {
             lease.expiry = Some(now + seconds(ttl_seconds));
-            self.schedule_checkpoint(&mut lease, now);
+            schedule_checkpoint(&mut lease, now, self.checkpoint_interval);
         }
         self.leases.insert(id, lease);
         Ok(ttl_seconds)
@@ -378,10 +378,6 @@ impl Lessor {
             .collect();
         leases.sort();
         leases.into_iter().map(|(_, id)| id).collect()
-    }
-
-    fn schedule_checkpoint(&self, lease: &mut Lease, now: Instant) {
-        schedule_checkpoint(lease, now, self.checkpoint_interval);
     }
 }
 

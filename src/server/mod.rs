@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod bootstrap;
 mod error;
+pub mod lease;
 pub mod membership;
 pub mod metrics;
 pub mod wait;
@@ -55,6 +56,7 @@ pub struct EtcdServer {
     cluster_id: u64,
     membership: Arc<Mutex<Membership>>,
     kv: Arc<Mutex<KvStore>>,
+    lessor: Arc<Mutex<lease::Lessor>>,
     wait: Arc<Wait<ApplyResult>>,
     raft_inputs: mpsc::Sender<RaftInput>,
     raft_status: Arc<Watched<RaftStatus>>,
@@ -82,6 +84,7 @@ impl EtcdServer {
             snapshot_files,
             kv,
             membership,
+            leases,
             applied_index,
         } = bootstrap::bootstrap(&config, io.disk.clone(), remote)?;
         tracing::info!(
@@ -91,8 +94,15 @@ impl EtcdServer {
             applied_index,
             "bootstrapped member"
         );
+        let mut lessor = lease::Lessor::new(
+            io.clock.clone(),
+            lease::lessor::min_ttl_seconds(config.heartbeat_interval, config.election_ticks),
+            lease::lessor::CHECKPOINT_INTERVAL,
+        );
+        lessor.restore(&leases, &kv);
         let kv = Arc::new(Mutex::new(kv));
         let membership = Arc::new(Mutex::new(membership));
+        let lessor = Arc::new(Mutex::new(lessor));
         let wait = Arc::new(Wait::default());
         let metrics = Arc::new(Metrics::default());
         let (raft_inputs, inputs) = mpsc::channel(RAFT_INPUTS_MAX);
@@ -113,6 +123,7 @@ impl EtcdServer {
                 applier: Applier::new(
                     kv.clone(),
                     membership.clone(),
+                    lessor.clone(),
                     wait.clone(),
                     metrics.clone(),
                     applied_index,
@@ -139,6 +150,7 @@ impl EtcdServer {
             cluster_id: metadata.cluster_id,
             membership,
             kv,
+            lessor,
             wait,
             raft_inputs,
             raft_status,
@@ -151,14 +163,15 @@ impl EtcdServer {
     }
 
     /// Starts the raft loop in the background; its end (stop, or a disk failure) resolves the
-    /// returned handle.
-    pub fn start(&self) -> tokio::task::JoinHandle<Result<(), ServerError>> {
+    /// returned handle. The leader's lease duties run beside it until stop.
+    pub fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<Result<(), ServerError>> {
         let raft_node = self
             .raft_node
             .lock()
             .unwrap()
             .take()
             .expect("EtcdServer::start is called once");
+        self.start_lease_duties();
         tokio::spawn(raft_node.run(self.stop.clone()))
     }
 
@@ -271,6 +284,7 @@ impl EtcdServer {
             if !serializable {
                 self.linearizable_read_barrier().await?;
             }
+            // Read-only: no put, so no lease is ever looked up.
             let no_leases = |_lease: i64| false;
             let mut response = self.kv.lock().unwrap().txn(&request, &no_leases)?;
             self.with_header(&mut response.header);

@@ -18,6 +18,7 @@ pub mod io;
 pub mod raft_node;
 pub mod server;
 pub mod storage;
+pub mod watched;
 
 /// Without the `sim-bugs` feature every planted-bug hook is `false` (see `bugs` in that build).
 #[cfg(not(feature = "sim-bugs"))]

@@ -9,7 +9,11 @@ use crate::storage::mvcc::MvccError;
 pub fn to_status(error: ServerError) -> Status {
     let code = match &error {
         ServerError::Mvcc(MvccError::Compacted | MvccError::FutureRevision) => Code::OutOfRange,
-        ServerError::Mvcc(MvccError::LeaseNotFound(_)) => Code::NotFound,
+        ServerError::Mvcc(MvccError::LeaseNotFound(_)) | ServerError::LeaseNotFound => {
+            Code::NotFound
+        }
+        ServerError::LeaseExists | ServerError::NotLeader => Code::FailedPrecondition,
+        ServerError::LeaseTtlTooLarge => Code::OutOfRange,
         ServerError::Mvcc(MvccError::KeyNotFound | MvccError::DuplicateKey)
         | ServerError::EmptyKey
         | ServerError::ValueProvided
@@ -27,7 +31,6 @@ pub fn to_status(error: ServerError) -> Status {
         | ServerError::MemberNotLearner
         | ServerError::TooManyLearners
         | ServerError::LearnerNotReady
-        | ServerError::NotLeader
         | ServerError::BadLeaderTransferee => Code::FailedPrecondition,
         ServerError::Storage(_) | ServerError::Removed => Code::Internal,
         ServerError::NotSupported(_) => Code::Unimplemented,
@@ -47,6 +50,35 @@ mod tests {
             status.message(),
             "etcdserver: mvcc: required revision has been compacted"
         );
+    }
+
+    #[test]
+    fn lease_errors_carry_etcds_codes_and_texts() {
+        for (error, code, text) in [
+            (
+                ServerError::LeaseNotFound,
+                Code::NotFound,
+                "etcdserver: requested lease not found",
+            ),
+            (
+                ServerError::LeaseExists,
+                Code::FailedPrecondition,
+                "etcdserver: lease already exists",
+            ),
+            (
+                ServerError::LeaseTtlTooLarge,
+                Code::OutOfRange,
+                "etcdserver: too large lease TTL",
+            ),
+            (
+                ServerError::NotLeader,
+                Code::FailedPrecondition,
+                "etcdserver: not leader",
+            ),
+        ] {
+            let status = to_status(error);
+            assert_eq!((status.code(), status.message()), (code, text));
+        }
     }
 
     #[test]

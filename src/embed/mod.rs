@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::config::{ClusterState, Config, Mode};
@@ -17,6 +17,7 @@ use crate::io::Io;
 use crate::server::bootstrap;
 use crate::server::EtcdServer;
 use crate::storage::wal::Wal;
+use crate::watched::Watched;
 
 /// How long `close` lets client connections finish before it stops waiting for them.
 const CLIENT_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
@@ -30,10 +31,10 @@ pub struct Etcd {
 struct Inner {
     server: Arc<EtcdServer>,
     client_addrs: Vec<SocketAddr>,
-    ready: watch::Receiver<bool>,
+    ready: Arc<Watched<bool>>,
     /// Set once `close` begins: errors after that are part of stopping, not news.
-    stopping: watch::Sender<bool>,
-    stopped: watch::Sender<bool>,
+    stopping: Arc<Watched<bool>>,
+    stopped: Watched<bool>,
     errors: tokio::sync::Mutex<mpsc::UnboundedReceiver<String>>,
     error_sender: mpsc::UnboundedSender<String>,
     raft_task: Mutex<Option<JoinHandle<()>>>,
@@ -62,13 +63,13 @@ pub async fn start(config: Config, io: Io) -> Result<Etcd, String> {
     let server = EtcdServer::new(config, io, remote).map_err(|e| e.to_string())?;
 
     let (error_sender, errors) = mpsc::unbounded_channel();
-    let (ready_sender, ready) = watch::channel(false);
+    let ready = Arc::new(Watched::new(false));
     let inner = Arc::new(Inner {
         server: server.clone(),
         client_addrs: listeners.iter().map(serve::Listener::local_addr).collect(),
-        ready,
-        stopping: watch::channel(false).0,
-        stopped: watch::channel(false).0,
+        ready: ready.clone(),
+        stopping: Arc::new(Watched::new(false)),
+        stopped: Watched::new(false),
         errors: tokio::sync::Mutex::new(errors),
         error_sender,
         raft_task: Mutex::new(None),
@@ -119,7 +120,7 @@ pub async fn start(config: Config, io: Io) -> Result<Etcd, String> {
         server.wait_ready().await;
         if server.publish().await.is_ok() {
             tracing::info!("ready to serve client requests");
-            let _ = ready_sender.send(true);
+            ready.set(true);
         }
     });
     Ok(etcd)
@@ -137,14 +138,12 @@ impl Etcd {
 
     /// Resolves when the member has a leader and has replayed its log.
     pub async fn ready(&self) {
-        let mut ready = self.inner.ready.clone();
-        let _ = ready.wait_for(|ready| *ready).await;
+        self.inner.ready.wait_for(|ready| *ready).await;
     }
 
     /// Resolves when `close` has finished.
     pub async fn stopped(&self) {
-        let mut stopped = self.inner.stopped.subscribe();
-        let _ = stopped.wait_for(|stopped| *stopped).await;
+        self.inner.stopped.wait_for(|stopped| *stopped).await;
     }
 
     /// The next fatal error from the raft loop or a listener.
@@ -159,7 +158,12 @@ impl Etcd {
     /// (bounded), hand leadership to another voter if this member leads, stop the server so the raft loop ends between two Readies — never in the middle of
     /// a WAL write — then report stopped. Idempotent.
     pub async fn close(&self) {
-        if self.inner.stopping.send_replace(true) {
+        let mut already_stopping = false;
+        self.inner.stopping.update(|stopping| {
+            already_stopping = std::mem::replace(stopping, true);
+            !already_stopping
+        });
+        if already_stopping {
             self.stopped().await;
             return;
         }
@@ -177,13 +181,13 @@ impl Etcd {
             let _ = raft_task.await;
         }
         tracing::info!("member closed");
-        self.inner.stopped.send_replace(true);
+        self.inner.stopped.set(true);
     }
 
     fn stopping_signal(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let mut stopping = self.inner.stopping.subscribe();
+        let stopping = self.inner.stopping.clone();
         async move {
-            let _ = stopping.wait_for(|stopping| *stopping).await;
+            stopping.wait_for(|stopping| *stopping).await;
         }
     }
 
@@ -206,7 +210,7 @@ impl Etcd {
 
     /// etcd's `errHandler`: drop errors that are part of stopping, pass the rest on.
     fn report(&self, error: String) {
-        if *self.inner.stopping.borrow() {
+        if self.inner.stopping.get() {
             tracing::debug!(%error, "error while stopping");
             return;
         }

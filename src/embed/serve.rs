@@ -10,12 +10,12 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::api::{ClusterService, KvService, MaintenanceService};
+use crate::api::{ClusterService, KvService, LeaseService, MaintenanceService};
 use crate::pb::detcdpb::raft_peer_server::RaftPeerServer;
 use crate::pb::etcdserverpb::cluster_server::ClusterServer;
 use crate::pb::etcdserverpb::kv_server::KvServer;
+use crate::pb::etcdserverpb::lease_server::LeaseServer;
 use crate::pb::etcdserverpb::maintenance_server::MaintenanceServer;
-use crate::raft_node::peer_service::PeerService;
 use crate::raft_node::transport::SNAPSHOT_BYTES_MAX;
 use crate::server::EtcdServer;
 
@@ -37,20 +37,21 @@ macro_rules! grpc_services {
                 MaintenanceServer::new(MaintenanceService::new(server.clone()))
                     .max_decoding_message_size(limit),
             )
+            .$add(
+                LeaseServer::new(LeaseService::new(server.clone()))
+                    .max_decoding_message_size(limit),
+            )
     }};
 }
 
-/// The generated peer server type: madsim-tonic's carries an interceptor parameter.
-#[cfg(not(madsim))]
-type PeerServer = RaftPeerServer<PeerService>;
-#[cfg(madsim)]
-type PeerServer = RaftPeerServer<PeerService, tonic::codegen::IdentityInterceptor>;
-
-/// The peer transport's receiving side, with room for snapshots.
-fn peer_server(server: &Arc<EtcdServer>) -> PeerServer {
-    RaftPeerServer::new(server.peer_service())
-        .max_decoding_message_size(SNAPSHOT_BYTES_MAX)
-        .max_encoding_message_size(SNAPSHOT_BYTES_MAX)
+/// The peer transport's receiving side, with room for snapshots. (A macro: the generated server
+/// type differs between the two builds.)
+macro_rules! peer_server {
+    ($server:expr) => {
+        RaftPeerServer::new($server.peer_service())
+            .max_decoding_message_size(SNAPSHOT_BYTES_MAX)
+            .max_encoding_message_size(SNAPSHOT_BYTES_MAX)
+    };
 }
 
 #[cfg(not(madsim))]
@@ -127,7 +128,7 @@ mod real {
         stopping: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), String> {
         let addr = listener.local_addr();
-        let peers = tonic::service::Routes::new(peer_server(&server)).into_axum_router();
+        let peers = tonic::service::Routes::new(peer_server!(server)).into_axum_router();
         tracing::info!(%addr, "serving peer traffic");
         axum::serve(listener.0, peers)
             .with_graceful_shutdown(stopping)
@@ -185,7 +186,7 @@ mod sim {
         stopping: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), String> {
         tonic::transport::Server::builder()
-            .add_service(peer_server(&server))
+            .add_service(peer_server!(server))
             .serve_with_shutdown(listener.0, stopping)
             .await
             .map_err(|e| format!("peer listener {}: {e}", listener.0))

@@ -19,12 +19,13 @@ use raft::prelude::{ConfChange, ConfChangeType, Entry, EntryType, Message, Snaps
 use raft::{RawNode, SnapshotStatus, StateRole, Storage};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::io::Clock;
 use crate::server::apply::Applier;
 use crate::server::ServerError;
 use crate::storage::wal::Wal;
+use crate::watched::Watched;
 
 pub use log_store::LogStore;
 pub use snapshot_files::SnapshotFiles;
@@ -59,6 +60,8 @@ pub enum RaftInput {
     TransferLeader { to: u64 },
     /// Report replication progress (leader only has it).
     Progress { reply: oneshot::Sender<Progress> },
+    /// A peer refused this member as removed from the cluster.
+    RemovedFromCluster,
 }
 
 /// Replication progress as the leader sees it.
@@ -101,7 +104,7 @@ pub struct RaftParts {
     pub transport: Transport,
     pub clock: Arc<dyn Clock>,
     pub inputs: mpsc::Receiver<RaftInput>,
-    pub status: watch::Sender<RaftStatus>,
+    pub status: Arc<Watched<RaftStatus>>,
 }
 
 pub struct RaftNode {
@@ -118,7 +121,7 @@ pub struct RaftNode {
     election_ticks: usize,
     snapshot_count: u64,
     inputs: mpsc::Receiver<RaftInput>,
-    status: watch::Sender<RaftStatus>,
+    status: Arc<Watched<RaftStatus>>,
     read_index_next: u64,
     read_index_waiters: BTreeMap<u64, oneshot::Sender<Result<u64, ServerError>>>,
 }
@@ -173,7 +176,7 @@ impl RaftNode {
 
     /// Runs until `stop` fires or the disk fails. A disk failure ends the loop with an error
     /// rather than letting the node acknowledge anything it could not make durable.
-    pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<(), ServerError> {
+    pub async fn run(mut self, stop: Arc<Watched<bool>>) -> Result<(), ServerError> {
         // The first Ready re-applies the log, which tells raft the current voters.
         self.on_ready()?;
         // A single-voter cluster need not wait out an election timeout to serve.
@@ -187,17 +190,17 @@ impl RaftNode {
             self.on_ready()?;
             tokio::select! {
                 biased;
-                _ = stop.changed() => return Ok(()),
+                _ = stop.wait_for(|stopped| *stopped) => return Ok(()),
                 () = &mut tick => {
                     self.raw.tick();
                     tick = self.clock.sleep(self.tick_interval);
                 }
                 input = self.inputs.recv() => {
                     let Some(input) = input else { return Ok(()) };
-                    self.handle(input);
+                    self.handle(input)?;
                     for _ in 1..INPUTS_PER_READY_MAX {
                         match self.inputs.try_recv() {
-                            Ok(input) => self.handle(input),
+                            Ok(input) => self.handle(input)?,
                             Err(_) => break,
                         }
                     }
@@ -206,7 +209,7 @@ impl RaftNode {
         }
     }
 
-    fn handle(&mut self, input: RaftInput) {
+    fn handle(&mut self, input: RaftInput) -> Result<(), ServerError> {
         match input {
             RaftInput::Propose { id, data } => {
                 if self.raw.propose(Vec::new(), data).is_err() {
@@ -223,7 +226,7 @@ impl RaftNode {
             RaftInput::ReadIndex { reply } => {
                 if self.raw.raft.leader_id == raft::INVALID_ID {
                     let _ = reply.send(Err(ServerError::NoLeader));
-                    return;
+                    return Ok(());
                 }
                 let context = self.read_index_next;
                 self.read_index_next += 1;
@@ -261,8 +264,10 @@ impl RaftNode {
                         .collect(),
                 });
             }
+            RaftInput::RemovedFromCluster => return Err(ServerError::Removed),
         }
         self.after_raft_call();
+        Ok(())
     }
 
     /// Overwrites raft-rs's OS-random election timeout with one from the seeded RNG whenever
@@ -463,7 +468,7 @@ impl RaftNode {
     }
 
     fn note_leader(&mut self, leader_id: u64) {
-        let previous = self.status.borrow().leader_id;
+        let previous = self.status.get().leader_id;
         if leader_id == previous {
             return;
         }
@@ -484,7 +489,7 @@ impl RaftNode {
         let (term, leader_id, commit_index) = (raft.term, raft.leader_id, raft.raft_log.committed);
         let is_learner = raft.prs().conf().learners().contains(&raft.id);
         let applied_index = self.applier.applied_index();
-        self.status.send_if_modified(|status| {
+        self.status.update(|status| {
             let next = RaftStatus {
                 term,
                 leader_id,

@@ -246,6 +246,11 @@ impl PeerSender {
             match result {
                 Ok(_) => Some(()),
                 Err(status) => {
+                    if status.code() == tonic::Code::PermissionDenied {
+                        // Peers refuse a removed member: that is how it learns of its removal
+                        // when it missed the commit.
+                        let _ = self.feedback.try_send(RaftInput::RemovedFromCluster);
+                    }
                     tracing::debug!(to = format_args!("{:x}", self.to), %status, "peer refused messages");
                     None
                 }

@@ -11,8 +11,10 @@ use raft::prelude::{ConfChange, ConfChangeType, Entry, Snapshot};
 
 use crate::pb::detcdpb::{raft_request, RaftRequest, SnapshotData};
 use crate::pb::etcdserverpb::{
-    CompactionResponse, DeleteRangeResponse, Member, PutResponse, ResponseHeader, TxnResponse,
+    CompactionResponse, DeleteRangeResponse, LeaseCheckpointResponse, LeaseGrantResponse,
+    LeaseRevokeResponse, Member, PutResponse, ResponseHeader, TxnResponse,
 };
+use crate::server::lease::{self, Lessor};
 use crate::server::membership::Membership;
 use crate::server::metrics::Metrics;
 use crate::server::wait::Wait;
@@ -26,6 +28,9 @@ pub enum Applied {
     DeleteRange(DeleteRangeResponse),
     Txn(TxnResponse),
     Compaction(CompactionResponse),
+    LeaseGrant(LeaseGrantResponse),
+    LeaseRevoke(LeaseRevokeResponse),
+    LeaseCheckpoint(LeaseCheckpointResponse),
     /// A membership change: the members after it.
     Members(Vec<Member>),
 }
@@ -35,6 +40,7 @@ pub type ApplyResult = Result<Applied, ServerError>;
 pub struct Applier {
     kv: Arc<Mutex<KvStore>>,
     membership: Arc<Mutex<Membership>>,
+    lessor: Arc<Mutex<Lessor>>,
     wait: Arc<Wait<ApplyResult>>,
     metrics: Arc<Metrics>,
     applied_index: u64,
@@ -44,6 +50,7 @@ impl Applier {
     pub fn new(
         kv: Arc<Mutex<KvStore>>,
         membership: Arc<Mutex<Membership>>,
+        lessor: Arc<Mutex<Lessor>>,
         wait: Arc<Wait<ApplyResult>>,
         metrics: Arc<Metrics>,
         applied_index: u64,
@@ -51,6 +58,7 @@ impl Applier {
         Applier {
             kv,
             membership,
+            lessor,
             wait,
             metrics,
             applied_index,
@@ -104,13 +112,15 @@ impl Applier {
     }
 
     fn apply_request(&mut self, request: raft_request::Request) -> ApplyResult {
-        // Leases are not granted by this version, so no lease id can exist yet.
-        let no_leases = |_lease: i64| false;
+        // Lock order: lessor, then kv.
+        let mut lessor = self.lessor.lock().unwrap();
         let mut kv = self.kv.lock().unwrap();
+        let revision_before = kv.current_revision();
+        let lease_exists = |lease: i64| lessor.exists(lease);
         let result = match request {
             raft_request::Request::Put(put) => {
                 self.metrics.mvcc_put.inc();
-                kv.put(&put, &no_leases).map(Applied::Put)
+                kv.put(&put, &lease_exists).map(Applied::Put)
             }
             raft_request::Request::DeleteRange(delete) => {
                 self.metrics.mvcc_delete.inc();
@@ -118,7 +128,7 @@ impl Applier {
             }
             raft_request::Request::Txn(txn) => {
                 self.metrics.mvcc_txn.inc();
-                kv.txn(&txn, &no_leases).map(Applied::Txn)
+                kv.txn(&txn, &lease_exists).map(Applied::Txn)
             }
             raft_request::Request::Compaction(compaction) => {
                 kv.compact(compaction.revision).map(|()| {
@@ -144,7 +154,16 @@ impl Applier {
                 membership.update_peer_urls(update.id, update.peer_ur_ls);
                 return Ok(Applied::Members(membership.members()));
             }
+            request @ (raft_request::Request::LeaseGrant(_)
+            | raft_request::Request::LeaseRevoke(_)
+            | raft_request::Request::LeaseCheckpoint(_)) => {
+                return lease::apply(&mut lessor, &mut kv, request);
+            }
         };
+        // Keys follow their writes: a put attaches its key to its lease, a delete detaches it.
+        if kv.current_revision() > revision_before {
+            lessor.track_writes(&kv, revision_before + 1);
+        }
         result.map_err(ServerError::from)
     }
 
@@ -177,7 +196,9 @@ impl Applier {
     pub fn restore(&mut self, snapshot: &Snapshot) -> Result<(), ServerError> {
         let data = SnapshotData::decode(&snapshot.data[..])
             .map_err(|e| ServerError::Storage(format!("undecodable snapshot data: {e}")))?;
-        *self.kv.lock().unwrap() = KvStore::from_snapshot(&data.kv.unwrap_or_default());
+        let kv = KvStore::from_snapshot(&data.kv.unwrap_or_default());
+        self.lessor.lock().unwrap().restore(&data.leases, &kv);
+        *self.kv.lock().unwrap() = kv;
         self.membership
             .lock()
             .unwrap()
@@ -199,6 +220,7 @@ impl Applier {
             kv: Some(self.kv.lock().unwrap().to_snapshot()),
             members: membership.members(),
             removed_member_ids: membership.removed_ids(),
+            leases: self.lessor.lock().unwrap().to_snapshot(),
         }
         .encode_to_vec()
     }

@@ -22,7 +22,7 @@ use raft::storage::MemStorage;
 use crate::config::{ClusterState, Config};
 use crate::io::{probe_writable, Clock, Disk};
 use crate::pb::detcdpb::raft_peer_client::RaftPeerClient;
-use crate::pb::detcdpb::{MembersRequest, SnapshotData, WalMetadata};
+use crate::pb::detcdpb::{LeaseSnapshot, MembersRequest, SnapshotData, WalMetadata};
 use crate::pb::etcdserverpb::Member;
 use crate::raft_node::{LogStore, SnapshotFiles};
 use crate::server::membership::Membership;
@@ -76,6 +76,8 @@ pub struct Bootstrapped {
     pub snapshot_files: SnapshotFiles,
     pub kv: KvStore,
     pub membership: Membership,
+    /// Leases as of the snapshot the member restarted from (empty otherwise).
+    pub leases: Vec<LeaseSnapshot>,
     pub applied_index: u64,
 }
 
@@ -165,6 +167,7 @@ fn create(
         wal,
         snapshot_files,
         kv: KvStore::new(),
+        leases: Vec::new(),
         applied_index: 0,
     })
 }
@@ -203,6 +206,7 @@ fn join(
         wal,
         snapshot_files,
         kv: KvStore::new(),
+        leases: Vec::new(),
         applied_index: 0,
     })
 }
@@ -222,6 +226,7 @@ fn restart(
     })?;
     let mut membership = Membership::new(metadata.cluster_id, metadata.members.clone());
     let mut kv = KvStore::new();
+    let mut leases = Vec::new();
     let (storage, snapshot) = match &contents.snapshot {
         Some(snapshot_metadata) => {
             let snapshot = snapshot_files
@@ -231,6 +236,7 @@ fn restart(
                 .map_err(|e| BootstrapError::Snapshot(format!("undecodable data: {e}")))?;
             kv = KvStore::from_snapshot(&data.kv.unwrap_or_default());
             membership.restore(data.members, data.removed_member_ids);
+            leases = data.leases;
             let storage = MemStorage::new();
             storage
                 .wl()
@@ -272,6 +278,7 @@ fn restart(
         snapshot_files,
         kv,
         membership,
+        leases,
         applied_index,
     })
 }

@@ -8,12 +8,16 @@ pub enum ServerError {
     /// Rejected by the MVCC store while applying, or while reading.
     Mvcc(MvccError),
     EmptyKey,
+    LeaseNotFound,
+    LeaseExists,
+    LeaseTtlTooLarge,
     ValueProvided,
     LeaseProvided,
     TooManyOps,
     DuplicateKey,
     RequestTooLarge,
     NoLeader,
+    NotLeader,
     LeaderChanged,
     Timeout,
     Stopped,
@@ -27,7 +31,6 @@ pub enum ServerError {
     MemberNotLearner,
     TooManyLearners,
     LearnerNotReady,
-    NotLeader,
     BadLeaderTransferee,
     /// Not served by this version of detcd yet; the text says what.
     NotSupported(&'static str),
@@ -63,11 +66,15 @@ impl ServerError {
                 "etcdserver: duplicate key given in txn request".into()
             }
             ServerError::EmptyKey => "etcdserver: key is not provided".into(),
+            ServerError::LeaseNotFound => "etcdserver: requested lease not found".into(),
+            ServerError::LeaseExists => "etcdserver: lease already exists".into(),
+            ServerError::LeaseTtlTooLarge => "etcdserver: too large lease TTL".into(),
             ServerError::ValueProvided => "etcdserver: value is provided".into(),
             ServerError::LeaseProvided => "etcdserver: lease is provided".into(),
             ServerError::TooManyOps => "etcdserver: too many operations in txn request".into(),
             ServerError::RequestTooLarge => "etcdserver: request is too large".into(),
             ServerError::NoLeader => "etcdserver: no leader".into(),
+            ServerError::NotLeader => "etcdserver: not leader".into(),
             ServerError::LeaderChanged => "etcdserver: leader changed".into(),
             ServerError::Timeout => "etcdserver: request timed out".into(),
             ServerError::Stopped => "etcdserver: server stopped".into(),
@@ -84,7 +91,6 @@ impl ServerError {
             ServerError::LearnerNotReady => {
                 "etcdserver: can only promote a learner member which is in sync with leader".into()
             }
-            ServerError::NotLeader => "etcdserver: not leader".into(),
             ServerError::BadLeaderTransferee => "etcdserver: bad leader transferee".into(),
             ServerError::Storage(why) => format!("etcdserver: storage failure: {why}"),
             ServerError::NotSupported(what) => format!("detcd: {what} is not supported yet"),

@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod bootstrap;
 mod error;
+pub mod lease;
 pub mod membership;
 pub mod metrics;
 pub mod wait;
@@ -18,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use prost::Message as _;
 use raft::prelude::{ConfChange, ConfChangeType};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{Config, ETCD_API_VERSION};
 use crate::io::Io;
@@ -33,6 +34,7 @@ use crate::raft_node::{
     Progress, RaftInput, RaftNode, RaftNodeConfig, RaftParts, RaftStatus, Transport,
 };
 use crate::storage::mvcc::KvStore;
+use crate::watched::Watched;
 use apply::{Applied, Applier, ApplyResult};
 use bootstrap::{BootstrapError, Bootstrapped, RemoteCluster};
 use membership::Membership;
@@ -54,13 +56,14 @@ pub struct EtcdServer {
     cluster_id: u64,
     membership: Arc<Mutex<Membership>>,
     kv: Arc<Mutex<KvStore>>,
+    lessor: Arc<Mutex<lease::Lessor>>,
     wait: Arc<Wait<ApplyResult>>,
     raft_inputs: mpsc::Sender<RaftInput>,
-    raft_status: watch::Receiver<RaftStatus>,
+    raft_status: Arc<Watched<RaftStatus>>,
     metrics: Arc<Metrics>,
     io: Io,
     next_request_id: AtomicU64,
-    stop: watch::Sender<bool>,
+    stop: Arc<Watched<bool>>,
     /// The raft loop, until `start` takes it to run.
     raft_node: Mutex<Option<RaftNode>>,
 }
@@ -81,6 +84,7 @@ impl EtcdServer {
             snapshot_files,
             kv,
             membership,
+            leases,
             applied_index,
         } = bootstrap::bootstrap(&config, io.disk.clone(), remote)?;
         tracing::info!(
@@ -90,12 +94,19 @@ impl EtcdServer {
             applied_index,
             "bootstrapped member"
         );
+        let mut lessor = lease::Lessor::new(
+            io.clock.clone(),
+            lease::lessor::min_ttl_seconds(config.heartbeat_interval, config.election_ticks),
+            lease::lessor::CHECKPOINT_INTERVAL,
+        );
+        lessor.restore(&leases, &kv);
         let kv = Arc::new(Mutex::new(kv));
         let membership = Arc::new(Mutex::new(membership));
+        let lessor = Arc::new(Mutex::new(lessor));
         let wait = Arc::new(Wait::default());
         let metrics = Arc::new(Metrics::default());
         let (raft_inputs, inputs) = mpsc::channel(RAFT_INPUTS_MAX);
-        let (status_sender, raft_status) = watch::channel(RaftStatus::default());
+        let raft_status = Arc::new(Watched::new(RaftStatus::default()));
         let raft_node = RaftNode::new(
             RaftNodeConfig {
                 member_id: metadata.member_id,
@@ -112,6 +123,7 @@ impl EtcdServer {
                 applier: Applier::new(
                     kv.clone(),
                     membership.clone(),
+                    lessor.clone(),
                     wait.clone(),
                     metrics.clone(),
                     applied_index,
@@ -124,7 +136,7 @@ impl EtcdServer {
                 ),
                 clock: io.clock.clone(),
                 inputs,
-                status: status_sender,
+                status: raft_status.clone(),
             },
         )
         .map_err(|e| BootstrapError::Config(e.to_string()))?;
@@ -138,32 +150,34 @@ impl EtcdServer {
             cluster_id: metadata.cluster_id,
             membership,
             kv,
+            lessor,
             wait,
             raft_inputs,
             raft_status,
             metrics,
             io,
             next_request_id: AtomicU64::new(id_base),
-            stop: watch::channel(false).0,
+            stop: Arc::new(Watched::new(false)),
             raft_node: Mutex::new(Some(raft_node)),
         }))
     }
 
     /// Starts the raft loop in the background; its end (stop, or a disk failure) resolves the
-    /// returned handle.
-    pub fn start(&self) -> tokio::task::JoinHandle<Result<(), ServerError>> {
+    /// returned handle. The leader's lease duties run beside it until stop.
+    pub fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<Result<(), ServerError>> {
         let raft_node = self
             .raft_node
             .lock()
             .unwrap()
             .take()
             .expect("EtcdServer::start is called once");
-        tokio::spawn(raft_node.run(self.stop.subscribe()))
+        self.start_lease_duties();
+        tokio::spawn(raft_node.run(self.stop.clone()))
     }
 
     /// Stops the raft loop; in-flight requests end with `etcdserver: server stopped`.
     pub fn stop(&self) {
-        self.stop.send_replace(true);
+        self.stop.set(true);
     }
 
     pub fn config(&self) -> &Config {
@@ -192,7 +206,7 @@ impl EtcdServer {
     }
 
     pub fn raft_status(&self) -> RaftStatus {
-        *self.raft_status.borrow()
+        self.raft_status.get()
     }
 
     pub fn clock(&self) -> Arc<dyn crate::io::Clock> {
@@ -206,8 +220,7 @@ impl EtcdServer {
     /// Resolves once this member knows a leader and has applied everything committed before it
     /// started: from then on it serves what it had acknowledged before.
     pub async fn wait_ready(&self) {
-        let mut status = self.raft_status.clone();
-        let _ = status
+        self.raft_status
             .wait_for(|s| s.leader_id != 0 && s.applied_index >= s.commit_index)
             .await;
     }
@@ -271,6 +284,7 @@ impl EtcdServer {
             if !serializable {
                 self.linearizable_read_barrier().await?;
             }
+            // Read-only: no put, so no lease is ever looked up.
             let no_leases = |_lease: i64| false;
             let mut response = self.kv.lock().unwrap().txn(&request, &no_leases)?;
             self.with_header(&mut response.header);
@@ -467,11 +481,9 @@ impl EtcdServer {
         }
         self.submit(RaftInput::TransferLeader { to: target })
             .await?;
-        let mut status = self.raft_status.clone();
-        let mut stop = self.stop.subscribe();
         tokio::select! {
-            result = status.wait_for(|s| s.leader_id == target) => result.map(|_| ()).map_err(|_| ServerError::Stopped),
-            _ = stop.wait_for(|stopped| *stopped) => Err(ServerError::Stopped),
+            _ = self.raft_status.wait_for(|s| s.leader_id == target) => Ok(()),
+            _ = self.stop.wait_for(|stopped| *stopped) => Err(ServerError::Stopped),
             () = self.io.clock.sleep(self.config.request_timeout) => Err(ServerError::Timeout),
         }
     }
@@ -552,11 +564,9 @@ impl EtcdServer {
         let (reply, receiver) = oneshot::channel();
         self.submit(RaftInput::ReadIndex { reply }).await?;
         let index = self.await_with_timeout(receiver).await??;
-        let mut status = self.raft_status.clone();
-        let mut stop = self.stop.subscribe();
         tokio::select! {
-            result = status.wait_for(|s| s.applied_index >= index) => result.map(|_| ()).map_err(|_| ServerError::Stopped),
-            _ = stop.wait_for(|stopped| *stopped) => Err(ServerError::Stopped),
+            _ = self.raft_status.wait_for(|s| s.applied_index >= index) => Ok(()),
+            _ = self.stop.wait_for(|stopped| *stopped) => Err(ServerError::Stopped),
             () = self.io.clock.sleep(self.config.request_timeout) => Err(ServerError::Timeout),
         }
     }
@@ -590,7 +600,7 @@ impl EtcdServer {
     }
 
     async fn submit(&self, input: RaftInput) -> Result<(), ServerError> {
-        if *self.stop.borrow() {
+        if self.stop.get() {
             return Err(ServerError::Stopped);
         }
         self.raft_inputs
@@ -603,10 +613,9 @@ impl EtcdServer {
         &self,
         receiver: oneshot::Receiver<T>,
     ) -> Result<T, ServerError> {
-        let mut stop = self.stop.subscribe();
         tokio::select! {
             result = receiver => result.map_err(|_| ServerError::Stopped),
-            _ = stop.wait_for(|stopped| *stopped) => Err(ServerError::Stopped),
+            _ = self.stop.wait_for(|stopped| *stopped) => Err(ServerError::Stopped),
             () = self.io.clock.sleep(self.config.request_timeout) => Err(ServerError::Timeout),
         }
     }

@@ -107,7 +107,7 @@ impl Node {
         format!("http://127.0.0.1:{}", self.client_port)
     }
 
-    fn wait_healthy(&mut self) {
+    pub fn wait_healthy(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
@@ -216,4 +216,197 @@ pub fn stdout(output: &Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+/// Which server a cluster runs: detcd, or the real etcd 3.4 to compare against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Server {
+    Detcd,
+    Etcd,
+}
+
+/// One member's fixed ports and data dir.
+#[derive(Debug, Clone)]
+pub struct MemberSpec {
+    pub name: String,
+    pub client_port: u16,
+    pub peer_port: u16,
+    pub data_dir: PathBuf,
+}
+
+impl MemberSpec {
+    pub fn new(root: &Path, name: &str) -> MemberSpec {
+        MemberSpec {
+            name: name.to_string(),
+            client_port: free_port(),
+            peer_port: free_port(),
+            data_dir: root.join(format!("{name}.etcd")),
+        }
+    }
+
+    pub fn peer_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.peer_port)
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.client_port)
+    }
+
+    /// The command that starts this member in a cluster of `initial` (state "new" or "existing").
+    pub fn command(
+        &self,
+        server: Server,
+        initial: &[MemberSpec],
+        state: &str,
+        extra: &[&str],
+    ) -> Command {
+        let cluster: Vec<String> = initial
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.peer_url()))
+            .collect();
+        let mut command = Command::new(match server {
+            Server::Detcd => env!("CARGO_BIN_EXE_detcd"),
+            Server::Etcd => "etcd",
+        });
+        command
+            .arg(format!("--name={}", self.name))
+            .arg(format!("--data-dir={}", self.data_dir.display()))
+            .arg(format!(
+                "--listen-client-urls=http://127.0.0.1:{}",
+                self.client_port
+            ))
+            .arg(format!(
+                "--advertise-client-urls=http://127.0.0.1:{}",
+                self.client_port
+            ))
+            .arg(format!("--listen-peer-urls={}", self.peer_url()))
+            .arg(format!("--initial-advertise-peer-urls={}", self.peer_url()))
+            .arg(format!("--initial-cluster={}", cluster.join(",")))
+            .arg(format!("--initial-cluster-state={state}"))
+            .arg("--initial-cluster-token=detcd-test")
+            .args(extra)
+            .env_remove("RUST_LOG");
+        command
+    }
+
+    /// Starts this member without waiting for it to be healthy (a member of a new cluster is
+    /// healthy only once a quorum is up).
+    pub fn spawn(
+        &self,
+        server: Server,
+        initial: &[MemberSpec],
+        state: &str,
+        extra: &[&str],
+    ) -> Node {
+        let log = self
+            .data_dir
+            .with_extension(format!("{}.log", self.client_port));
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let child = self
+            .command(server, initial, state, extra)
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn member");
+        Node {
+            child: Some(child),
+            client_port: self.client_port,
+            data_dir: self.data_dir.clone(),
+            log,
+        }
+    }
+}
+
+/// A cluster of processes on loopback.
+pub struct Cluster {
+    pub server: Server,
+    pub specs: Vec<MemberSpec>,
+    pub nodes: Vec<Option<Node>>,
+    pub extra: Vec<String>,
+}
+
+impl Cluster {
+    pub fn start(server: Server, root: &Path, size: usize, extra: &[&str]) -> Cluster {
+        let specs: Vec<MemberSpec> = (1..=size)
+            .map(|i| MemberSpec::new(root, &format!("n{i}")))
+            .collect();
+        let mut cluster = Cluster {
+            server,
+            nodes: Vec::new(),
+            specs: specs.clone(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        for spec in &specs {
+            let node = spec.spawn(server, &specs, "new", extra);
+            cluster.nodes.push(Some(node));
+        }
+        for i in 0..size {
+            cluster.wait_healthy(i);
+        }
+        cluster
+    }
+
+    pub fn extra(&self) -> Vec<&str> {
+        self.extra.iter().map(String::as_str).collect()
+    }
+
+    pub fn endpoints(&self) -> String {
+        self.specs
+            .iter()
+            .zip(&self.nodes)
+            .filter(|(_, node)| node.is_some())
+            .map(|(spec, _)| spec.endpoint())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn wait_healthy(&mut self, i: usize) {
+        let node = self.nodes[i].as_mut().expect("member is running");
+        node.wait_healthy();
+    }
+
+    /// Restarts member `i` over its data dir.
+    pub fn restart(&mut self, i: usize) {
+        assert!(self.nodes[i].is_none(), "member {i} is still running");
+        let extra = self.extra.clone();
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let node = self.specs[i].spawn(self.server, &self.specs, "new", &extra);
+        self.nodes[i] = Some(node);
+        self.wait_healthy(i);
+    }
+
+    /// The index of the member that leads, by asking each running member's status.
+    pub fn leader(&self) -> Option<usize> {
+        let mut members = Vec::new();
+        for (i, spec) in self.specs.iter().enumerate() {
+            if self.nodes[i].is_none() {
+                continue;
+            }
+            let output = etcdctl(&spec.endpoint(), &["endpoint", "status", "-w", "json"]);
+            let text = String::from_utf8_lossy(&output.stdout).into_owned();
+            members.push((
+                i,
+                json_u64(&text, "\"member_id\":"),
+                json_u64(&text, "\"leader\":"),
+            ));
+        }
+        members
+            .iter()
+            .find(|(_, id, leader)| id.is_some() && id == leader)
+            .map(|(i, _, _)| *i)
+    }
+}
+
+/// The first unsigned number after `field` in a JSON text.
+pub fn json_u64(text: &str, field: &str) -> Option<u64> {
+    let start = text.find(field)? + field.len();
+    let digits: String = text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits.parse().ok()
 }

@@ -1,0 +1,95 @@
+//! `etcdserverpb.Lease` (etcd's v3rpc `lease.go`): grant, revoke, the keep-alive stream,
+//! time-to-live and the lease list.
+//!
+//! Two answers are not errors, as in etcd: a keep-alive for a lease that does not exist answers
+//! TTL 0, and a time-to-live for one answers TTL -1.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::api::status::to_status;
+use crate::pb::etcdserverpb::lease_server::Lease;
+use crate::pb::etcdserverpb::{
+    LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
+    LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse,
+    LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
+};
+use crate::server::EtcdServer;
+
+pub struct LeaseService {
+    server: Arc<EtcdServer>,
+}
+
+impl LeaseService {
+    pub fn new(server: Arc<EtcdServer>) -> Self {
+        LeaseService { server }
+    }
+}
+
+type KeepAliveStream = Pin<Box<dyn Stream<Item = Result<LeaseKeepAliveResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Lease for LeaseService {
+    async fn lease_grant(
+        &self,
+        request: Request<LeaseGrantRequest>,
+    ) -> Result<Response<LeaseGrantResponse>, Status> {
+        self.server
+            .lease_grant(request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn lease_revoke(
+        &self,
+        request: Request<LeaseRevokeRequest>,
+    ) -> Result<Response<LeaseRevokeResponse>, Status> {
+        self.server
+            .lease_revoke(request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    type LeaseKeepAliveStream = KeepAliveStream;
+
+    /// One answer per request, in order; the first error ends the stream, as etcd's does.
+    async fn lease_keep_alive(
+        &self,
+        request: Request<Streaming<LeaseKeepAliveRequest>>,
+    ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
+        let state = Some((self.server.clone(), request.into_inner()));
+        let answers = futures::stream::unfold(state, |state| async move {
+            let (server, mut requests) = state?;
+            let answer = match requests.next().await? {
+                Ok(request) => server.lease_renew(request.id).await.map_err(to_status),
+                Err(status) => Err(status),
+            };
+            let next = answer.is_ok().then_some((server, requests));
+            Some((answer, next))
+        });
+        Ok(Response::new(Box::pin(answers)))
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        request: Request<LeaseTimeToLiveRequest>,
+    ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        self.server
+            .lease_time_to_live(request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn lease_leases(
+        &self,
+        _request: Request<LeaseLeasesRequest>,
+    ) -> Result<Response<LeaseLeasesResponse>, Status> {
+        Ok(Response::new(self.server.lease_leases()))
+    }
+}

@@ -61,7 +61,7 @@ fn skipping_wal_checksums_lets_a_member_serve_a_flipped_bit() {
 /// Needs peers: one member has no stale replica to read from.
 #[test]
 fn reading_without_read_index_returns_stale_values_from_a_lagging_member() {
-    let caught = first_failing_seed("read-without-read-index", 3, &FaultKind::ALL, 5);
+    let caught = first_failing_seed("read-without-read-index", 3, &FaultKind::ALL, 15);
     assert!(
         matches!(caught, Some((_, Verdict::Correctness))),
         "{caught:?}"

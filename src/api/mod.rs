@@ -5,7 +5,9 @@ pub mod http;
 pub mod kv;
 pub mod maintenance;
 pub mod status;
+pub mod watch;
 
 pub use cluster::ClusterService;
 pub use kv::KvService;
 pub use maintenance::MaintenanceService;
+pub use watch::WatchService;

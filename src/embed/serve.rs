@@ -10,10 +10,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::api::{ClusterService, KvService, MaintenanceService};
+use crate::api::{ClusterService, KvService, MaintenanceService, WatchService};
 use crate::pb::etcdserverpb::cluster_server::ClusterServer;
 use crate::pb::etcdserverpb::kv_server::KvServer;
 use crate::pb::etcdserverpb::maintenance_server::MaintenanceServer;
+use crate::pb::etcdserverpb::watch_server::WatchServer;
 use crate::server::EtcdServer;
 
 /// gRPC framing overhead allowed on top of `--max-request-bytes` (etcd's `grpcOverheadBytes`), so
@@ -32,6 +33,10 @@ macro_rules! grpc_services {
             )
             .$add(
                 MaintenanceServer::new(MaintenanceService::new(server.clone()))
+                    .max_decoding_message_size(limit),
+            )
+            .$add(
+                WatchServer::new(WatchService::new(server.clone()))
                     .max_decoding_message_size(limit),
             )
     }};

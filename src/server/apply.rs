@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use prost::Message as _;
 use raft::prelude::Entry;
+use tokio::sync::watch;
 
 use crate::pb::detcdpb::{raft_request, RaftRequest};
 use crate::pb::etcdserverpb::{
@@ -34,6 +35,9 @@ pub struct Applier {
     wait: Arc<Wait<ApplyResult>>,
     metrics: Arc<Metrics>,
     applied_index: u64,
+    /// The store's revision after the last applied entry, announced to watch streams: O(1) and
+    /// never blocking, so slow watchers cannot hold up applying.
+    applied_revision: watch::Sender<i64>,
 }
 
 impl Applier {
@@ -47,7 +51,13 @@ impl Applier {
             wait,
             metrics,
             applied_index: 0,
+            applied_revision: watch::channel(0).0,
         }
+    }
+
+    /// Follows the store's revision as entries are applied (see `server::watch`).
+    pub fn applied_revision(&self) -> watch::Receiver<i64> {
+        self.applied_revision.subscribe()
     }
 
     pub fn applied_index(&self) -> u64 {
@@ -110,6 +120,7 @@ impl Applier {
                 })
             }
         };
+        self.applied_revision.send_replace(kv.current_revision());
         result.map_err(ServerError::from)
     }
 }

@@ -9,6 +9,7 @@ pub mod bootstrap;
 mod error;
 pub mod metrics;
 pub mod wait;
+pub mod watchable;
 
 pub use error::ServerError;
 
@@ -45,6 +46,8 @@ pub struct EtcdServer {
     wait: Arc<Wait<ApplyResult>>,
     raft_inputs: mpsc::Sender<RaftInput>,
     raft_status: watch::Receiver<RaftStatus>,
+    /// The store's revision as the applier leaves it; watch streams wake on it.
+    applied_revision: watch::Receiver<i64>,
     metrics: Arc<Metrics>,
     io: Io,
     next_request_id: AtomicU64,
@@ -74,6 +77,8 @@ impl EtcdServer {
         let metrics = Arc::new(Metrics::default());
         let (raft_inputs, inputs) = mpsc::channel(RAFT_INPUTS_MAX);
         let (status_sender, raft_status) = watch::channel(RaftStatus::default());
+        let applier = Applier::new(kv.clone(), wait.clone(), metrics.clone());
+        let applied_revision = applier.applied_revision();
         let raft_node = RaftNode::new(
             RaftNodeConfig {
                 member_id: metadata.member_id,
@@ -83,7 +88,7 @@ impl EtcdServer {
             },
             storage,
             wal,
-            Applier::new(kv.clone(), wait.clone(), metrics.clone()),
+            applier,
             io.clock.clone(),
             inputs,
             status_sender,
@@ -102,6 +107,7 @@ impl EtcdServer {
             wait,
             raft_inputs,
             raft_status,
+            applied_revision,
             metrics,
             io,
             next_request_id: AtomicU64::new(id_base),

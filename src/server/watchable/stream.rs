@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use tokio::sync::mpsc;
 
 use super::fragment::fragments;
-use super::watcher::Watcher;
+use super::watcher::{CreateError, Watcher, AUTO_WATCH_ID};
 use super::{FRAGMENT_OVERHEAD_BYTES, WINDOW_REVISIONS_MAX};
 use crate::pb::etcdserverpb::watch_request::RequestUnion;
 use crate::pb::etcdserverpb::{WatchCreateRequest, WatchRequest, WatchResponse};
@@ -20,9 +20,6 @@ pub enum StreamEnd {
     ClientGone,
     ServerStopped,
 }
-
-/// etcd's `AutoWatchID`: a create request with this id asks the server to pick one.
-const AUTO_WATCH_ID: i64 = 0;
 
 /// The `watch_id` of responses that belong to no watch (progress requested by the client).
 const NO_WATCH_ID: i64 = -1;
@@ -80,9 +77,8 @@ impl<'a> WatchStream<'a> {
             0 => current_revision + 1,
             start => start.max(1),
         };
-        let created = self
-            .assign_id(request.watch_id)
-            .and_then(|id| Watcher::new(id, request, next_revision));
+        let created = Watcher::new(request, next_revision)
+            .and_then(|watcher| Ok(watcher.with_id(self.assign_id(request.watch_id)?)));
         let response = match created {
             Ok(watcher) => {
                 let id = watcher.id;
@@ -107,10 +103,10 @@ impl<'a> WatchStream<'a> {
     }
 
     /// The client's id, or the lowest unused one from a counter as etcd picks them.
-    fn assign_id(&mut self, requested: i64) -> Result<i64, super::watcher::CreateError> {
+    fn assign_id(&mut self, requested: i64) -> Result<i64, CreateError> {
         if requested != AUTO_WATCH_ID {
             if self.watchers.contains_key(&requested) {
-                return Err(super::watcher::CreateError::DuplicateId);
+                return Err(CreateError::DuplicateId);
             }
             return Ok(requested);
         }

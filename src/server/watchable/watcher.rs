@@ -9,6 +9,9 @@ use crate::pb::etcdserverpb::WatchCreateRequest;
 use crate::pb::mvccpb::event::EventType;
 use crate::pb::mvccpb::Event;
 
+/// etcd's `AutoWatchID`: a create request with this id asks the server to pick one.
+pub const AUTO_WATCH_ID: i64 = 0;
+
 /// Which keys a watch covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Keys {
@@ -64,12 +67,10 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    /// A watch for `request` under `id`, sending events from `next_revision` on.
-    pub fn new(
-        id: i64,
-        request: &WatchCreateRequest,
-        next_revision: i64,
-    ) -> Result<Watcher, CreateError> {
+    /// A watch for `request`, sending events from `next_revision` on; it gets its id from
+    /// [`Watcher::with_id`] once the request is known to be valid, so that, as in etcd, a refused
+    /// request uses up no id.
+    pub fn new(request: &WatchCreateRequest, next_revision: i64) -> Result<Watcher, CreateError> {
         assert!(next_revision > 0, "revisions start at 1: {next_revision}");
         let key = if request.key.is_empty() {
             vec![0]
@@ -87,7 +88,7 @@ impl Watcher {
         };
         let has_filter = |filter: FilterType| request.filters.contains(&(filter as i32));
         Ok(Watcher {
-            id,
+            id: AUTO_WATCH_ID,
             keys,
             no_put: has_filter(FilterType::Noput),
             no_delete: has_filter(FilterType::Nodelete),
@@ -97,6 +98,10 @@ impl Watcher {
             next_revision,
             progress_due: true,
         })
+    }
+
+    pub fn with_id(self, id: i64) -> Watcher {
+        Watcher { id, ..self }
     }
 
     /// True while events this watch has not been sent may exist at or below `revision`.
@@ -172,7 +177,7 @@ mod tests {
     }
 
     fn keys_taken(request: &WatchCreateRequest, events: &[Event]) -> Vec<String> {
-        let mut watcher = Watcher::new(0, request, 1).unwrap();
+        let mut watcher = Watcher::new(request, 1).unwrap();
         watcher
             .take(events, 100)
             .iter()
@@ -219,7 +224,7 @@ mod tests {
     fn a_range_that_ends_at_or_before_its_start_is_refused() {
         for end in [&b"foo"[..], b"fo", b"a"] {
             assert_eq!(
-                Watcher::new(0, &watch("foo", end), 1).unwrap_err(),
+                Watcher::new(&watch("foo", end), 1).unwrap_err(),
                 CreateError::EmptyRange
             );
         }
@@ -234,7 +239,7 @@ mod tests {
         let mut request = watch("k", b"");
         request.filters = vec![FilterType::Noput as i32];
         let types = |request: &WatchCreateRequest| {
-            let mut watcher = Watcher::new(0, request, 1).unwrap();
+            let mut watcher = Watcher::new(request, 1).unwrap();
             watcher
                 .take(&events, 3)
                 .iter()
@@ -249,18 +254,18 @@ mod tests {
     #[test]
     fn prev_kv_is_sent_only_when_asked_for() {
         let events = vec![event(EventType::Put, "k", 2)];
-        let mut plain = Watcher::new(0, &watch("k", b""), 1).unwrap();
+        let mut plain = Watcher::new(&watch("k", b""), 1).unwrap();
         assert_eq!(plain.take(&events, 2)[0].prev_kv, None);
         let mut request = watch("k", b"");
         request.prev_kv = true;
-        let mut with_prev = Watcher::new(0, &request, 1).unwrap();
+        let mut with_prev = Watcher::new(&request, 1).unwrap();
         assert!(with_prev.take(&events, 2)[0].prev_kv.is_some());
     }
 
     #[test]
     fn events_already_sent_or_before_the_start_are_never_sent_again() {
         let events = puts(&["k", "k", "k", "k"]);
-        let mut watcher = Watcher::new(0, &watch("k", b""), 3).unwrap();
+        let mut watcher = Watcher::new(&watch("k", b""), 3).unwrap();
         let revisions = |taken: Vec<Event>| taken.iter().map(revision_of).collect::<Vec<_>>();
         assert_eq!(revisions(watcher.take(&events[..3], 4)), [3, 4]);
         assert_eq!(watcher.next_revision, 5);

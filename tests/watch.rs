@@ -317,3 +317,69 @@ async fn an_etcd_client_watch_stream_sees_what_it_sees_on_etcd_3_4() {
     let actual = watch_session(detcd.url()).await;
     assert_eq!(expected.join("\n"), actual.join("\n"));
 }
+
+/// Progress notifications and fragments: a session on a server started with `flags`.
+async fn progress_and_fragment_session(endpoint: String) -> Vec<String> {
+    let mut client = Client::connect([endpoint], None).await.unwrap();
+    let (mut watcher, mut stream) = client
+        .watch("idle", Some(WatchOptions::new().with_progress_notify()))
+        .await
+        .unwrap();
+    watcher.watch("quiet", None).await.unwrap();
+    let mut transcript = drain(&mut stream).await;
+    client.put("other", "x", None).await.unwrap();
+    // The interval is 1s: within 2.5s the idle watch hears the revision once or twice, the
+    // watch that did not ask for it never.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(2500);
+    let mut notified = Vec::new();
+    while let Ok(response) = tokio::time::timeout_at(deadline, stream.message()).await {
+        notified.push(describe(&response.unwrap().unwrap()));
+    }
+    notified.dedup();
+    transcript.push("# progress notifications".into());
+    transcript.extend(notified);
+
+    let value = "v".repeat(400 * 1024);
+    for _ in 0..6 {
+        client.put("big", value.as_str(), None).await.unwrap();
+    }
+    let mut sizes = Vec::new();
+    for fragment in [false, true] {
+        let mut options = WatchOptions::new().with_start_revision(3);
+        if fragment {
+            options = options.with_fragment();
+        }
+        let (_watcher, mut stream) = client
+            .watch_client()
+            .watch("big", Some(options))
+            .await
+            .unwrap();
+        let mut counts = Vec::new();
+        while counts.iter().sum::<usize>() < 6 {
+            let response = stream.message().await.unwrap().unwrap();
+            counts.push(response.events().len());
+        }
+        sizes.push(format!(
+            "fragment={fragment}: events per response {counts:?}"
+        ));
+    }
+    transcript.push("# six 400 KiB puts, replayed".into());
+    transcript.extend(sizes);
+    transcript
+}
+
+#[tokio::test]
+async fn progress_notifications_and_fragments_are_etcd_3_4s() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = ["--experimental-watch-progress-notify-interval=1s"];
+    let etcd = Node::start_real_etcd_with(&dir.path().join("etcd"), &flags);
+    let expected = progress_and_fragment_session(etcd.url()).await;
+    drop(etcd);
+    let detcd = Node::start(&dir.path().join("detcd"), &flags);
+    let actual = progress_and_fragment_session(detcd.url()).await;
+    assert_eq!(expected.join("\n"), actual.join("\n"));
+    assert!(
+        expected.iter().any(|line| line.starts_with("id=0 rev=2")),
+        "{expected:?}"
+    );
+}

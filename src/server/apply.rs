@@ -55,7 +55,7 @@ impl Applier {
         }
     }
 
-    /// Follows the store's revision as entries are applied (see `server::watch`).
+    /// Follows the store's revision as entries are applied (see `server::watchable`).
     pub fn applied_revision(&self) -> watch::Receiver<i64> {
         self.applied_revision.subscribe()
     }

@@ -116,7 +116,8 @@ fn mask(text: &str, leases: &[i64]) -> String {
     let mut text = text.to_string();
     for (i, id) in leases.iter().enumerate() {
         text = text
-            .replace(&format!("{id:x}"), &format!("<lease {}>", i + 1))
+            // etcdctl prints lease ids as %016x.
+            .replace(&format!("{id:016x}"), &format!("<lease {}>", i + 1))
             .replace(&id.to_string(), &format!("<lease {}>", i + 1));
     }
     mask_numbers_after(&text, &["\"cluster_id\":", "\"member_id\":"], |_| {
@@ -199,7 +200,10 @@ fn etcdctl_lease_commands_print_the_same_for_detcd_as_for_etcd_3_4() {
 #[test]
 fn masking_keeps_everything_but_ids_and_jitter() {
     assert_eq!(
-        mask("lease 1f granted, {\"ID\":31,\"member_id\":45}", &[31]),
+        mask(
+            "lease 000000000000001f granted, {\"ID\":31,\"member_id\":45}",
+            &[31]
+        ),
         "lease <lease 1> granted, {\"ID\":<lease 1>,\"member_id\":<id>}"
     );
     assert_eq!(

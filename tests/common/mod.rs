@@ -62,6 +62,10 @@ impl Node {
 
     /// Starts the real etcd (Debian's etcd-server package) the same way, to compare against.
     pub fn start_real_etcd(data_dir: &Path) -> Node {
+        Node::start_real_etcd_with(data_dir, &[])
+    }
+
+    pub fn start_real_etcd_with(data_dir: &Path, extra: &[&str]) -> Node {
         let (client_port, peer_port) = (free_port(), free_port());
         let mut command = Command::new("etcd");
         command
@@ -77,7 +81,8 @@ impl Node {
             .arg(format!(
                 "--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"
             ))
-            .arg(format!("--initial-cluster=n1=http://127.0.0.1:{peer_port}"));
+            .arg(format!("--initial-cluster=n1=http://127.0.0.1:{peer_port}"))
+            .args(extra);
         Node::spawn(command, data_dir, client_port)
     }
 

@@ -26,7 +26,9 @@ const ELECTION_TIMEOUT_MS_MAX: u64 = 50_000;
 #[command(
     name = "detcd",
     about = "detcd: an etcd-compatible key-value server (etcd v3 API)",
-    disable_version_flag = true
+    disable_version_flag = true,
+    // As with Go's flag package (etcd), a flag given twice takes the last value.
+    args_override_self = true
 )]
 pub struct Flags {
     /// Human-readable name for this member.

@@ -86,7 +86,7 @@ impl Node {
         Node::spawn(command, data_dir, client_port)
     }
 
-    fn spawn(mut command: Command, data_dir: &Path, client_port: u16) -> Node {
+    pub fn spawn(mut command: Command, data_dir: &Path, client_port: u16) -> Node {
         let log = data_dir.with_extension(format!("{client_port}.log"));
         let log_file = std::fs::File::create(&log).unwrap();
         let child = command

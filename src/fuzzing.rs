@@ -26,12 +26,11 @@ pub fn valid_wal_segment() -> Vec<u8> {
     let disk = SimDisk::new(0);
     let mut wal = Wal::create(Arc::new(disk.clone()), Path::new(WAL_DIR), b"meta").unwrap();
     let entries: Vec<Entry> = (1..=5)
-        .map(|index| {
-            let mut entry = Entry::default();
-            entry.index = index;
-            entry.term = 1;
-            entry.data = vec![index as u8; 10].into();
-            entry
+        .map(|index| Entry {
+            index,
+            term: 1,
+            data: vec![index as u8; 10].into(),
+            ..Default::default()
         })
         .collect();
     let hard_state = HardState {

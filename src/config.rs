@@ -26,7 +26,9 @@ const ELECTION_TIMEOUT_MS_MAX: u64 = 50_000;
 #[command(
     name = "detcd",
     about = "detcd: an etcd-compatible key-value server (etcd v3 API)",
-    disable_version_flag = true
+    disable_version_flag = true,
+    // As with Go's flag package (etcd), a flag given twice takes the last value.
+    args_override_self = true
 )]
 pub struct Flags {
     /// Human-readable name for this member.
@@ -103,6 +105,13 @@ pub struct Flags {
     /// Enable a v2 proxy ("off", "readonly" or "on"); detcd runs members only.
     #[arg(long, env = "ETCD_PROXY", default_value = "off")]
     pub proxy: String,
+    /// Duration of periodic watch progress notifications.
+    #[arg(
+        long,
+        env = "ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL",
+        default_value = "10m"
+    )]
+    pub experimental_watch_progress_notify_interval: String,
     /// Print the version and exit.
     #[arg(long)]
     pub version: bool,
@@ -152,6 +161,8 @@ pub struct Config {
     pub log_level: String,
     /// How long a client request waits for raft before `etcdserver: request timed out`.
     pub request_timeout: Duration,
+    /// How often an idle watch that asked for `progress_notify` hears the current revision.
+    pub watch_progress_notify_interval: Duration,
 }
 
 /// A configuration error; `main` prints it and exits with code 2, like a flag parse error.
@@ -348,6 +359,16 @@ impl Flags {
                 ))
             }
         }
+        let watch_progress_notify_interval =
+            parse_go_duration(&self.experimental_watch_progress_notify_interval)
+                .filter(|interval| !interval.is_zero())
+                .ok_or_else(|| {
+                    invalid(
+                        "experimental-watch-progress-notify-interval",
+                        &self.experimental_watch_progress_notify_interval,
+                        "expected a positive duration like 10m, 30s or 500ms",
+                    )
+                })?;
         let heartbeat_interval = Duration::from_millis(self.heartbeat_interval);
         Ok(Config {
             name: self.name,
@@ -375,8 +396,36 @@ impl Flags {
             // etcd: 5s plus twice the election timeout.
             request_timeout: Duration::from_secs(5)
                 + 2 * Duration::from_millis(self.election_timeout),
+            watch_progress_notify_interval,
         })
     }
+}
+
+/// A Go duration as etcd's flags take it: `10m`, `1m30s`, `1.5s`, `500ms`.
+fn parse_go_duration(text: &str) -> Option<Duration> {
+    let mut rest = text;
+    let mut total = Duration::ZERO;
+    while !rest.is_empty() {
+        let number_len = rest.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+        let (number, after) = rest.split_at(number_len);
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_len);
+        let seconds_per_unit = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total +=
+            Duration::try_from_secs_f64(number.parse::<f64>().ok()? * seconds_per_unit).ok()?;
+        rest = after;
+    }
+    (!text.is_empty()).then_some(total)
 }
 
 impl Config {
@@ -421,6 +470,32 @@ mod tests {
         );
         assert_eq!(c.election_ticks, 10);
         assert_eq!(c.initial_cluster[0].name, "default");
+    }
+
+    #[test]
+    fn watch_progress_interval_takes_go_durations() {
+        assert_eq!(
+            config(&[]).unwrap().watch_progress_notify_interval,
+            Duration::from_secs(600)
+        );
+        for (text, expected) in [
+            ("1m30s", Duration::from_secs(90)),
+            ("1.5s", Duration::from_millis(1500)),
+            ("200ms", Duration::from_millis(200)),
+        ] {
+            let flag = format!("--experimental-watch-progress-notify-interval={text}");
+            assert_eq!(
+                config(&[&flag]).unwrap().watch_progress_notify_interval,
+                expected
+            );
+        }
+        for bad in ["", "0s", "10", "5x", "s"] {
+            let flag = format!("--experimental-watch-progress-notify-interval={bad}");
+            let error = config(&[&flag]).unwrap_err();
+            assert!(error
+                .0
+                .contains("experimental-watch-progress-notify-interval"));
+        }
     }
 
     #[test]

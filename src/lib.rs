@@ -14,6 +14,7 @@ pub mod config;
 pub mod embed;
 pub mod etcdmain;
 pub mod failpoint;
+pub mod fuzzing;
 pub mod io;
 pub mod raft_node;
 pub mod server;

@@ -368,3 +368,46 @@ async fn a_minority_member_serves_no_stale_linearizable_read() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A member configured into the wrong cluster (another --initial-cluster-token) is refused by
+/// the real cluster's members with a clear error, and the real cluster is unharmed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_of_another_cluster_is_rejected_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(Server::Detcd, dir.path(), 3, FAST);
+    let stranger = MemberSpec::new(dir.path(), "stranger");
+    let mut initial = vec![stranger.clone()];
+    initial.push(cluster.specs[0].clone());
+    let mut command = stranger.command(Server::Detcd, &initial, "new", FAST);
+    command.arg("--initial-cluster-token=some-other-cluster");
+    let log = dir.path().join("stranger.log");
+    let child = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let _stranger = common::Node {
+        child: Some(child),
+        client_port: stranger.client_port,
+        data_dir: stranger.data_dir.clone(),
+        log: log.clone(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("peer rejected this member") {
+            assert!(text.contains("cluster ID mismatch"), "{text}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no clear error in the stranger's log:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let out = stdout(&etcdctl(
+        &cluster.specs[0].endpoint(),
+        &["put", "still", "fine"],
+    ));
+    assert_eq!(out, "OK\n");
+}

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{etcdctl_with_stdin, Node};
+use common::{assert_same_transcripts, drop_client_logs, etcdctl_with_stdin, mask_ids, Node};
 
 /// One etcdctl call: arguments, and stdin for `txn`.
 struct Step {
@@ -107,42 +107,6 @@ fn transcript(node: &Node) -> Vec<String> {
         .collect()
 }
 
-/// etcdctl's own retry logs carry a timestamp and a random client id: they describe the client,
-/// not the server, so they are left out of the comparison.
-fn drop_client_logs(stderr: &str) -> String {
-    stderr
-        .lines()
-        .filter(|line| !line.starts_with("{\"level\":"))
-        .map(|line| format!("{line}\n"))
-        .collect()
-}
-
-/// Cluster and member ids are random in etcd and derived differently in detcd: mask their values.
-fn mask_ids(text: &str) -> String {
-    let mut masked = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = [
-        "\"cluster_id\":",
-        "\"member_id\":",
-        "\"ClusterID\" : ",
-        "\"MemberID\" : ",
-    ]
-    .iter()
-    .filter_map(|field| rest.find(field).map(|i| i + field.len()))
-    .min()
-    {
-        masked.push_str(&rest[..at]);
-        rest = &rest[at..];
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        masked.push_str("<id>");
-        rest = &rest[digits..];
-    }
-    masked.push_str(rest);
-    masked
-}
-
 #[test]
 fn etcdctl_prints_the_same_for_detcd_as_for_etcd_3_4() {
     let dir = tempfile::tempdir().unwrap();
@@ -151,19 +115,7 @@ fn etcdctl_prints_the_same_for_detcd_as_for_etcd_3_4() {
     drop(etcd);
     let detcd = Node::start(&dir.path().join("detcd"), &[]);
     let actual = transcript(&detcd);
-    let mut mismatches = Vec::new();
-    for (expected, actual) in expected.iter().zip(&actual) {
-        if expected != actual {
-            mismatches.push(format!("--- etcd 3.4\n{expected}--- detcd\n{actual}"));
-        }
-    }
-    assert!(
-        mismatches.is_empty(),
-        "{} of {} steps differ:\n{}",
-        mismatches.len(),
-        SESSION.len(),
-        mismatches.join("\n")
-    );
+    assert_same_transcripts(&expected, &actual);
 }
 
 #[test]

@@ -48,6 +48,41 @@ fn sigterm_stops_gracefully_and_a_restart_serves_every_write() {
     graceful_stop_then_restart_serves_acknowledged_data("TERM");
 }
 
+#[test]
+fn etcd_environment_variables_configure_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let (client_port, peer_port) = (common::free_port(), common::free_port());
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_detcd"));
+    command
+        .env("ETCD_NAME", "from-env")
+        .env("ETCD_DATA_DIR", dir.path().join("env.etcd"))
+        .env(
+            "ETCD_LISTEN_CLIENT_URLS",
+            format!("http://127.0.0.1:{client_port}"),
+        )
+        .env(
+            "ETCD_ADVERTISE_CLIENT_URLS",
+            format!("http://127.0.0.1:{client_port}"),
+        )
+        .env(
+            "ETCD_LISTEN_PEER_URLS",
+            format!("http://127.0.0.1:{peer_port}"),
+        )
+        .env(
+            "ETCD_INITIAL_ADVERTISE_PEER_URLS",
+            format!("http://127.0.0.1:{peer_port}"),
+        );
+    let node = Node::spawn(command, &dir.path().join("env.etcd"), client_port);
+    let members = stdout(&node.etcdctl(&["member", "list"]));
+    assert!(members.contains(", from-env, "), "{members}");
+    assert!(dir
+        .path()
+        .join("env.etcd")
+        .join("member")
+        .join("wal")
+        .exists());
+}
+
 /// Puts distinct keys from several clients until the process is SIGKILLed under them, restarts,
 /// and checks that every acknowledged put is there at the revision it was acknowledged with, and
 /// that revisions 2..=current are each used by exactly one key (no holes, no duplicates).

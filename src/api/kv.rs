@@ -88,14 +88,14 @@ impl Kv for KvService {
     }
 }
 
-fn check_range(request: &RangeRequest) -> Result<(), ServerError> {
+pub(crate) fn check_range(request: &RangeRequest) -> Result<(), ServerError> {
     if request.key.is_empty() {
         return Err(ServerError::EmptyKey);
     }
     Ok(())
 }
 
-fn check_put(request: &PutRequest) -> Result<(), ServerError> {
+pub(crate) fn check_put(request: &PutRequest) -> Result<(), ServerError> {
     if request.key.is_empty() {
         return Err(ServerError::EmptyKey);
     }
@@ -108,14 +108,14 @@ fn check_put(request: &PutRequest) -> Result<(), ServerError> {
     Ok(())
 }
 
-fn check_delete(request: &DeleteRangeRequest) -> Result<(), ServerError> {
+pub(crate) fn check_delete(request: &DeleteRangeRequest) -> Result<(), ServerError> {
     if request.key.is_empty() {
         return Err(ServerError::EmptyKey);
     }
     Ok(())
 }
 
-fn check_txn(request: &TxnRequest) -> Result<(), ServerError> {
+pub(crate) fn check_txn(request: &TxnRequest) -> Result<(), ServerError> {
     check_txn_shape(request)?;
     if txn_has_duplicate_keys(request) {
         return Err(ServerError::DuplicateKey);

@@ -6,8 +6,10 @@ pub mod kv;
 pub mod lease;
 pub mod maintenance;
 pub mod status;
+pub mod watch;
 
 pub use cluster::ClusterService;
 pub use kv::KvService;
 pub use lease::LeaseService;
 pub use maintenance::MaintenanceService;
+pub use watch::WatchService;

@@ -10,12 +10,13 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::api::{ClusterService, KvService, LeaseService, MaintenanceService};
+use crate::api::{ClusterService, KvService, LeaseService, MaintenanceService, WatchService};
 use crate::pb::detcdpb::raft_peer_server::RaftPeerServer;
 use crate::pb::etcdserverpb::cluster_server::ClusterServer;
 use crate::pb::etcdserverpb::kv_server::KvServer;
 use crate::pb::etcdserverpb::lease_server::LeaseServer;
 use crate::pb::etcdserverpb::maintenance_server::MaintenanceServer;
+use crate::pb::etcdserverpb::watch_server::WatchServer;
 use crate::raft_node::transport::SNAPSHOT_BYTES_MAX;
 use crate::server::EtcdServer;
 
@@ -39,6 +40,10 @@ macro_rules! grpc_services {
             )
             .$add(
                 LeaseServer::new(LeaseService::new(server.clone()))
+                    .max_decoding_message_size(limit),
+            )
+            .$add(
+                WatchServer::new(WatchService::new(server.clone()))
                     .max_decoding_message_size(limit),
             )
     }};

@@ -377,8 +377,7 @@ impl RaftNode {
         Ok(())
     }
 
-    /// Installs a leader's snapshot. The file is made durable before the WAL marks it, so a
-    /// crash between the two leaves an unused file, never a marker without its snapshot.
+    /// Installs a leader's snapshot: durable first, then it replaces the state machine.
     fn install_snapshot(&mut self, snapshot: Snapshot) -> Result<(), ServerError> {
         let metadata = snapshot.get_metadata().clone();
         tracing::info!(
@@ -387,12 +386,7 @@ impl RaftNode {
             "installing snapshot from leader"
         );
         crate::failpoint!(self.raw.raft.id, "raftBeforeSaveSnap");
-        self.snapshot_files
-            .save(&snapshot)
-            .map_err(ServerError::Storage)?;
-        self.wal
-            .save_snapshot_marker(&metadata)
-            .map_err(|e| ServerError::Storage(e.to_string()))?;
+        self.persist_snapshot(&snapshot)?;
         crate::failpoint!(self.raw.raft.id, "raftAfterSaveSnap");
         self.applier.restore(&snapshot)?;
         self.raw
@@ -404,6 +398,17 @@ impl RaftNode {
         self.raw.mut_store().set_snapshot(snapshot);
         self.transport.set_peers(&self.applier.members());
         Ok(())
+    }
+
+    /// Makes a snapshot durable: the file first, then the WAL's marker for it, so a crash between
+    /// the two leaves an unused file, never a marker without its snapshot (etcd's order).
+    fn persist_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), ServerError> {
+        self.snapshot_files
+            .save(snapshot)
+            .map_err(ServerError::Storage)?;
+        self.wal
+            .save_snapshot_marker(snapshot.get_metadata())
+            .map_err(|e| ServerError::Storage(e.to_string()))
     }
 
     /// Every `snapshot_count` applied entries: snapshot the state machine, then release the log
@@ -425,13 +430,8 @@ impl RaftNode {
             .term(applied)
             .map_err(|e| ServerError::Storage(format!("term of applied index: {e}")))?;
         metadata.set_conf_state(self.raw.raft.prs().conf().to_conf_state());
-        let metadata = metadata.clone();
-        self.snapshot_files
-            .save(&snapshot)
-            .map_err(ServerError::Storage)?;
-        self.wal
-            .save_snapshot_marker(&metadata)
-            .map_err(|e| ServerError::Storage(e.to_string()))?;
+        let term = metadata.term;
+        self.persist_snapshot(&snapshot)?;
         self.raw.mut_store().set_snapshot(snapshot);
         let catch_up = self.snapshot_count.min(SNAPSHOT_CATCH_UP_ENTRIES_MAX);
         let first_index = self.raw.store().first_index().unwrap_or(1);
@@ -448,7 +448,7 @@ impl RaftNode {
         self.wal
             .release_to(applied)
             .map_err(|e| ServerError::Storage(e.to_string()))?;
-        tracing::info!(index = applied, term = metadata.term, "took snapshot");
+        tracing::info!(index = applied, term, "took snapshot");
         Ok(())
     }
 

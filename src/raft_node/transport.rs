@@ -30,8 +30,9 @@ const PEER_QUEUE_MAX: usize = 4096;
 const BATCH_MESSAGES_MAX: usize = 512;
 /// How long one send (or connect) may take before the peer counts as unreachable.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
-/// Pause after a failed send before trying that peer again.
-const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+/// Pause after a failed send before trying that peer again; doubles per consecutive failure.
+const RETRY_BACKOFF_MIN: Duration = Duration::from_millis(50);
+const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// The largest snapshot message a member accepts from a peer.
 pub const SNAPSHOT_BYTES_MAX: usize = 1 << 30;
 
@@ -107,6 +108,7 @@ impl Transport {
             clock: self.clock.clone(),
             feedback: self.feedback.clone(),
             client: None,
+            mismatch_reported: false,
         };
         let snapshot_sender = sender.clone_config();
         Peer {
@@ -166,6 +168,8 @@ struct PeerSender {
     clock: Arc<dyn Clock>,
     feedback: mpsc::Sender<RaftInput>,
     client: Option<RaftPeerClient<tonic::transport::Channel>>,
+    /// A cluster mismatch is logged once per sender, not at every retry.
+    mismatch_reported: bool,
 }
 
 impl PeerSender {
@@ -178,11 +182,13 @@ impl PeerSender {
             clock: self.clock.clone(),
             feedback: self.feedback.clone(),
             client: None,
+            mismatch_reported: false,
         }
     }
 
     async fn run(mut self, mut queue: mpsc::Receiver<Message>, lane: Lane) {
         let mut url_index = 0;
+        let mut backoff = RETRY_BACKOFF_MIN;
         while let Some(first) = queue.recv().await {
             let mut batch = vec![first];
             if lane == Lane::Messages {
@@ -207,11 +213,14 @@ impl PeerSender {
             if let Some(report) = report {
                 let _ = self.feedback.send(report).await;
             }
-            if !delivered {
-                // Try the peer's next URL next time, after a pause; what queued meanwhile is
-                // mostly stale, and raft will resend what matters.
+            if delivered {
+                backoff = RETRY_BACKOFF_MIN;
+            } else {
+                // Try the peer's next URL next time, after a growing pause; what queued meanwhile
+                // is mostly stale, and raft will resend what matters.
                 url_index = (url_index + 1) % self.peer_urls.len();
-                self.clock.sleep(RETRY_BACKOFF).await;
+                self.clock.sleep(backoff).await;
+                backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
                 while queue.try_recv().is_ok() {}
             }
         }
@@ -246,10 +255,18 @@ impl PeerSender {
             match result {
                 Ok(_) => Some(()),
                 Err(status) => {
-                    if status.code() == tonic::Code::PermissionDenied {
+                    match status.code() {
                         // Peers refuse a removed member: that is how it learns of its removal
                         // when it missed the commit.
-                        let _ = self.feedback.try_send(RaftInput::RemovedFromCluster);
+                        tonic::Code::PermissionDenied => {
+                            let _ = self.feedback.try_send(RaftInput::RemovedFromCluster);
+                        }
+                        // Another cluster (or token) at that URL: an operator's mistake to show.
+                        tonic::Code::FailedPrecondition if !self.mismatch_reported => {
+                            self.mismatch_reported = true;
+                            tracing::error!(to = format_args!("{:x}", self.to), %status, "peer rejected this member");
+                        }
+                        _ => {}
                     }
                     tracing::debug!(to = format_args!("{:x}", self.to), %status, "peer refused messages");
                     None

@@ -20,6 +20,7 @@ use crate::server::metrics::Metrics;
 use crate::server::wait::Wait;
 use crate::server::ServerError;
 use crate::storage::mvcc::KvStore;
+use crate::watched::Watched;
 
 /// What a waiter receives for its applied request.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +45,9 @@ pub struct Applier {
     wait: Arc<Wait<ApplyResult>>,
     metrics: Arc<Metrics>,
     applied_index: u64,
+    /// The store's revision after the last applied entry, announced to watch streams: O(1) and
+    /// never blocking, so slow watchers cannot hold up applying.
+    applied_revision: Arc<Watched<i64>>,
 }
 
 impl Applier {
@@ -62,7 +66,23 @@ impl Applier {
             wait,
             metrics,
             applied_index,
+            applied_revision: Arc::new(Watched::new(0)),
         }
+    }
+
+    /// Follows the store's revision as entries are applied (see `server::watchable`).
+    pub fn applied_revision(&self) -> Arc<Watched<i64>> {
+        self.applied_revision.clone()
+    }
+
+    /// Announces the store's revision to watch streams, after anything that may have moved it.
+    fn announce_revision(&self) {
+        let revision = self.kv.lock().unwrap().current_revision();
+        self.applied_revision.update(|announced| {
+            let changed = *announced != revision;
+            *announced = revision;
+            changed
+        });
     }
 
     pub fn applied_index(&self) -> u64 {
@@ -106,6 +126,7 @@ impl Applier {
             let _ = self.apply_request(request.clone());
         }
         let result = self.apply_request(request);
+        self.announce_revision();
         self.metrics.proposals_committed.set(entry.index);
         self.wait.trigger(id, result);
         membership_changed
@@ -199,6 +220,7 @@ impl Applier {
         let kv = KvStore::from_snapshot(&data.kv.unwrap_or_default());
         self.lessor.lock().unwrap().restore(&data.leases, &kv);
         *self.kv.lock().unwrap() = kv;
+        self.announce_revision();
         self.membership
             .lock()
             .unwrap()

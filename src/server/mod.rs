@@ -11,6 +11,7 @@ pub mod lease;
 pub mod membership;
 pub mod metrics;
 pub mod wait;
+pub mod watchable;
 
 pub use error::ServerError;
 
@@ -60,6 +61,8 @@ pub struct EtcdServer {
     wait: Arc<Wait<ApplyResult>>,
     raft_inputs: mpsc::Sender<RaftInput>,
     raft_status: Arc<Watched<RaftStatus>>,
+    /// The store's revision as the applier leaves it; watch streams wake on it.
+    applied_revision: Arc<Watched<i64>>,
     metrics: Arc<Metrics>,
     io: Io,
     next_request_id: AtomicU64,
@@ -107,6 +110,15 @@ impl EtcdServer {
         let metrics = Arc::new(Metrics::default());
         let (raft_inputs, inputs) = mpsc::channel(RAFT_INPUTS_MAX);
         let raft_status = Arc::new(Watched::new(RaftStatus::default()));
+        let applier = Applier::new(
+            kv.clone(),
+            membership.clone(),
+            lessor.clone(),
+            wait.clone(),
+            metrics.clone(),
+            applied_index,
+        );
+        let applied_revision = applier.applied_revision();
         let raft_node = RaftNode::new(
             RaftNodeConfig {
                 member_id: metadata.member_id,
@@ -120,14 +132,7 @@ impl EtcdServer {
                 store,
                 wal,
                 snapshot_files,
-                applier: Applier::new(
-                    kv.clone(),
-                    membership.clone(),
-                    lessor.clone(),
-                    wait.clone(),
-                    metrics.clone(),
-                    applied_index,
-                ),
+                applier,
                 transport: Transport::new(
                     metadata.cluster_id,
                     metadata.member_id,
@@ -154,6 +159,7 @@ impl EtcdServer {
             wait,
             raft_inputs,
             raft_status,
+            applied_revision,
             metrics,
             io,
             next_request_id: AtomicU64::new(id_base),

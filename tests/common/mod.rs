@@ -62,6 +62,10 @@ impl Node {
 
     /// Starts the real etcd (Debian's etcd-server package) the same way, to compare against.
     pub fn start_real_etcd(data_dir: &Path) -> Node {
+        Node::start_real_etcd_with(data_dir, &[])
+    }
+
+    pub fn start_real_etcd_with(data_dir: &Path, extra: &[&str]) -> Node {
         let (client_port, peer_port) = (free_port(), free_port());
         let mut command = Command::new("etcd");
         command
@@ -77,11 +81,12 @@ impl Node {
             .arg(format!(
                 "--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"
             ))
-            .arg(format!("--initial-cluster=n1=http://127.0.0.1:{peer_port}"));
+            .arg(format!("--initial-cluster=n1=http://127.0.0.1:{peer_port}"))
+            .args(extra);
         Node::spawn(command, data_dir, client_port)
     }
 
-    fn spawn(mut command: Command, data_dir: &Path, client_port: u16) -> Node {
+    pub fn spawn(mut command: Command, data_dir: &Path, client_port: u16) -> Node {
         let log = data_dir.with_extension(format!("{client_port}.log"));
         let log_file = std::fs::File::create(&log).unwrap();
         let child = command
@@ -409,4 +414,70 @@ pub fn json_u64(text: &str, field: &str) -> Option<u64> {
         .take_while(|c| c.is_ascii_digit())
         .collect();
     digits.parse().ok()
+}
+
+// Comparing etcdctl transcripts between etcd 3.4 and detcd.
+
+/// etcdctl's own retry logs carry a timestamp and a random client id: they describe the client,
+/// not the server, so they are left out of a comparison.
+pub fn drop_client_logs(stderr: &str) -> String {
+    stderr
+        .lines()
+        .filter(|line| !line.starts_with("{\"level\":"))
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
+/// Replaces the (possibly negative) number after each occurrence of any of `fields`.
+pub fn mask_numbers_after(text: &str, fields: &[&str], replace: impl Fn(&str) -> String) -> String {
+    let mut masked = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = fields
+        .iter()
+        .filter_map(|field| rest.find(field).map(|i| i + field.len()))
+        .min()
+    {
+        masked.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '-')
+            .unwrap_or(rest.len());
+        masked.push_str(&replace(&rest[..digits]));
+        rest = &rest[digits..];
+    }
+    masked.push_str(rest);
+    masked
+}
+
+/// Cluster and member ids are random in etcd and derived differently in detcd: mask them.
+pub fn mask_ids(text: &str) -> String {
+    let fields = [
+        "\"cluster_id\":",
+        "\"member_id\":",
+        "\"ClusterID\" : ",
+        "\"MemberID\" : ",
+    ];
+    mask_numbers_after(text, &fields, |_| "<id>".into())
+}
+
+/// Fails with every differing step, etcd's output above detcd's.
+pub fn assert_same_transcripts(expected: &[String], actual: &[String]) {
+    assert_eq!(
+        expected.len(),
+        actual.len(),
+        "transcripts of different sessions"
+    );
+    let mismatches: Vec<String> = expected
+        .iter()
+        .zip(actual)
+        .filter(|(expected, actual)| expected != actual)
+        .map(|(expected, actual)| format!("--- etcd 3.4\n{expected}--- detcd\n{actual}"))
+        .collect();
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} steps differ:\n{}",
+        mismatches.len(),
+        expected.len(),
+        mismatches.join("\n")
+    );
 }

@@ -6,6 +6,8 @@
 //! at the revision before the event (absent for creations, or when that
 //! revision has been compacted), which is how etcd's watch server fills it.
 
+use std::ops::RangeInclusive;
+
 use crate::pb::mvccpb::{event::EventType, Event, KeyValue};
 
 use super::revision::Revision;
@@ -16,12 +18,23 @@ impl KvStore {
     /// in revision order. Fails if events after `start_revision` may have
     /// been compacted away.
     pub fn events_since(&self, start_revision: i64) -> Result<Vec<Event>, MvccError> {
+        self.events_in(start_revision..=i64::MAX)
+    }
+
+    /// Every event at the given revisions still in the history, in
+    /// revision order: a bounded piece of [`KvStore::events_since`], so a
+    /// watcher far behind catches up in steps of bounded work.
+    pub fn events_in(&self, revisions: RangeInclusive<i64>) -> Result<Vec<Event>, MvccError> {
+        let (start_revision, end_revision) = revisions.into_inner();
         if start_revision < self.compact_rev {
             return Err(MvccError::Compacted);
         }
+        if start_revision > end_revision {
+            return Ok(Vec::new());
+        }
         let events = self
             .log
-            .range(Revision::new(start_revision, 0)..)
+            .range(Revision::new(start_revision, 0)..=Revision::new(end_revision, i64::MAX))
             .map(|(rev, change)| {
                 let (r#type, kv) = if change.tombstone {
                     let kv = KeyValue {

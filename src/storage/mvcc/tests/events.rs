@@ -129,3 +129,16 @@ fn events_after_the_compact_revision_keep_their_previous_value() {
     let events = store.events_since(3).unwrap();
     assert_eq!(events[0].prev_kv, Some(kv("a", "1", 2, 2, 1)));
 }
+
+#[test]
+fn events_in_a_window_are_the_matching_slice_of_events_since() {
+    let mut store = KvStore::new();
+    for value in ["1", "2", "3", "4"] {
+        put(&mut store, "a", value);
+    }
+    let all = store.events_since(2).unwrap();
+    assert_eq!(store.events_in(3..=4).unwrap(), all[1..3].to_vec());
+    assert_eq!(store.events_in(5..=i64::MAX).unwrap(), all[3..].to_vec());
+    let (from, through) = (4, 3);
+    assert!(store.events_in(from..=through).unwrap().is_empty());
+}

@@ -1,0 +1,253 @@
+//! The state of one watch stream: its watches by id, and the catch-up that sends each watch the
+//! events it has not been sent yet.
+
+use std::collections::BTreeMap;
+
+use tokio::sync::mpsc;
+
+use super::fragment::fragments;
+use super::watcher::{CreateError, Watcher, AUTO_WATCH_ID};
+use super::{FRAGMENT_OVERHEAD_BYTES, WINDOW_REVISIONS_MAX};
+use crate::pb::etcdserverpb::watch_request::RequestUnion;
+use crate::pb::etcdserverpb::{WatchCreateRequest, WatchRequest, WatchResponse};
+use crate::pb::mvccpb::Event;
+use crate::server::EtcdServer;
+
+/// Why a stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The client closed its side or stopped receiving.
+    ClientGone,
+    ServerStopped,
+}
+
+/// The `watch_id` of responses that belong to no watch (progress requested by the client).
+const NO_WATCH_ID: i64 = -1;
+
+pub struct WatchStream<'a> {
+    server: &'a EtcdServer,
+    responses: mpsc::Sender<WatchResponse>,
+    /// By id, so every pass over the watches runs in the same order.
+    watchers: BTreeMap<i64, Watcher>,
+    next_auto_id: i64,
+    fragment_bytes_max: usize,
+}
+
+/// One step of catching up, read under the store lock.
+struct Window {
+    current_revision: i64,
+    compact_revision: i64,
+    /// Events of revisions up to and including `through_revision`, for the watches behind it.
+    events: Vec<Event>,
+    through_revision: i64,
+}
+
+impl<'a> WatchStream<'a> {
+    pub fn new(server: &'a EtcdServer, responses: mpsc::Sender<WatchResponse>) -> Self {
+        WatchStream {
+            server,
+            responses,
+            watchers: BTreeMap::new(),
+            next_auto_id: 0,
+            fragment_bytes_max: server.config.max_request_bytes + FRAGMENT_OVERHEAD_BYTES,
+        }
+    }
+
+    pub async fn handle(&mut self, request: WatchRequest) -> Result<(), StreamEnd> {
+        match request.request_union {
+            Some(RequestUnion::CreateRequest(create)) => self.create(&create).await,
+            Some(RequestUnion::CancelRequest(cancel)) => self.cancel(cancel.watch_id).await,
+            Some(RequestUnion::ProgressRequest(_)) => {
+                let revision = self.catch_up().await?;
+                self.send(WatchResponse {
+                    header: Some(self.server.header(revision)),
+                    watch_id: NO_WATCH_ID,
+                    ..Default::default()
+                })
+                .await
+            }
+            // etcd ignores requests it does not know rather than end the stream.
+            None => Ok(()),
+        }
+    }
+
+    async fn create(&mut self, request: &WatchCreateRequest) -> Result<(), StreamEnd> {
+        let current_revision = self.current_revision();
+        let next_revision = match request.start_revision {
+            0 => current_revision + 1,
+            start => start.max(1),
+        };
+        let created = Watcher::new(request, next_revision)
+            .and_then(|watcher| Ok(watcher.with_id(self.assign_id(request.watch_id)?)));
+        let response = match created {
+            Ok(watcher) => {
+                let id = watcher.id;
+                assert!(self.watchers.insert(id, watcher).is_none());
+                WatchResponse {
+                    header: Some(self.server.header(current_revision)),
+                    watch_id: id,
+                    created: true,
+                    ..Default::default()
+                }
+            }
+            Err(error) => WatchResponse {
+                header: Some(self.server.header(current_revision)),
+                watch_id: NO_WATCH_ID,
+                created: true,
+                canceled: true,
+                cancel_reason: error.reason().to_string(),
+                ..Default::default()
+            },
+        };
+        self.send(response).await
+    }
+
+    /// The client's id, or the lowest unused one from a counter as etcd picks them.
+    fn assign_id(&mut self, requested: i64) -> Result<i64, CreateError> {
+        if requested != AUTO_WATCH_ID {
+            if self.watchers.contains_key(&requested) {
+                return Err(CreateError::DuplicateId);
+            }
+            return Ok(requested);
+        }
+        while self.watchers.contains_key(&self.next_auto_id) {
+            self.next_auto_id += 1;
+        }
+        let id = self.next_auto_id;
+        self.next_auto_id += 1;
+        Ok(id)
+    }
+
+    /// Cancels a watch; like etcd, an unknown id gets no answer.
+    async fn cancel(&mut self, id: i64) -> Result<(), StreamEnd> {
+        if self.watchers.remove(&id).is_none() {
+            return Ok(());
+        }
+        let response = WatchResponse {
+            header: Some(self.server.header(self.current_revision())),
+            watch_id: id,
+            canceled: true,
+            ..Default::default()
+        };
+        self.send(response).await
+    }
+
+    /// etcd's periodic progress notification: every watch that asked for it and was sent no
+    /// events since the last tick hears the revision it is synced to.
+    pub async fn notify_progress(&mut self) -> Result<(), StreamEnd> {
+        let revision = self.catch_up().await?;
+        let due: Vec<i64> = self
+            .watchers
+            .values_mut()
+            .filter(|watcher| watcher.progress_notify)
+            .filter_map(|watcher| {
+                std::mem::replace(&mut watcher.progress_due, true).then_some(watcher.id)
+            })
+            .collect();
+        for id in due {
+            self.send(WatchResponse {
+                header: Some(self.server.header(revision)),
+                watch_id: id,
+                ..Default::default()
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Sends every watch the events it has not been sent, up to the revision applied when this
+    /// call began, which it returns: every event at or below it has then been sent. Works in
+    /// windows of bounded size, taking the store lock once per window.
+    pub async fn catch_up(&mut self) -> Result<i64, StreamEnd> {
+        let target = self.current_revision();
+        loop {
+            let Some(window) = self.read_window(target) else {
+                return Ok(target);
+            };
+            self.cancel_compacted(&window).await?;
+            let ids: Vec<i64> = self.watchers.keys().copied().collect();
+            for id in ids {
+                let watcher = self.watchers.get_mut(&id).expect("ids were just listed");
+                if !watcher.is_behind(window.through_revision) {
+                    continue;
+                }
+                let events = watcher.take(&window.events, window.through_revision);
+                if events.is_empty() {
+                    continue;
+                }
+                watcher.progress_due = false;
+                let fragment = watcher.fragment;
+                let response = WatchResponse {
+                    header: Some(self.server.header(window.current_revision)),
+                    watch_id: id,
+                    events,
+                    ..Default::default()
+                };
+                if fragment {
+                    for piece in fragments(response, self.fragment_bytes_max) {
+                        self.send(piece).await?;
+                    }
+                } else {
+                    self.send(response).await?;
+                }
+            }
+        }
+    }
+
+    /// The next window of events for the watches behind `target`, or None if none is behind.
+    fn read_window(&self, target: i64) -> Option<Window> {
+        let kv = self.server.kv.lock().unwrap();
+        let compact_revision = kv.compacted_revision();
+        let oldest = self
+            .watchers
+            .values()
+            .filter(|watcher| watcher.is_behind(target))
+            .map(|watcher| watcher.next_revision)
+            .min()?;
+        let from = oldest.max(compact_revision);
+        let through_revision = target.min(from.saturating_add(WINDOW_REVISIONS_MAX - 1));
+        let events = kv
+            .events_in(from..=through_revision)
+            .expect("events from the compaction revision on are kept");
+        Some(Window {
+            current_revision: kv.current_revision(),
+            compact_revision,
+            events,
+            through_revision,
+        })
+    }
+
+    /// Watches that still need events the compaction discarded end with etcd's compacted
+    /// response: `compact_revision` set, `canceled`, and a header without revision.
+    async fn cancel_compacted(&mut self, window: &Window) -> Result<(), StreamEnd> {
+        let compacted: Vec<i64> = self
+            .watchers
+            .values()
+            .filter(|watcher| watcher.next_revision < window.compact_revision)
+            .map(|watcher| watcher.id)
+            .collect();
+        for id in compacted {
+            self.watchers.remove(&id);
+            self.send(WatchResponse {
+                header: Some(self.server.header(0)),
+                watch_id: id,
+                compact_revision: window.compact_revision,
+                canceled: true,
+                ..Default::default()
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    fn current_revision(&self) -> i64 {
+        self.server.kv.lock().unwrap().current_revision()
+    }
+
+    async fn send(&self, response: WatchResponse) -> Result<(), StreamEnd> {
+        self.responses
+            .send(response)
+            .await
+            .map_err(|_| StreamEnd::ClientGone)
+    }
+}

@@ -8,6 +8,7 @@
 //! [`storage::mvcc`] → the waiter is woken with the response.
 
 pub mod api;
+pub mod backup;
 pub mod config;
 pub mod embed;
 pub mod etcdmain;

@@ -234,14 +234,27 @@ impl Applier {
 
     /// The state machine as snapshot payload, at the applied index.
     pub fn snapshot_data(&self) -> Vec<u8> {
-        let membership = self.membership.lock().unwrap();
-        SnapshotData {
-            kv: Some(self.kv.lock().unwrap().to_snapshot()),
-            members: membership.members(),
-            removed_member_ids: membership.removed_ids(),
-            leases: self.lessor.lock().unwrap().to_snapshot(),
-        }
-        .encode_to_vec()
+        state_snapshot(&self.lessor, &self.kv, &self.membership).encode_to_vec()
+    }
+}
+
+/// The whole state machine at one point between two applied entries: raft snapshots and the
+/// backups `Maintenance.Snapshot` streams are both made of it. Takes the locks in the apply
+/// order (lessor, kv, membership), so it may run beside the applier without deadlocking, and
+/// sees leases and keys as of the same entry.
+pub fn state_snapshot(
+    lessor: &Mutex<Lessor>,
+    kv: &Mutex<KvStore>,
+    membership: &Mutex<Membership>,
+) -> SnapshotData {
+    let lessor = lessor.lock().unwrap();
+    let kv = kv.lock().unwrap();
+    let membership = membership.lock().unwrap();
+    SnapshotData {
+        kv: Some(kv.to_snapshot()),
+        members: membership.members(),
+        removed_member_ids: membership.removed_ids(),
+        leases: lessor.to_snapshot(),
     }
 }
 

@@ -19,7 +19,7 @@ use protobuf::Message as _;
 use raft::prelude::{ConfChange, ConfChangeType, ConfState, Entry, EntryType, HardState};
 use raft::storage::MemStorage;
 
-use crate::config::{ClusterState, Config};
+use crate::config::{ClusterState, Config, InitialMember};
 use crate::io::{probe_writable, Clock, Disk};
 use crate::pb::detcdpb::raft_peer_client::RaftPeerClient;
 use crate::pb::detcdpb::{LeaseSnapshot, MembersRequest, SnapshotData, WalMetadata};
@@ -108,17 +108,7 @@ fn create(
     disk: Arc<dyn Disk>,
     snapshot_files: SnapshotFiles,
 ) -> Result<Bootstrapped, BootstrapError> {
-    let members: Vec<Member> = config
-        .initial_cluster
-        .iter()
-        .map(|m| Member {
-            id: member_id(&m.peer_urls, &config.initial_cluster_token),
-            name: m.name.clone(),
-            peer_ur_ls: m.peer_urls.clone(),
-            client_ur_ls: Vec::new(),
-            is_learner: false,
-        })
-        .collect();
+    let members = initial_members(&config.initial_cluster, &config.initial_cluster_token);
     let local = members
         .iter()
         .find(|m| m.name == config.name)
@@ -130,23 +120,7 @@ fn create(
         joined_existing: false,
     };
     let mut wal = Wal::create(disk, &config.wal_dir, &metadata.encode_to_vec())?;
-    // etcd's bootstrap log: every initial member added at term 1, all committed.
-    let entries: Vec<Entry> = members
-        .iter()
-        .zip(1..)
-        .map(|(member, index)| {
-            let mut change = ConfChange::default();
-            change.set_change_type(ConfChangeType::AddNode);
-            change.node_id = member.id;
-            change.context = member.encode_to_vec().into();
-            let mut entry = Entry::default();
-            entry.set_entry_type(EntryType::EntryConfChange);
-            entry.term = 1;
-            entry.index = index;
-            entry.data = change.write_to_bytes().expect("conf changes encode").into();
-            entry
-        })
-        .collect();
+    let entries = bootstrap_log(&members);
     let hard_state = HardState {
         term: 1,
         commit: entries.len() as u64,
@@ -283,6 +257,41 @@ fn restart(
     })
 }
 
+/// The members `--initial-cluster` names, with the ids every one of them computes alike.
+pub fn initial_members(initial_cluster: &[InitialMember], cluster_token: &str) -> Vec<Member> {
+    initial_cluster
+        .iter()
+        .map(|m| Member {
+            id: member_id(&m.peer_urls, cluster_token),
+            name: m.name.clone(),
+            peer_ur_ls: m.peer_urls.clone(),
+            client_ur_ls: Vec::new(),
+            is_learner: false,
+        })
+        .collect()
+}
+
+/// etcd's bootstrap log: every initial member added by a conf change at term 1, indexes 1..=n,
+/// all committed. A new cluster starts from it, and so does a member restored from a backup.
+pub fn bootstrap_log(members: &[Member]) -> Vec<Entry> {
+    members
+        .iter()
+        .zip(1..)
+        .map(|(member, index)| {
+            let mut change = ConfChange::default();
+            change.set_change_type(ConfChangeType::AddNode);
+            change.node_id = member.id;
+            change.context = member.encode_to_vec().into();
+            let mut entry = Entry::default();
+            entry.set_entry_type(EntryType::EntryConfChange);
+            entry.term = 1;
+            entry.index = index;
+            entry.data = change.write_to_bytes().expect("conf changes encode").into();
+            entry
+        })
+        .collect()
+}
+
 /// Raft's voters before the log is applied: the initial cluster's, or none for a member that
 /// joined (it learns them from the leader's log or snapshot).
 fn initial_conf_state(metadata: &WalMetadata) -> ConfState {
@@ -359,7 +368,8 @@ pub fn added_member_id(peer_urls: &[String], cluster_id: u64, wall_ms: u64) -> u
     .max(1)
 }
 
-fn cluster_id(members: &[Member]) -> u64 {
+/// The cluster id of a new cluster: a hash of its initial members' ids.
+pub fn cluster_id(members: &[Member]) -> u64 {
     let mut ids: Vec<u64> = members.iter().map(|m| m.id).collect();
     ids.sort_unstable();
     let bytes: Vec<[u8; 8]> = ids.iter().map(|id| id.to_be_bytes()).collect();

@@ -331,6 +331,16 @@ impl EtcdServer {
         })
     }
 
+    /// The whole state machine now, as a backup file (`backup`'s format) for `Maintenance.Snapshot`.
+    /// Like etcd's, it is this member's applied state, not a linearizable read.
+    pub fn backup(&self) -> Vec<u8> {
+        crate::backup::encode(&apply::state_snapshot(
+            &self.lessor,
+            &self.kv,
+            &self.membership,
+        ))
+    }
+
     pub fn status(&self) -> StatusResponse {
         let raft = self.raft_status();
         let kv = self.kv.lock().unwrap();

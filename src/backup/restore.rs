@@ -103,6 +103,8 @@ pub fn restore(
         members: members.clone(),
         removed_member_ids: Vec::new(),
         leases: backup.data.leases.clone(),
+        // Alarms belong to the old members; the new cluster starts without any.
+        alarms: Vec::new(),
     };
     let mut snapshot = Snapshot {
         data: data.encode_to_vec().into(),

@@ -23,7 +23,7 @@ use crate::config::{ClusterState, Config, InitialMember};
 use crate::io::{probe_writable, Clock, Disk};
 use crate::pb::detcdpb::raft_peer_client::RaftPeerClient;
 use crate::pb::detcdpb::{LeaseSnapshot, MembersRequest, SnapshotData, WalMetadata};
-use crate::pb::etcdserverpb::Member;
+use crate::pb::etcdserverpb::{AlarmMember, Member};
 use crate::raft_node::{LogStore, SnapshotFiles};
 use crate::server::membership::Membership;
 use crate::storage::mvcc::KvStore;
@@ -78,6 +78,8 @@ pub struct Bootstrapped {
     pub membership: Membership,
     /// Leases as of the snapshot the member restarted from (empty otherwise).
     pub leases: Vec<LeaseSnapshot>,
+    /// Alarms as of that snapshot.
+    pub alarms: Vec<AlarmMember>,
     pub applied_index: u64,
 }
 
@@ -142,6 +144,7 @@ fn create(
         snapshot_files,
         kv: KvStore::new(),
         leases: Vec::new(),
+        alarms: Vec::new(),
         applied_index: 0,
     })
 }
@@ -181,6 +184,7 @@ fn join(
         snapshot_files,
         kv: KvStore::new(),
         leases: Vec::new(),
+        alarms: Vec::new(),
         applied_index: 0,
     })
 }
@@ -201,6 +205,7 @@ fn restart(
     let mut membership = Membership::new(metadata.cluster_id, metadata.members.clone());
     let mut kv = KvStore::new();
     let mut leases = Vec::new();
+    let mut alarms = Vec::new();
     let (storage, snapshot) = match &contents.snapshot {
         Some(snapshot_metadata) => {
             let snapshot = snapshot_files
@@ -211,6 +216,7 @@ fn restart(
             kv = KvStore::from_snapshot(&data.kv.unwrap_or_default());
             membership.restore(data.members, data.removed_member_ids);
             leases = data.leases;
+            alarms = data.alarms;
             let storage = MemStorage::new();
             storage
                 .wl()
@@ -253,6 +259,7 @@ fn restart(
         kv,
         membership,
         leases,
+        alarms,
         applied_index,
     })
 }

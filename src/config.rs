@@ -215,7 +215,7 @@ fn parse_listen_urls(flag: &str, urls: &str) -> Result<Vec<SocketAddr>, ConfigEr
 }
 
 /// Checks an advertised URL: scheme and host:port, hostnames allowed.
-fn parse_advertise_urls(flag: &str, urls: &str) -> Result<Vec<String>, ConfigError> {
+pub fn parse_advertise_urls(flag: &str, urls: &str) -> Result<Vec<String>, ConfigError> {
     let urls = split_urls(flag, urls)?;
     for url in &urls {
         let rest = url
@@ -246,7 +246,8 @@ fn split_urls(flag: &str, urls: &str) -> Result<Vec<String>, ConfigError> {
     Ok(list)
 }
 
-fn parse_initial_cluster(value: &str) -> Result<Vec<InitialMember>, ConfigError> {
+/// Parses `name=peer-url,...` (a name may repeat, once per peer URL).
+pub fn parse_initial_cluster(value: &str) -> Result<Vec<InitialMember>, ConfigError> {
     let mut members: Vec<InitialMember> = Vec::new();
     for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (name, url) = part.split_once('=').ok_or_else(|| {

@@ -8,6 +8,7 @@
 //! [`storage::mvcc`] → the waiter is woken with the response.
 
 pub mod api;
+pub mod backup;
 #[cfg(feature = "sim-bugs")]
 pub mod bugs;
 pub mod config;

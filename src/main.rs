@@ -1,4 +1,5 @@
-//! The `detcd` binary: etcd's `main` → flags → member (or proxy) → wait for error or stop.
+//! The `detcd` binary: etcd's `main` → flags → member (or proxy) → wait for error or stop; or
+//! `detcd snapshot status|restore`, which works on a backup file offline (`backup::cli`).
 
 use std::process::ExitCode;
 
@@ -12,6 +13,13 @@ const EXIT_USAGE: u8 = 2;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // `detcd snapshot status|restore FILE`: offline work on a backup, no member started.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|arg| arg == "snapshot")
+    {
+        return detcd::backup::cli::run(std::env::args_os().skip(1));
+    }
     let flags = match Flags::try_parse() {
         Ok(flags) => flags,
         Err(error) => {

@@ -1,6 +1,5 @@
-//! `etcdserverpb.Maintenance`: status, KV hashes and leader moves. Alarms, defragmentation and
-//! snapshots come with the maintenance work; until then they answer `Unimplemented`, except an
-//! alarm GET, which truthfully reports that no alarm is raised (detcd raises none yet).
+//! `etcdserverpb.Maintenance`: status, alarms (NOSPACE, raised by the quota check), hashes,
+//! defragmentation (nothing to reclaim in memory), backups (`Snapshot`) and leader moves.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -9,14 +8,13 @@ use futures::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::api::status::to_status;
-use crate::pb::etcdserverpb::alarm_request::AlarmAction;
 use crate::pb::etcdserverpb::maintenance_server::Maintenance;
 use crate::pb::etcdserverpb::{
     AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, HashKvRequest,
     HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse,
     SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
 };
-use crate::server::{EtcdServer, ServerError};
+use crate::server::EtcdServer;
 
 pub struct MaintenanceService {
     server: Arc<EtcdServer>,
@@ -28,6 +26,9 @@ impl MaintenanceService {
     }
 }
 
+/// etcd's `snapshotSendBufferSize`.
+const SNAPSHOT_CHUNK_BYTES: usize = 32 * 1024;
+
 type SnapshotStream = Pin<Box<dyn Stream<Item = Result<SnapshotResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -36,15 +37,11 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<AlarmRequest>,
     ) -> Result<Response<AlarmResponse>, Status> {
-        if request.get_ref().action() != AlarmAction::Get {
-            return Err(to_status(ServerError::NotSupported(
-                "activating or disarming alarms",
-            )));
-        }
-        Ok(Response::new(AlarmResponse {
-            header: Some(self.server.header(0)),
-            alarms: Vec::new(),
-        }))
+        self.server
+            .alarm(request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(to_status)
     }
 
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
@@ -55,13 +52,16 @@ impl Maintenance for MaintenanceService {
         &self,
         _: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
-        Err(to_status(ServerError::NotSupported("defragment")))
+        // A per-member local operation in etcd (rewrite the bolt file without its free pages).
+        // detcd's store is in memory and compaction already frees what it drops, so there is
+        // nothing left to reclaim: dbSize after compaction is already the defragmented size.
+        Ok(Response::new(DefragmentResponse {
+            header: Some(self.server.header(0)),
+        }))
     }
 
     async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
-        Err(to_status(ServerError::NotSupported(
-            "hash of the whole backend (use HashKV)",
-        )))
+        Ok(Response::new(self.server.hash()))
     }
 
     async fn hash_kv(
@@ -77,11 +77,27 @@ impl Maintenance for MaintenanceService {
 
     type SnapshotStream = SnapshotStream;
 
+    /// Streams a backup of this member's state in chunks; `remaining_bytes` counts what is
+    /// still to come after each chunk, so the last one says 0 and the stream ends cleanly
+    /// (etcdctl copies the blobs into its file until the stream ends).
     async fn snapshot(
         &self,
         _: Request<SnapshotRequest>,
     ) -> Result<Response<SnapshotStream>, Status> {
-        Err(to_status(ServerError::NotSupported("snapshot")))
+        let backup = self.server.backup();
+        let total = backup.len();
+        let chunks: Vec<Result<SnapshotResponse, Status>> = backup
+            .chunks(SNAPSHOT_CHUNK_BYTES)
+            .scan(0, |sent, chunk| {
+                *sent += chunk.len();
+                Some(Ok(SnapshotResponse {
+                    header: Some(self.server.header(0)),
+                    remaining_bytes: (total - *sent) as u64,
+                    blob: chunk.to_vec(),
+                }))
+            })
+            .collect();
+        Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
     }
 
     async fn move_leader(

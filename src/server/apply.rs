@@ -10,10 +10,13 @@ use prost::Message as _;
 use raft::prelude::{ConfChange, ConfChangeType, Entry, Snapshot};
 
 use crate::pb::detcdpb::{raft_request, RaftRequest, SnapshotData};
+use crate::pb::etcdserverpb::alarm_request::AlarmAction;
+use crate::pb::etcdserverpb::{AlarmMember, AlarmType};
 use crate::pb::etcdserverpb::{
-    CompactionResponse, DeleteRangeResponse, LeaseCheckpointResponse, LeaseGrantResponse,
-    LeaseRevokeResponse, Member, PutResponse, ResponseHeader, TxnResponse,
+    AlarmRequest, AlarmResponse, CompactionResponse, DeleteRangeResponse, LeaseCheckpointResponse,
+    LeaseGrantResponse, LeaseRevokeResponse, Member, PutResponse, ResponseHeader, TxnResponse,
 };
+use crate::server::alarms::Alarms;
 use crate::server::lease::{self, Lessor};
 use crate::server::membership::Membership;
 use crate::server::metrics::Metrics;
@@ -32,6 +35,7 @@ pub enum Applied {
     LeaseGrant(LeaseGrantResponse),
     LeaseRevoke(LeaseRevokeResponse),
     LeaseCheckpoint(LeaseCheckpointResponse),
+    Alarm(AlarmResponse),
     /// A membership change: the members after it.
     Members(Vec<Member>),
 }
@@ -42,6 +46,7 @@ pub struct Applier {
     kv: Arc<Mutex<KvStore>>,
     membership: Arc<Mutex<Membership>>,
     lessor: Arc<Mutex<Lessor>>,
+    alarms: Arc<Mutex<Alarms>>,
     wait: Arc<Wait<ApplyResult>>,
     metrics: Arc<Metrics>,
     applied_index: u64,
@@ -55,6 +60,7 @@ impl Applier {
         kv: Arc<Mutex<KvStore>>,
         membership: Arc<Mutex<Membership>>,
         lessor: Arc<Mutex<Lessor>>,
+        alarms: Arc<Mutex<Alarms>>,
         wait: Arc<Wait<ApplyResult>>,
         metrics: Arc<Metrics>,
         applied_index: u64,
@@ -63,6 +69,7 @@ impl Applier {
             kv,
             membership,
             lessor,
+            alarms,
             wait,
             metrics,
             applied_index,
@@ -133,9 +140,14 @@ impl Applier {
     }
 
     fn apply_request(&mut self, request: raft_request::Request) -> ApplyResult {
-        // Lock order: lessor, then kv.
+        // Lock order: lessor, kv, membership, alarms.
         let mut lessor = self.lessor.lock().unwrap();
         let mut kv = self.kv.lock().unwrap();
+        // etcd's capped applier: while NOSPACE is raised, every member refuses what grows the
+        // backend, even if it was proposed before the alarm.
+        if grows_backend(&request) && self.alarms.lock().unwrap().is_raised(AlarmType::Nospace) {
+            return Err(ServerError::NoSpace);
+        }
         let revision_before = kv.current_revision();
         let lease_exists = |lease: i64| lessor.exists(lease);
         let result = match request {
@@ -175,6 +187,9 @@ impl Applier {
                 membership.update_peer_urls(update.id, update.peer_ur_ls);
                 return Ok(Applied::Members(membership.members()));
             }
+            raft_request::Request::Alarm(alarm) => {
+                return Ok(Applied::Alarm(self.apply_alarm(&alarm)));
+            }
             request @ (raft_request::Request::LeaseGrant(_)
             | raft_request::Request::LeaseRevoke(_)
             | raft_request::Request::LeaseCheckpoint(_)) => {
@@ -186,6 +201,38 @@ impl Applier {
             lessor.track_writes(&kv, revision_before + 1);
         }
         result.map_err(ServerError::from)
+    }
+
+    /// Raises or clears an alarm; the response lists the alarm if it changed (etcd's answer).
+    fn apply_alarm(&self, request: &AlarmRequest) -> AlarmResponse {
+        let mut alarms = self.alarms.lock().unwrap();
+        let alarm = request.alarm();
+        let changed = match request.action() {
+            AlarmAction::Activate => {
+                let raised = alarms.activate(request.member_id, alarm);
+                if raised {
+                    tracing::warn!(
+                        member_id = format_args!("{:x}", request.member_id),
+                        ?alarm,
+                        "alarm raised"
+                    );
+                }
+                raised
+            }
+            AlarmAction::Deactivate => alarms.deactivate(request.member_id, alarm),
+            AlarmAction::Get => false,
+        };
+        AlarmResponse {
+            header: None,
+            alarms: if changed {
+                vec![AlarmMember {
+                    member_id: request.member_id,
+                    alarm: alarm as i32,
+                }]
+            } else {
+                Vec::new()
+            },
+        }
     }
 
     /// Applies a committed membership change and wakes its proposer (waiting under `change.id`).
@@ -219,6 +266,7 @@ impl Applier {
             .map_err(|e| ServerError::Storage(format!("undecodable snapshot data: {e}")))?;
         let kv = KvStore::from_snapshot(&data.kv.unwrap_or_default());
         self.lessor.lock().unwrap().restore(&data.leases, &kv);
+        self.alarms.lock().unwrap().restore(&data.alarms);
         *self.kv.lock().unwrap() = kv;
         self.announce_revision();
         self.membership
@@ -237,14 +285,39 @@ impl Applier {
 
     /// The state machine as snapshot payload, at the applied index.
     pub fn snapshot_data(&self) -> Vec<u8> {
-        let membership = self.membership.lock().unwrap();
-        SnapshotData {
-            kv: Some(self.kv.lock().unwrap().to_snapshot()),
-            members: membership.members(),
-            removed_member_ids: membership.removed_ids(),
-            leases: self.lessor.lock().unwrap().to_snapshot(),
-        }
-        .encode_to_vec()
+        state_snapshot(&self.lessor, &self.kv, &self.membership, &self.alarms).encode_to_vec()
+    }
+}
+
+/// The whole state machine at one point between two applied entries: raft snapshots and the
+/// backups `Maintenance.Snapshot` streams are both made of it. Takes the locks in the apply
+/// order (lessor, kv, membership), so it may run beside the applier without deadlocking, and
+/// sees leases and keys as of the same entry.
+pub fn state_snapshot(
+    lessor: &Mutex<Lessor>,
+    kv: &Mutex<KvStore>,
+    membership: &Mutex<Membership>,
+    alarms: &Mutex<Alarms>,
+) -> SnapshotData {
+    let lessor = lessor.lock().unwrap();
+    let kv = kv.lock().unwrap();
+    let membership = membership.lock().unwrap();
+    let alarms = alarms.lock().unwrap();
+    SnapshotData {
+        kv: Some(kv.to_snapshot()),
+        members: membership.members(),
+        removed_member_ids: membership.removed_ids(),
+        leases: lessor.to_snapshot(),
+        alarms: alarms.list(),
+    }
+}
+
+/// What etcd's capped applier refuses under NOSPACE: puts, txns that write, lease grants.
+pub fn grows_backend(request: &raft_request::Request) -> bool {
+    match request {
+        raft_request::Request::Put(_) | raft_request::Request::LeaseGrant(_) => true,
+        raft_request::Request::Txn(txn) => !super::is_read_only_txn(txn),
+        _ => false,
     }
 }
 

@@ -19,11 +19,11 @@ use protobuf::Message as _;
 use raft::prelude::{ConfChange, ConfChangeType, ConfState, Entry, EntryType, HardState};
 use raft::storage::MemStorage;
 
-use crate::config::{ClusterState, Config};
+use crate::config::{ClusterState, Config, InitialMember};
 use crate::io::{probe_writable, Clock, Disk};
 use crate::pb::detcdpb::raft_peer_client::RaftPeerClient;
 use crate::pb::detcdpb::{LeaseSnapshot, MembersRequest, SnapshotData, WalMetadata};
-use crate::pb::etcdserverpb::Member;
+use crate::pb::etcdserverpb::{AlarmMember, Member};
 use crate::raft_node::{LogStore, SnapshotFiles};
 use crate::server::membership::Membership;
 use crate::storage::mvcc::KvStore;
@@ -78,6 +78,8 @@ pub struct Bootstrapped {
     pub membership: Membership,
     /// Leases as of the snapshot the member restarted from (empty otherwise).
     pub leases: Vec<LeaseSnapshot>,
+    /// Alarms as of that snapshot.
+    pub alarms: Vec<AlarmMember>,
     pub applied_index: u64,
 }
 
@@ -108,17 +110,7 @@ fn create(
     disk: Arc<dyn Disk>,
     snapshot_files: SnapshotFiles,
 ) -> Result<Bootstrapped, BootstrapError> {
-    let members: Vec<Member> = config
-        .initial_cluster
-        .iter()
-        .map(|m| Member {
-            id: member_id(&m.peer_urls, &config.initial_cluster_token),
-            name: m.name.clone(),
-            peer_ur_ls: m.peer_urls.clone(),
-            client_ur_ls: Vec::new(),
-            is_learner: false,
-        })
-        .collect();
+    let members = initial_members(&config.initial_cluster, &config.initial_cluster_token);
     let local = members
         .iter()
         .find(|m| m.name == config.name)
@@ -130,23 +122,7 @@ fn create(
         joined_existing: false,
     };
     let mut wal = Wal::create(disk, &config.wal_dir, &metadata.encode_to_vec())?;
-    // etcd's bootstrap log: every initial member added at term 1, all committed.
-    let entries: Vec<Entry> = members
-        .iter()
-        .zip(1..)
-        .map(|(member, index)| {
-            let mut change = ConfChange::default();
-            change.set_change_type(ConfChangeType::AddNode);
-            change.node_id = member.id;
-            change.context = member.encode_to_vec().into();
-            let mut entry = Entry::default();
-            entry.set_entry_type(EntryType::EntryConfChange);
-            entry.term = 1;
-            entry.index = index;
-            entry.data = change.write_to_bytes().expect("conf changes encode").into();
-            entry
-        })
-        .collect();
+    let entries = bootstrap_log(&members);
     let hard_state = HardState {
         term: 1,
         commit: entries.len() as u64,
@@ -168,6 +144,7 @@ fn create(
         snapshot_files,
         kv: KvStore::new(),
         leases: Vec::new(),
+        alarms: Vec::new(),
         applied_index: 0,
     })
 }
@@ -207,6 +184,7 @@ fn join(
         snapshot_files,
         kv: KvStore::new(),
         leases: Vec::new(),
+        alarms: Vec::new(),
         applied_index: 0,
     })
 }
@@ -227,6 +205,7 @@ fn restart(
     let mut membership = Membership::new(metadata.cluster_id, metadata.members.clone());
     let mut kv = KvStore::new();
     let mut leases = Vec::new();
+    let mut alarms = Vec::new();
     let (storage, snapshot) = match &contents.snapshot {
         Some(snapshot_metadata) => {
             let snapshot = snapshot_files
@@ -237,6 +216,7 @@ fn restart(
             kv = KvStore::from_snapshot(&data.kv.unwrap_or_default());
             membership.restore(data.members, data.removed_member_ids);
             leases = data.leases;
+            alarms = data.alarms;
             let storage = MemStorage::new();
             storage
                 .wl()
@@ -279,8 +259,44 @@ fn restart(
         kv,
         membership,
         leases,
+        alarms,
         applied_index,
     })
+}
+
+/// The members `--initial-cluster` names, with the ids every one of them computes alike.
+pub fn initial_members(initial_cluster: &[InitialMember], cluster_token: &str) -> Vec<Member> {
+    initial_cluster
+        .iter()
+        .map(|m| Member {
+            id: member_id(&m.peer_urls, cluster_token),
+            name: m.name.clone(),
+            peer_ur_ls: m.peer_urls.clone(),
+            client_ur_ls: Vec::new(),
+            is_learner: false,
+        })
+        .collect()
+}
+
+/// etcd's bootstrap log: every initial member added by a conf change at term 1, indexes 1..=n,
+/// all committed. A new cluster starts from it, and so does a member restored from a backup.
+pub fn bootstrap_log(members: &[Member]) -> Vec<Entry> {
+    members
+        .iter()
+        .zip(1..)
+        .map(|(member, index)| {
+            let mut change = ConfChange::default();
+            change.set_change_type(ConfChangeType::AddNode);
+            change.node_id = member.id;
+            change.context = member.encode_to_vec().into();
+            let mut entry = Entry::default();
+            entry.set_entry_type(EntryType::EntryConfChange);
+            entry.term = 1;
+            entry.index = index;
+            entry.data = change.write_to_bytes().expect("conf changes encode").into();
+            entry
+        })
+        .collect()
 }
 
 /// Raft's voters before the log is applied: the initial cluster's, or none for a member that
@@ -359,7 +375,8 @@ pub fn added_member_id(peer_urls: &[String], cluster_id: u64, wall_ms: u64) -> u
     .max(1)
 }
 
-fn cluster_id(members: &[Member]) -> u64 {
+/// The cluster id of a new cluster: a hash of its initial members' ids.
+pub fn cluster_id(members: &[Member]) -> u64 {
     let mut ids: Vec<u64> = members.iter().map(|m| m.id).collect();
     ids.sort_unstable();
     let bytes: Vec<[u8; 8]> = ids.iter().map(|id| id.to_be_bytes()).collect();

@@ -32,6 +32,8 @@ pub enum ServerError {
     TooManyLearners,
     LearnerNotReady,
     BadLeaderTransferee,
+    /// The backend is over `--quota-backend-bytes`, or a NOSPACE alarm is raised.
+    NoSpace,
     /// Not served by this version of detcd yet; the text says what.
     NotSupported(&'static str),
 }
@@ -92,6 +94,7 @@ impl ServerError {
                 "etcdserver: can only promote a learner member which is in sync with leader".into()
             }
             ServerError::BadLeaderTransferee => "etcdserver: bad leader transferee".into(),
+            ServerError::NoSpace => "etcdserver: mvcc: database space exceeded".into(),
             ServerError::Storage(why) => format!("etcdserver: storage failure: {why}"),
             ServerError::NotSupported(what) => format!("detcd: {what} is not supported yet"),
         }

@@ -4,6 +4,7 @@
 //! A write: assign a request id, register a waiter for it, propose, then wait for the apply
 //! result, the request timeout, or server stop (etcd's `processInternalRaftRequestOnce`).
 
+pub mod alarms;
 pub mod apply;
 pub mod bootstrap;
 mod error;
@@ -25,10 +26,12 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::{Config, ETCD_API_VERSION};
 use crate::io::Io;
 use crate::pb::detcdpb::{raft_request, MemberAttributes, RaftRequest};
+use crate::pb::etcdserverpb::alarm_request::AlarmAction;
 use crate::pb::etcdserverpb::{
-    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, HashKvResponse,
-    Member, MemberUpdateRequest, PutRequest, PutResponse, RangeRequest, RangeResponse,
-    ResponseHeader, StatusResponse, TxnRequest, TxnResponse,
+    AlarmRequest, AlarmResponse, AlarmType, CompactionRequest, CompactionResponse,
+    DeleteRangeRequest, DeleteRangeResponse, HashKvResponse, HashResponse, Member,
+    MemberUpdateRequest, PutRequest, PutResponse, RangeRequest, RangeResponse, ResponseHeader,
+    StatusResponse, TxnRequest, TxnResponse,
 };
 use crate::raft_node::peer_service::PeerService;
 use crate::raft_node::{
@@ -36,6 +39,7 @@ use crate::raft_node::{
 };
 use crate::storage::mvcc::KvStore;
 use crate::watched::Watched;
+use alarms::Alarms;
 use apply::{Applied, Applier, ApplyResult};
 use bootstrap::{BootstrapError, Bootstrapped, RemoteCluster};
 use membership::Membership;
@@ -58,6 +62,7 @@ pub struct EtcdServer {
     membership: Arc<Mutex<Membership>>,
     kv: Arc<Mutex<KvStore>>,
     lessor: Arc<Mutex<lease::Lessor>>,
+    alarms: Arc<Mutex<Alarms>>,
     wait: Arc<Wait<ApplyResult>>,
     raft_inputs: mpsc::Sender<RaftInput>,
     raft_status: Arc<Watched<RaftStatus>>,
@@ -88,6 +93,7 @@ impl EtcdServer {
             kv,
             membership,
             leases,
+            alarms,
             applied_index,
         } = bootstrap::bootstrap(&config, io.disk.clone(), remote)?;
         tracing::info!(
@@ -106,6 +112,11 @@ impl EtcdServer {
         let kv = Arc::new(Mutex::new(kv));
         let membership = Arc::new(Mutex::new(membership));
         let lessor = Arc::new(Mutex::new(lessor));
+        let alarms = {
+            let mut raised = Alarms::default();
+            raised.restore(&alarms);
+            Arc::new(Mutex::new(raised))
+        };
         let wait = Arc::new(Wait::default());
         let metrics = Arc::new(Metrics::default());
         let (raft_inputs, inputs) = mpsc::channel(RAFT_INPUTS_MAX);
@@ -114,6 +125,7 @@ impl EtcdServer {
             kv.clone(),
             membership.clone(),
             lessor.clone(),
+            alarms.clone(),
             wait.clone(),
             metrics.clone(),
             applied_index,
@@ -156,6 +168,7 @@ impl EtcdServer {
             membership,
             kv,
             lessor,
+            alarms,
             wait,
             raft_inputs,
             raft_status,
@@ -331,6 +344,17 @@ impl EtcdServer {
         })
     }
 
+    /// The whole state machine now, as a backup file (`backup`'s format) for `Maintenance.Snapshot`.
+    /// Like etcd's, it is this member's applied state, not a linearizable read.
+    pub fn backup(&self) -> Vec<u8> {
+        crate::backup::encode(&apply::state_snapshot(
+            &self.lessor,
+            &self.kv,
+            &self.membership,
+            &self.alarms,
+        ))
+    }
+
     pub fn status(&self) -> StatusResponse {
         let raft = self.raft_status();
         let kv = self.kv.lock().unwrap();
@@ -343,7 +367,20 @@ impl EtcdServer {
             raft_index: raft.commit_index,
             raft_term: raft.term,
             raft_applied_index: raft.applied_index,
-            errors: Vec::new(),
+            errors: self
+                .alarms
+                .lock()
+                .unwrap()
+                .list()
+                .iter()
+                .map(|alarm| {
+                    format!(
+                        "memberID:{} alarm:{} ",
+                        alarm.member_id,
+                        alarm_name(alarm.alarm)
+                    )
+                })
+                .collect(),
             db_size_in_use: db_size,
             is_learner: raft.is_learner,
         }
@@ -578,6 +615,7 @@ impl EtcdServer {
     }
 
     async fn propose(&self, request: raft_request::Request) -> Result<Applied, ServerError> {
+        let grows_backend = apply::grows_backend(&request);
         let id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
         let data = RaftRequest {
             id,
@@ -587,8 +625,83 @@ impl EtcdServer {
         if data.len() > self.config.max_request_bytes {
             return Err(ServerError::RequestTooLarge);
         }
+        if grows_backend {
+            self.check_quota(data.len() as u64).await?;
+        }
         self.wait_for_apply(id, RaftInput::Propose { id, data })
             .await
+    }
+
+    /// etcd's quota check before proposing: refuse a write while NOSPACE is raised, and raise it
+    /// (through raft, for every member) when this write would take the backend over quota.
+    async fn check_quota(&self, cost_bytes: u64) -> Result<(), ServerError> {
+        if self.alarms.lock().unwrap().is_raised(AlarmType::Nospace) {
+            return Err(ServerError::NoSpace);
+        }
+        let size_bytes = self.kv.lock().unwrap().size_bytes();
+        if size_bytes + cost_bytes <= self.config.quota_backend_bytes {
+            return Ok(());
+        }
+        tracing::warn!(
+            size_bytes,
+            quota_bytes = self.config.quota_backend_bytes,
+            "backend quota exceeded, raising the NOSPACE alarm"
+        );
+        let raise = AlarmRequest {
+            action: AlarmAction::Activate as i32,
+            member_id: self.member_id,
+            alarm: AlarmType::Nospace as i32,
+        };
+        if let Err(error) = self.alarm_change(raise).await {
+            tracing::warn!(%error, "could not raise the NOSPACE alarm");
+        }
+        Err(ServerError::NoSpace)
+    }
+
+    /// Lists the raised alarms, or raises / clears one through raft (etcd's `Alarm`).
+    pub async fn alarm(&self, request: AlarmRequest) -> Result<AlarmResponse, ServerError> {
+        let mut response = match request.action() {
+            AlarmAction::Get => AlarmResponse {
+                header: None,
+                alarms: self.alarms.lock().unwrap().list(),
+            },
+            AlarmAction::Activate | AlarmAction::Deactivate => self.alarm_change(request).await?,
+        };
+        let revision = self.kv.lock().unwrap().current_revision();
+        response.header = Some(self.header(revision));
+        Ok(response)
+    }
+
+    async fn alarm_change(&self, request: AlarmRequest) -> Result<AlarmResponse, ServerError> {
+        let id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
+        let data = RaftRequest {
+            id,
+            request: Some(raft_request::Request::Alarm(request)),
+        }
+        .encode_to_vec();
+        match self
+            .wait_for_apply(id, RaftInput::Propose { id, data })
+            .await?
+        {
+            Applied::Alarm(response) => Ok(response),
+            other => unreachable!("an alarm applied as {other:?}"),
+        }
+    }
+
+    /// A hash of everything this member retains (Maintenance `Hash`): every retained revision,
+    /// the revision counters and the leases. etcd hashes its bolt file; replicas that applied the
+    /// same log hash alike here, which is what the hash is for.
+    pub fn hash(&self) -> HashResponse {
+        let lessor = self.lessor.lock().unwrap();
+        let kv = self.kv.lock().unwrap();
+        let mut state = kv.to_snapshot().encode_to_vec();
+        for lease in lessor.to_snapshot() {
+            state.extend_from_slice(&lease.encode_to_vec());
+        }
+        HashResponse {
+            header: Some(self.header(kv.current_revision())),
+            hash: crc32fast::hash(&state),
+        }
     }
 
     /// Registers a waiter under `id`, hands `input` to raft, and waits for the apply result.
@@ -625,6 +738,11 @@ impl EtcdServer {
             () = self.io.clock.sleep(self.config.request_timeout) => Err(ServerError::Timeout),
         }
     }
+}
+
+/// etcd's name for an alarm type, as `alarm list` and Status errors print it.
+pub fn alarm_name(alarm: i32) -> &'static str {
+    AlarmType::try_from(alarm).map_or("UNKNOWN", |alarm| alarm.as_str_name())
 }
 
 fn is_valid_peer_url(url: &str) -> bool {

@@ -24,16 +24,22 @@ pub enum Bug {
     ApplyTwiceAfterRestart,
     /// WAL open keeps a torn tail instead of truncating it, so later records follow garbage.
     KeepTornTail,
+    /// A watch created with a `start_revision` (a client resuming) skips that revision's events.
+    DropEventOnResume,
+    /// Keys put with a lease are never attached to it, so its revoke (or expiry) deletes none.
+    RevokeKeepsKeys,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 6] = [
+    pub const ALL: [Bug; 8] = [
         Bug::AckBeforeFsync,
         Bug::ReadWithoutReadIndex,
         Bug::SkipWalChecksum,
         Bug::ForgetHardState,
         Bug::ApplyTwiceAfterRestart,
         Bug::KeepTornTail,
+        Bug::DropEventOnResume,
+        Bug::RevokeKeepsKeys,
     ];
 
     /// The kebab-case name the simulator's `--bug` flag takes.
@@ -45,6 +51,8 @@ impl Bug {
             Bug::ForgetHardState => "forget-hard-state",
             Bug::ApplyTwiceAfterRestart => "apply-twice-after-restart",
             Bug::KeepTornTail => "keep-torn-tail",
+            Bug::DropEventOnResume => "drop-event-on-resume",
+            Bug::RevokeKeepsKeys => "revoke-keeps-keys",
         }
     }
 

@@ -150,4 +150,84 @@ pub struct History {
     pub undetected_corruption: Vec<String>,
     /// Why the liveness phase failed, if it did.
     pub liveness_failure: Option<String>,
+    /// Every watch stream the watchers opened, with what it received (`watch` workload).
+    #[serde(default)]
+    pub watches: Vec<WatchRecord>,
+    /// The lease client's leases and the reads of lease keys after heal (`lease` workload).
+    #[serde(default)]
+    pub leases: LeaseHistory,
+}
+
+/// One watch stream: a create request and the responses it got until it ended. A watcher's
+/// *session* is one logical subscription: after an error it reconnects and resumes from the last
+/// revision it saw + 1 (a new record, same session); a compaction cancel or a voluntary restart
+/// begins a new session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchRecord {
+    pub watcher: u32,
+    pub session: u32,
+    /// Simulated ns when the create request was sent.
+    pub opened_ns: u64,
+    /// The requested `start_revision` (0: from now on).
+    pub start_revision: i64,
+    pub prev_kv: bool,
+    /// The created response's header revision, once it came.
+    pub created_revision: Option<i64>,
+    pub responses: Vec<WatchResponseRecord>,
+    /// Set when the server canceled the watch because `start_revision` was compacted.
+    pub compacted: Option<i64>,
+    /// How the stream ended (error text), if it ended before the run did.
+    pub ended: Option<String>,
+}
+
+/// One response carrying events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchResponseRecord {
+    pub received_ns: u64,
+    pub header_revision: i64,
+    pub events: Vec<WatchEvent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchEvent {
+    pub delete: bool,
+    pub key: Key,
+    /// Empty for deletes.
+    pub value: Value,
+    /// The event's revision (`kv.mod_revision`).
+    pub revision: i64,
+    /// `prev_kv`, when the watch asked for it and the server sent one.
+    pub prev: Option<Versioned>,
+}
+
+/// What the lease client did and what was left of its keys after heal.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseHistory {
+    pub leases: Vec<LeaseRecord>,
+    /// Simulated ns of the linearizable read of every `lease/` key after heal, if it was made.
+    pub read_ns: Option<u64>,
+    /// What that read returned: (key, value, lease id).
+    pub live_keys: Vec<(Key, Value, i64)>,
+    /// A lease with no keep-alive since this time (simulated ns) must be gone by the read: the
+    /// after-heal write that proved a leader, or the lease's last acknowledged operation.
+    pub heal_ns: u64,
+    /// The election timeout a new leader extends leases by.
+    pub election_timeout_ms: u64,
+}
+
+/// One lease the lease client granted (or tried to).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRecord {
+    pub id: i64,
+    pub requested_ttl_s: i64,
+    /// The TTL the grant response gave (`None`: the grant's outcome is unknown).
+    pub granted_ttl_s: Option<i64>,
+    pub grant_invoke_ns: u64,
+    pub grant_complete_ns: u64,
+    /// Puts with this lease: (key, value, acknowledged).
+    pub puts: Vec<(Key, Value, bool)>,
+    /// Keep-alives that got an answer: (invoke ns, complete ns, TTL; 0 = not found).
+    pub keep_alives: Vec<(u64, u64, i64)>,
+    /// A revoke: (invoke ns, complete ns, acknowledged).
+    pub revoke: Option<(u64, u64, bool)>,
 }

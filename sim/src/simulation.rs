@@ -224,6 +224,10 @@ async fn simulate(options: SwarmOptions, trace: Trace, recorder: Recorder) -> (H
     let cluster = Cluster::start(&options, &trace);
     let urls = cluster.client_urls();
     let workload = Workload::start(&options, &urls, &recorder, &trace);
+    let watch_recorder = crate::watchers::WatchRecorder::default();
+    let watchers = crate::watchers::start(&options, &urls, &watch_recorder, &trace);
+    let lease_recorder = crate::leases::LeaseRecorder::default();
+    let (_leaser, lease_task) = crate::leases::start(&options, &urls, &lease_recorder, &trace);
     let client_ids = workload.nodes.iter().map(|node| node.id()).collect();
     let observer = Handle::current()
         .create_node()
@@ -246,6 +250,10 @@ async fn simulate(options: SwarmOptions, trace: Trace, recorder: Recorder) -> (H
     if let Some(compactor) = compactor {
         compactor.abort();
     }
+    for (_, task) in &watchers {
+        task.abort();
+    }
+    lease_task.abort();
     trace.record(
         "phase",
         "",
@@ -253,9 +261,30 @@ async fn simulate(options: SwarmOptions, trace: Trace, recorder: Recorder) -> (H
     );
     faults.heal().await;
     let mut history = observer
-        .spawn(check_after_heal(urls, recorder.clone(), trace.clone()))
+        .spawn(check_after_heal(
+            urls.clone(),
+            recorder.clone(),
+            trace.clone(),
+        ))
         .await
         .expect("the checks after heal do not panic");
+    if history.liveness_failure.is_none() {
+        let election_timeout_ms = options.election_timeout_ms;
+        let (lease_trace, lease_recorder) = (trace.clone(), lease_recorder.clone());
+        history.leases = observer
+            .spawn(async move {
+                crate::leases::read_after_heal(
+                    &urls,
+                    &lease_recorder,
+                    election_timeout_ms,
+                    &lease_trace,
+                )
+                .await
+            })
+            .await
+            .expect("the lease read after heal does not panic");
+    }
+    history.watches = watch_recorder.records();
     leaders.abort();
     if !faults.problems.is_empty() {
         let problems = faults.problems.join("; ");

@@ -75,3 +75,31 @@ fn forgetting_the_raft_hard_state_is_caught_once_a_restarted_member_votes() {
     let caught = first_failing_seed("forget-hard-state", 3, &FaultKind::ALL, 10);
     assert!(caught.is_some(), "not caught within 10 seeds");
 }
+
+/// The first seed in `1..=seeds_max` on which `bug` makes `checker` report a violation.
+fn first_seed_caught_by(bug: &str, checker: &str, nodes: usize, seeds_max: u64) -> Option<u64> {
+    let spec = RunSpec {
+        nodes: Some(nodes),
+        faults: FaultKind::ALL.to_vec(),
+        ops: 200,
+        bugs: vec![bug.to_string()],
+    };
+    (1..=seeds_max).find(|&seed| {
+        let run = simulation::run(&SwarmOptions::draw(seed, &spec));
+        run.findings.violations.iter().any(|v| v.checker == checker)
+    })
+}
+
+/// Watchers resume from the last revision they saw + 1; skipping that revision leaves a gap.
+#[test]
+fn dropping_the_first_event_of_a_resumed_watch_leaves_a_gap() {
+    let caught = first_seed_caught_by("drop-event-on-resume", "watch_guarantees", 1, 3);
+    assert!(caught.is_some(), "not caught within 3 seeds");
+}
+
+/// Keys never attached to their lease survive its revoke and its expiry.
+#[test]
+fn a_revoke_that_deletes_no_keys_leaves_keys_that_outlive_their_lease() {
+    let caught = first_seed_caught_by("revoke-keeps-keys", "lease_safety", 1, 3);
+    assert!(caught.is_some(), "not caught within 3 seeds");
+}

@@ -5,9 +5,11 @@
 pub mod acknowledged_writes;
 pub mod client_revisions;
 pub mod corruption_detection;
+pub mod lease_safety;
 pub mod linearizability;
 pub mod liveness;
 pub mod replica_convergence;
+pub mod watch_guarantees;
 
 use serde::{Deserialize, Serialize};
 
@@ -67,5 +69,9 @@ pub fn check_all(history: &History) -> Findings {
     findings
         .violations
         .extend(client_revisions::check(&history.operations));
+    findings.violations.extend(watch_guarantees::check(history));
+    findings
+        .violations
+        .extend(lease_safety::check(&history.leases));
     findings
 }

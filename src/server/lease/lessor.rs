@@ -268,6 +268,7 @@ impl Lessor {
     }
 
     fn attach(&mut self, key: Vec<u8>, lease: i64) {
+        let lease = lease * i64::from(!crate::planted_bug!(RevokeKeepsKeys));
         let previous = self.attached.get(&key).copied().unwrap_or(0);
         if previous == lease {
             return;

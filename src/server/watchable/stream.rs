@@ -75,7 +75,7 @@ impl<'a> WatchStream<'a> {
         let current_revision = self.current_revision();
         let next_revision = match request.start_revision {
             0 => current_revision + 1,
-            start => start.max(1),
+            start => start.max(1) + i64::from(crate::planted_bug!(DropEventOnResume)),
         };
         let created = Watcher::new(request, next_revision)
             .and_then(|watcher| Ok(watcher.with_id(self.assign_id(request.watch_id)?)));

@@ -249,6 +249,14 @@ impl MemberSpec {
         }
     }
 
+    /// The same member, ports and all, with its data under `root`.
+    pub fn moved_to(&self, root: &Path) -> MemberSpec {
+        MemberSpec {
+            data_dir: root.join(format!("{}.etcd", self.name)),
+            ..self.clone()
+        }
+    }
+
     pub fn peer_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.peer_port)
     }
@@ -339,6 +347,13 @@ impl Cluster {
         let specs: Vec<MemberSpec> = (1..=size)
             .map(|i| MemberSpec::new(root, &format!("n{i}")))
             .collect();
+        Cluster::start_members(server, specs, extra)
+    }
+
+    /// Starts a new cluster of `specs`; fixed ports let two servers run the same session and
+    /// print the same URLs.
+    pub fn start_members(server: Server, specs: Vec<MemberSpec>, extra: &[&str]) -> Cluster {
+        let size = specs.len();
         let mut cluster = Cluster {
             server,
             nodes: Vec::new(),

@@ -295,10 +295,16 @@ impl RaftNode {
         if !ready.snapshot().is_empty() {
             self.install_snapshot(ready.snapshot().clone())?;
         }
-        // 2. Entries raft says are committed are already on this node's disk (raft-rs only hands
+        // 2. A leader's appends may leave before its own fsync (Raft thesis §10.2.1: the leader
+        //    writes its log in parallel with replicating it): raft-rs only puts such messages in
+        //    `messages()`, and counts the leader itself towards a commit only once `advance` says
+        //    its entries are durable. Followers' answers (votes, append acknowledgements) are
+        //    `persisted_messages()` and wait for the fsync below.
+        self.transport.send(ready.take_messages());
+        // 3. Entries raft says are committed are already on this node's disk (raft-rs only hands
         //    out entries up to min(committed, persisted)), so they can be applied right away.
         self.apply(ready.take_committed_entries())?;
-        // 3. Persist new entries and the hard state (term, vote, commit) with one fsync, before
+        // 4. Persist new entries and the hard state (term, vote, commit) with one fsync, before
         //    any message that depends on them leaves: a vote or an append acknowledgement sent
         //    before fsync could be forgotten by a crash after the peer counted it.
         let hard_state = ready.hs().cloned();
@@ -315,14 +321,13 @@ impl RaftNode {
                 core.set_hardstate(hard_state);
             }
         }
-        // 4. Now messages may go out.
-        self.transport.send(ready.take_messages());
+        // 5. Now the messages that depend on this node's durable state may go out.
         self.transport.send(ready.take_persisted_messages());
         self.answer_read_indexes(ready.take_read_states());
         if let Some(soft_state) = ready.ss() {
             self.note_leader(soft_state.leader_id);
         }
-        // 5. Tell raft the Ready is persisted; it may commit more (a single voter commits its own
+        // 6. Tell raft the Ready is persisted; it may commit more (a single voter commits its own
         //    entries here) and hand those out for applying.
         let mut light_ready = self.raw.advance(ready);
         if let Some(commit) = light_ready.commit_index() {

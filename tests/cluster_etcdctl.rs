@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{etcdctl, json_u64, stdout, Cluster, MemberSpec, Server};
+use common::{drop_client_logs, etcdctl, json_u64, stdout, Cluster, MemberSpec, Server};
 
 /// Where a step's etcdctl connects.
 #[derive(Clone, Copy)]
@@ -186,15 +186,6 @@ impl Session {
 fn added_id(stdout: &str) -> Option<u64> {
     let hex = stdout.strip_prefix("Member ")?.split_whitespace().next()?;
     u64::from_str_radix(hex, 16).ok()
-}
-
-/// etcdctl's own retry logs carry a timestamp: they describe the client, not the server.
-fn drop_client_logs(stderr: &str) -> String {
-    stderr
-        .lines()
-        .filter(|line| !line.starts_with("{\"level\":"))
-        .map(|line| format!("{line}\n"))
-        .collect()
 }
 
 /// Replaces `token` where it is not part of a longer hex word or number.

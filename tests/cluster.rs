@@ -412,3 +412,33 @@ async fn a_member_of_another_cluster_is_rejected_with_a_clear_error() {
     ));
     assert_eq!(out, "OK\n");
 }
+
+/// Keep-alives and time-to-live sent to a follower are answered by the leader (which alone holds
+/// expiry times), as etcd forwards them.
+#[test]
+fn a_follower_forwards_lease_keep_alives_and_time_to_live_to_the_leader() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(Server::Detcd, dir.path(), 3, FAST);
+    let leader = cluster.leader().expect("a leader");
+    let follower = cluster.specs[(leader + 1) % 3].endpoint();
+    let granted = stdout(&etcdctl(
+        &cluster.specs[leader].endpoint(),
+        &["lease", "grant", "100"],
+    ));
+    let id = granted.split_whitespace().nth(1).unwrap().to_string();
+    stdout(&etcdctl(
+        &follower,
+        &["put", "held", "v", &format!("--lease={id}")],
+    ));
+
+    let kept = stdout(&etcdctl(&follower, &["lease", "keep-alive", "--once", &id]));
+    assert!(
+        kept.contains(&format!("{id} keepalived with TTL(100)")),
+        "{kept}"
+    );
+    let ttl = stdout(&etcdctl(&follower, &["lease", "timetolive", "--keys", &id]));
+    assert!(
+        ttl.contains("granted with TTL(100s)") && ttl.contains("attached keys([held])"),
+        "{ttl}"
+    );
+}

@@ -1,7 +1,8 @@
 //! `etcdserverpb.Lease` (etcd's v3rpc `lease.go`): grant, revoke, the keep-alive stream,
 //! time-to-live and the lease list.
 //!
-//! Two answers are not errors, as in etcd: a keep-alive for a lease that does not exist answers
+//! Keep-alives and time-to-live reaching a follower are forwarded to the leader
+//! ([`lease_forward`]). Two answers are not errors, as in etcd: a keep-alive for a lease that does not exist answers
 //! TTL 0, and a time-to-live for one answers TTL -1.
 
 use std::pin::Pin;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::api::lease_forward;
 use crate::api::status::to_status;
 use crate::pb::etcdserverpb::lease_server::Lease;
 use crate::pb::etcdserverpb::{
@@ -17,7 +19,7 @@ use crate::pb::etcdserverpb::{
     LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse,
     LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
 };
-use crate::server::EtcdServer;
+use crate::server::{EtcdServer, ServerError};
 
 pub struct LeaseService {
     server: Arc<EtcdServer>,
@@ -62,11 +64,17 @@ impl Lease for LeaseService {
         &self,
         request: Request<Streaming<LeaseKeepAliveRequest>>,
     ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
+        let forwarded = lease_forward::is_forwarded(request.metadata());
         let state = Some((self.server.clone(), request.into_inner()));
-        let answers = futures::stream::unfold(state, |state| async move {
+        let answers = futures::stream::unfold(state, move |state| async move {
             let (server, mut requests) = state?;
             let answer = match requests.next().await? {
-                Ok(request) => server.lease_renew(request.id).await.map_err(to_status),
+                Ok(request) => match server.lease_renew(request.id).await {
+                    Err(ServerError::NotLeader) if !forwarded => {
+                        lease_forward::keep_alive(&server, request).await
+                    }
+                    answer => answer.map_err(to_status),
+                },
                 Err(status) => Err(status),
             };
             let next = answer.is_ok().then_some((server, requests));
@@ -79,11 +87,16 @@ impl Lease for LeaseService {
         &self,
         request: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
-        self.server
-            .lease_time_to_live(request.into_inner())
-            .await
-            .map(Response::new)
-            .map_err(to_status)
+        let forwarded = lease_forward::is_forwarded(request.metadata());
+        let request = request.into_inner();
+        match self.server.lease_time_to_live(request.clone()).await {
+            Err(ServerError::NotLeader) if !forwarded => {
+                lease_forward::time_to_live(&self.server, request)
+                    .await
+                    .map(Response::new)
+            }
+            answer => answer.map(Response::new).map_err(to_status),
+        }
     }
 
     async fn lease_leases(

@@ -4,6 +4,7 @@ pub mod cluster;
 pub mod http;
 pub mod kv;
 pub mod lease;
+mod lease_forward;
 pub mod maintenance;
 pub mod status;
 pub mod watch;

@@ -123,8 +123,8 @@ impl EtcdServer {
         })
     }
 
-    /// Renews on this member if it is the leader: forwarding keep-alives from other members to
-    /// the leader is not implemented.
+    /// Renews on this member if it is the leader; `api::lease_forward` sends a follower's
+    /// keep-alives to the leader.
     async fn renew_on_leader(&self, id: i64) -> Result<lessor::Renewed, ServerError> {
         if !self.await_primary().await? {
             return Err(ServerError::NotLeader);
@@ -160,7 +160,7 @@ impl EtcdServer {
         &self,
         request: LeaseTimeToLiveRequest,
     ) -> Result<LeaseTimeToLiveResponse, ServerError> {
-        // Only the leader knows expiry times; forwarding to it is not implemented.
+        // Only the leader knows expiry times; `api::lease_forward` asks it for a follower.
         if !self.await_primary().await? {
             return Err(ServerError::NotLeader);
         }

@@ -89,7 +89,7 @@ impl Lease for LeaseService {
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
         let forwarded = lease_forward::is_forwarded(request.metadata());
         let request = request.into_inner();
-        match self.server.lease_time_to_live(request.clone()).await {
+        match self.server.lease_time_to_live(request).await {
             Err(ServerError::NotLeader) if !forwarded => {
                 lease_forward::time_to_live(&self.server, request)
                     .await

@@ -33,7 +33,6 @@ pub fn to_status(error: ServerError) -> Status {
         | ServerError::LearnerNotReady
         | ServerError::BadLeaderTransferee => Code::FailedPrecondition,
         ServerError::Storage(_) | ServerError::Removed => Code::Internal,
-        ServerError::NotSupported(_) => Code::Unimplemented,
         ServerError::NoSpace => Code::ResourceExhausted,
     };
     Status::new(code, error.message())

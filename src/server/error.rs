@@ -34,8 +34,6 @@ pub enum ServerError {
     BadLeaderTransferee,
     /// The backend is over `--quota-backend-bytes`, or a NOSPACE alarm is raised.
     NoSpace,
-    /// Not served by this version of detcd yet; the text says what.
-    NotSupported(&'static str),
 }
 
 impl From<MvccError> for ServerError {
@@ -96,7 +94,6 @@ impl ServerError {
             ServerError::BadLeaderTransferee => "etcdserver: bad leader transferee".into(),
             ServerError::NoSpace => "etcdserver: mvcc: database space exceeded".into(),
             ServerError::Storage(why) => format!("etcdserver: storage failure: {why}"),
-            ServerError::NotSupported(what) => format!("detcd: {what} is not supported yet"),
         }
     }
 }

@@ -6,13 +6,26 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// A loopback port that was free a moment ago.
+/// Ports handed out below the kernel's ephemeral range (32768 and up on Linux), so an outgoing
+/// connection's local port can never take a port a test means to listen on later, and never the
+/// same one twice in a process.
+const TEST_PORTS: std::ops::Range<u16> = 20000..32000;
+
+/// A loopback port that was free a moment ago and that this process has not handed out before.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let span = TEST_PORTS.end - TEST_PORTS.start;
+    // Start each test process somewhere else, so concurrent test processes rarely meet.
+    let base = (std::process::id() % u32::from(span)) as u16;
+    for _ in 0..span {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % span;
+        let port = TEST_PORTS.start + (base + offset) % span;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {TEST_PORTS:?}");
 }
 
 /// A `detcd` process; killed when dropped.

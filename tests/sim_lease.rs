@@ -6,13 +6,13 @@
 //! cargo test --test sim_lease`.
 #![cfg(madsim)]
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+mod sim_common;
+
+use sim_common::start_node;
+
 use std::time::Duration;
 
-use detcd::config::Config;
-use detcd::etcdmain::{run_member, Outcome};
-use detcd::io::{Io, SimDisk, SystemClock};
+use detcd::io::SimDisk;
 use detcd::pb::etcdserverpb::kv_client::KvClient;
 use detcd::pb::etcdserverpb::lease_client::LeaseClient;
 use detcd::pb::etcdserverpb::{
@@ -22,29 +22,6 @@ use detcd::pb::etcdserverpb::{
 use madsim::runtime::Handle;
 use madsim::time::sleep;
 use tonic::transport::Channel;
-
-const NODE_ADDR: &str = "10.0.0.1:2379";
-
-fn start_node(handle: &Handle, disk: SimDisk) -> madsim::runtime::NodeHandle {
-    let addr: SocketAddr = NODE_ADDR.parse().unwrap();
-    handle
-        .create_node()
-        .name("n1")
-        .ip(addr.ip())
-        .init(move || {
-            let disk = disk.clone();
-            async move {
-                let config = Config::single_node("n1", "/n1.etcd".into(), addr);
-                let io = Io {
-                    clock: Arc::new(SystemClock),
-                    disk: Arc::new(disk),
-                    seed: 7,
-                };
-                assert_eq!(run_member(config, io).await, Outcome::Stopped);
-            }
-        })
-        .build()
-}
 
 /// Connects once the node accepts connections and has a leader.
 async fn channel() -> Channel {
@@ -84,7 +61,7 @@ async fn exists(kv: &mut KvClient<Channel>, key: &str) -> bool {
 #[madsim::test]
 async fn kept_alive_leases_live_abandoned_ones_expire_and_a_restart_keeps_the_living() {
     let handle = Handle::current();
-    let node = start_node(&handle, SimDisk::new(handle.seed()));
+    let node = start_node(&handle, SimDisk::new(handle.seed()), |_| {});
     let client = handle
         .create_node()
         .name("client")

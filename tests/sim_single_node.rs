@@ -7,44 +7,16 @@
 //! twice and require the same execution.
 #![cfg(madsim)]
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+mod sim_common;
+
+use sim_common::{start_node, NODE_ADDR};
+
 use std::time::Duration;
 
-use detcd::config::Config;
-use detcd::etcdmain::{run_member, Outcome};
-use detcd::io::{Io, SimDisk, SystemClock};
+use detcd::io::SimDisk;
 use detcd::pb::etcdserverpb::kv_client::KvClient;
 use detcd::pb::etcdserverpb::{PutRequest, RangeRequest};
 use madsim::runtime::Handle;
-
-const NODE_ADDR: &str = "10.0.0.1:2379";
-
-fn start_node(handle: &Handle, disk: SimDisk) -> madsim::runtime::NodeHandle {
-    let addr: SocketAddr = NODE_ADDR.parse().unwrap();
-    handle
-        .create_node()
-        .name("n1")
-        .ip(addr.ip())
-        .init(move || {
-            let disk = disk.clone();
-            async move {
-                let config = Config::single_node("n1", "/n1.etcd".into(), addr);
-                let io = Io {
-                    clock: Arc::new(SystemClock),
-                    disk: Arc::new(disk),
-                    seed: 7,
-                };
-                let outcome = run_member(config, io).await;
-                assert_eq!(
-                    outcome,
-                    Outcome::Stopped,
-                    "the node only stops when told to"
-                );
-            }
-        })
-        .build()
-}
 
 /// Connects, retrying while the node is still starting.
 async fn client() -> KvClient<tonic::transport::Channel> {
@@ -90,7 +62,7 @@ async fn get(
 async fn a_node_serves_its_writes_after_ctrl_c_and_restart() {
     let handle = Handle::current();
     let disk = SimDisk::new(handle.seed());
-    let node = start_node(&handle, disk.clone());
+    let node = start_node(&handle, disk.clone(), |_| {});
     let client_node = handle
         .create_node()
         .name("client")

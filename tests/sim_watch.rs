@@ -4,14 +4,14 @@
 //! Run: `CARGO_TARGET_DIR=target/sim RUSTFLAGS="--cfg madsim" cargo test --test sim_watch`.
 #![cfg(madsim)]
 
+mod sim_common;
+
+use sim_common::{start_node, NODE_ADDR};
+
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use detcd::config::Config;
-use detcd::etcdmain::run_member;
-use detcd::io::{Io, SimDisk, SystemClock};
+use detcd::io::SimDisk;
 use detcd::pb::etcdserverpb::kv_client::KvClient;
 use detcd::pb::etcdserverpb::request_op::Request as Op;
 use detcd::pb::etcdserverpb::watch_client::WatchClient;
@@ -23,32 +23,8 @@ use madsim::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-const NODE_ADDR: &str = "10.0.0.1:2379";
 const WRITERS: usize = 3;
 const WRITES_PER_WRITER: usize = 30;
-
-fn start_node(handle: &Handle) -> madsim::runtime::NodeHandle {
-    let addr: SocketAddr = NODE_ADDR.parse().unwrap();
-    let disk = SimDisk::new(handle.seed());
-    handle
-        .create_node()
-        .name("n1")
-        .ip(addr.ip())
-        .init(move || {
-            let disk = disk.clone();
-            async move {
-                let mut config = Config::single_node("n1", "/n1.etcd".into(), addr);
-                config.watch_progress_notify_interval = Duration::from_millis(200);
-                let io = Io {
-                    clock: Arc::new(SystemClock),
-                    disk: Arc::new(disk),
-                    seed: 7,
-                };
-                run_member(config, io).await;
-            }
-        })
-        .build()
-}
 
 async fn kv_client() -> KvClient<tonic::transport::Channel> {
     for _ in 0..100 {
@@ -132,7 +108,9 @@ fn create(key: &[u8], range_end: &[u8], start_revision: i64) -> WatchRequest {
 #[madsim::test]
 async fn a_slow_watch_gets_every_revision_once_in_order_while_writers_race() {
     let handle = Handle::current();
-    let _node = start_node(&handle);
+    let _node = start_node(&handle, SimDisk::new(handle.seed()), |config| {
+        config.watch_progress_notify_interval = Duration::from_millis(200);
+    });
     let client_node = handle
         .create_node()
         .name("client")

@@ -38,8 +38,24 @@ pub struct Node {
 
 /// A single-member detcd serving clients on `client_port` (peers on some free port).
 pub fn detcd_command(data_dir: &Path, client_port: u16, extra: &[&str]) -> Command {
-    let peer_port = free_port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_detcd"));
+    let mut command = single_member_command(
+        env!("CARGO_BIN_EXE_detcd"),
+        data_dir,
+        client_port,
+        free_port(),
+    );
+    command.args(extra);
+    command
+}
+
+/// `program` (detcd or etcd) as member n1 of a cluster of one, on loopback ports.
+fn single_member_command(
+    program: &str,
+    data_dir: &Path,
+    client_port: u16,
+    peer_port: u16,
+) -> Command {
+    let mut command = Command::new(program);
     command
         .arg("--name=n1")
         .arg(format!("--data-dir={}", data_dir.display()))
@@ -53,7 +69,7 @@ pub fn detcd_command(data_dir: &Path, client_port: u16, extra: &[&str]) -> Comma
         .arg(format!(
             "--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"
         ))
-        .args(extra)
+        .arg(format!("--initial-cluster=n1=http://127.0.0.1:{peer_port}"))
         .env_remove("RUST_LOG");
     command
 }
@@ -79,23 +95,9 @@ impl Node {
     }
 
     pub fn start_real_etcd_with(data_dir: &Path, extra: &[&str]) -> Node {
-        let (client_port, peer_port) = (free_port(), free_port());
-        let mut command = Command::new("etcd");
-        command
-            .arg("--name=n1")
-            .arg(format!("--data-dir={}", data_dir.display()))
-            .arg(format!(
-                "--listen-client-urls=http://127.0.0.1:{client_port}"
-            ))
-            .arg(format!(
-                "--advertise-client-urls=http://127.0.0.1:{client_port}"
-            ))
-            .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"))
-            .arg(format!(
-                "--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"
-            ))
-            .arg(format!("--initial-cluster=n1=http://127.0.0.1:{peer_port}"))
-            .args(extra);
+        let client_port = free_port();
+        let mut command = single_member_command("etcd", data_dir, client_port, free_port());
+        command.args(extra);
         Node::spawn(command, data_dir, client_port)
     }
 
@@ -486,6 +488,16 @@ pub fn mask_ids(text: &str) -> String {
         "\"MemberID\" : ",
     ];
     mask_numbers_after(text, &fields, |_| "<id>".into())
+}
+
+/// Runs the same session on a fresh etcd 3.4 and then on a fresh detcd, each one member, and
+/// requires the same transcript.
+pub fn assert_same_session(root: &Path, session: impl Fn(&Node) -> Vec<String>) {
+    let etcd = Node::start_real_etcd(&root.join("etcd"));
+    let expected = session(&etcd);
+    drop(etcd);
+    let detcd = Node::start(&root.join("detcd"), &[]);
+    assert_same_transcripts(&expected, &session(&detcd));
 }
 
 /// Fails with every differing step, etcd's output above detcd's.

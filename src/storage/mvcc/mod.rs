@@ -86,6 +86,12 @@ struct LoggedChange {
     tombstone: bool,
 }
 
+impl LoggedChange {
+    fn bytes(&self) -> u64 {
+        (self.kv.key.len() + self.kv.value.len()) as u64
+    }
+}
+
 /// A multi-version key-value store with etcd 3.4 semantics.
 #[derive(Debug, Clone)]
 pub struct KvStore {
@@ -97,6 +103,9 @@ pub struct KvStore {
     current_rev: i64,
     /// etcd's `compactMainRev`: -1 until the first compaction.
     compact_rev: i64,
+    /// Key and value bytes of everything in `log`, kept as `log` changes (only through
+    /// `log_insert` / `log_remove`) so that size checks on every write cost nothing.
+    retained_bytes: u64,
 }
 
 impl Default for KvStore {
@@ -112,6 +121,7 @@ impl KvStore {
         KvStore {
             index: BTreeMap::new(),
             log: BTreeMap::new(),
+            retained_bytes: 0,
             current_rev: 1,
             compact_rev: -1,
         }
@@ -124,10 +134,23 @@ impl KvStore {
     /// Bytes of keys and values the store retains (every revision since the last compaction):
     /// detcd's measure of backend size, reported as etcd's `dbSize`.
     pub fn size_bytes(&self) -> u64 {
-        self.log
-            .values()
-            .map(|change| (change.kv.key.len() + change.kv.value.len()) as u64)
-            .sum()
+        debug_assert_eq!(
+            self.retained_bytes,
+            self.log.values().map(LoggedChange::bytes).sum::<u64>(),
+            "retained bytes follow the log"
+        );
+        self.retained_bytes
+    }
+
+    fn log_insert(&mut self, rev: Revision, change: LoggedChange) {
+        self.retained_bytes += change.bytes();
+        let previous = self.log.insert(rev, change);
+        assert!(previous.is_none(), "revision {rev:?} logged twice");
+    }
+
+    fn log_remove(&mut self, rev: Revision) {
+        let change = self.log.remove(&rev).expect("index and log agree");
+        self.retained_bytes -= change.bytes();
     }
 
     /// The last compaction revision, 0 if never compacted.
@@ -171,13 +194,14 @@ impl KvStore {
         if revision > self.current_rev {
             return Err(MvccError::FutureRevision);
         }
-        let log = &mut self.log;
+        let mut dropped = Vec::new();
         self.index.retain(|_, history| {
-            for dropped in history.compact(revision) {
-                assert!(log.remove(&dropped.rev).is_some(), "index and log disagree");
-            }
+            dropped.extend(history.compact(revision));
             !history.is_empty()
         });
+        for change in dropped {
+            self.log_remove(change.rev);
+        }
         self.compact_rev = revision;
         Ok(())
     }

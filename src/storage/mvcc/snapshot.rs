@@ -45,14 +45,13 @@ impl KvStore {
                     rev,
                     tombstone: change.tombstone,
                 });
-            let previous = store.log.insert(
+            store.log_insert(
                 rev,
                 LoggedChange {
                     kv,
                     tombstone: change.tombstone,
                 },
             );
-            assert!(previous.is_none(), "snapshot repeats revision {rev:?}");
         }
         store.current_rev = snapshot.current_revision;
         store.compact_rev = snapshot.compact_revision;

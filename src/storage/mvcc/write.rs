@@ -55,7 +55,7 @@ impl<'a> WriteTxn<'a> {
             .or_default()
             .push(KeyChange { rev, tombstone });
         self.written.push(kv.key.clone());
-        self.store.log.insert(rev, LoggedChange { kv, tombstone });
+        self.store.log_insert(rev, LoggedChange { kv, tombstone });
     }
 
     pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse, MvccError> {
@@ -129,10 +129,7 @@ impl Drop for WriteTxn<'_> {
         let main = self.main();
         while let Some(key) = self.written.pop() {
             let rev = Revision::new(main, self.written.len() as i64);
-            self.store
-                .log
-                .remove(&rev)
-                .expect("rolled back change is logged");
+            self.store.log_remove(rev);
             let history = self
                 .store
                 .index

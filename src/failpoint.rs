@@ -4,6 +4,40 @@
 //! arm a name for the current node; reaching an armed point crashes the node right there (a panic
 //! that the simulator's node runtime turns into a crash), which is the worst moment for durability.
 
+/// Every point a `failpoint!` marks, in the order a write meets them. The simulator draws from
+/// this list; a test keeps it equal to the points in the source.
+///
+/// - `raftBeforeLeaderSend`: a leader is about to send appends it has not yet made durable.
+/// - `raftBeforeSave` / `raftAfterSave`: around the WAL write + fsync of entries and hard state.
+/// - `raftBeforeFollowerSend`: durable, about to send votes and append acknowledgements.
+/// - `raftBeforeSaveSnap` / `raftAfterSaveSnap`: around writing a snapshot file (a leader's
+///   snapshot being installed, or this member's own periodic one); `raftBeforeSnapMarker` lies
+///   between the file and the WAL record that points at it.
+/// - `raftBeforeApplySnap` / `raftAfterApplySnap`: around replacing the state machine with an
+///   installed snapshot.
+/// - `raftAfterWALRelease`: old WAL segments behind a snapshot were just deleted.
+/// - `applyBeforeEntry` / `applyAfterEntry`: around applying one committed request, the second
+///   before its waiter hears the result (detcd's analogue of etcd's backend commit).
+/// - `beforeApplyOneConfChange`: a committed membership change is about to apply.
+/// - `compactBeforeApply` / `compactAfterApply`: around a compaction of the key-value history.
+pub const NAMES: [&str; 15] = [
+    "raftBeforeLeaderSend",
+    "raftBeforeSave",
+    "raftAfterSave",
+    "raftBeforeFollowerSend",
+    "raftBeforeSaveSnap",
+    "raftBeforeSnapMarker",
+    "raftAfterSaveSnap",
+    "raftBeforeApplySnap",
+    "raftAfterApplySnap",
+    "raftAfterWALRelease",
+    "applyBeforeEntry",
+    "applyAfterEntry",
+    "beforeApplyOneConfChange",
+    "compactBeforeApply",
+    "compactAfterApply",
+];
+
 /// Marks a durability boundary; see the module doc.
 #[macro_export]
 macro_rules! failpoint {
@@ -27,6 +61,7 @@ mod armed {
 
     /// Arms `name` on member `member_id`: the next time it gets there, it crashes (once).
     pub fn arm(member_id: u64, name: &'static str) {
+        assert!(super::NAMES.contains(&name), "no failpoint is named {name}");
         ARMED.with(|armed| armed.borrow_mut().insert((member_id, name)));
     }
 
@@ -44,3 +79,37 @@ mod armed {
 
 #[cfg(madsim)]
 pub use armed::{arm, disarm, hit};
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    fn points_in(dir: &Path, found: &mut BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                points_in(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                // Spelled in two halves so that this test is not a call site itself.
+                for call in text.split(concat!("failpoint", "!(")).skip(1) {
+                    if let Some(name) = call.split('"').nth(1) {
+                        found.insert(name.to_string());
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn names_lists_exactly_the_points_in_the_source() {
+        let mut found = BTreeSet::new();
+        points_in(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut found,
+        );
+        let listed: BTreeSet<String> = super::NAMES.iter().map(|n| n.to_string()).collect();
+        assert_eq!(found, listed);
+    }
+}

@@ -129,3 +129,45 @@ async fn a_node_serves_its_writes_after_ctrl_c_and_restart() {
         .collect();
     assert_eq!(read_back, expected);
 }
+
+/// etcd's `Close` bounds how long it waits for client connections. A connection that never sends
+/// a request (its client vanished mid-handshake) used to keep the simulated listener, and the
+/// port, after the member had stopped; now `close` drops the listener once the drain time is up.
+#[madsim::test]
+async fn ctrl_c_releases_the_client_port_despite_a_half_open_connection() {
+    let handle = Handle::current();
+    let node = start_node(&handle, SimDisk::new(handle.seed()), |_| {});
+    let client_node = handle
+        .create_node()
+        .name("client")
+        .ip("10.0.0.100".parse().unwrap())
+        .build();
+    let addr: std::net::SocketAddr = NODE_ADDR.parse().unwrap();
+    let half_open = client_node
+        .spawn(async move {
+            drop(client().await);
+            let endpoint = madsim::net::Endpoint::bind("0.0.0.0:0").await.unwrap();
+            let connection = endpoint.connect1(addr).await.unwrap();
+            (endpoint, connection)
+        })
+        .await
+        .unwrap();
+
+    handle.send_ctrl_c(node.id());
+    for _ in 0..100 {
+        if handle.is_exit(node.id()) {
+            break;
+        }
+        madsim::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(handle.is_exit(node.id()), "ctrl-c must stop the node");
+    let refused = client_node
+        .spawn(async move {
+            let endpoint = madsim::net::Endpoint::bind("0.0.0.0:0").await.unwrap();
+            endpoint.connect1(addr).await.is_err()
+        })
+        .await
+        .unwrap();
+    assert!(refused, "the stopped member must not hold its client port");
+    drop(half_open);
+}

@@ -313,6 +313,7 @@ fn run(
     report_dir: &std::path::Path,
 ) -> i32 {
     let seeds = seed_list(seeds);
+    let muted = crate::quiet::Muted::stderr();
     let started = Instant::now();
     let mut last_progress = Instant::now();
     let mut tally = Tally::default();
@@ -384,12 +385,12 @@ fn run(
                     .by_verdict
                     .get(&Verdict::Pass)
                     .map_or(0, |v| v.len() as u64);
-            eprintln!(
+            muted.progress(&format!(
                 "[{}/{}] {failed} failed, {}",
                 done + 1,
                 seeds.len(),
                 speed(&tally, started.elapsed())
-            );
+            ));
         }
     }
     print_summary(&tally, started.elapsed());
@@ -454,7 +455,10 @@ fn print_summary(tally: &Tally, wall: Duration) {
 fn replay(seed: u64, spec: &RunSpec, trace_path: Option<PathBuf>) -> i32 {
     let options = SwarmOptions::draw(seed, spec);
     println!("seed {seed:#x}\noptions: {}\n", options.describe());
-    let run = simulation::run(&options);
+    let run = {
+        let _muted = crate::quiet::Muted::stderr();
+        simulation::run(&options)
+    };
     print!("{}", trace::to_timeline(&run.trace));
     if let Some(path) = trace_path {
         if let Err(error) = std::fs::write(&path, trace::to_json_lines(&run.trace)) {

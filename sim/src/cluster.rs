@@ -211,9 +211,8 @@ impl Member {
     /// Starts the process again on the same disk and clock.
     ///
     /// The old process is killed first even when `run_member` has returned: a real process exit
-    /// closes every socket it holds, but in madsim the node's other tasks (a listener still
-    /// waiting on a half-open connection) live on and keep the port, and a kill is what releases
-    /// a node's network state.
+    /// closes every socket it holds, but a madsim node whose main task returns keeps its network
+    /// state (any socket a task still held), and only a kill resets it.
     pub fn restart(&self) {
         assert!(
             !self.is_awaiting_restart(),

@@ -18,9 +18,6 @@ use rand::{Rng, SeedableRng};
 use crate::cluster::{Cluster, Member};
 use crate::options::{FaultKind, SwarmOptions};
 
-/// The named durability boundaries in detcd's raft loop a crash can be aimed at.
-pub const FAILPOINTS: [&str; 2] = ["raftBeforeSave", "raftAfterSave"];
-
 /// Longest a failpoint crash, a graceful stop or a failing start may take before we stop waiting.
 const WAIT_MAX: Duration = Duration::from_secs(15);
 
@@ -35,6 +32,8 @@ pub struct Faults<'a> {
     options: SwarmOptions,
     rng: StdRng,
     clogged_links: Vec<(NodeId, NodeId)>,
+    /// Packet loss and latency are raised (a `Network` fault not yet undone).
+    network_degraded: bool,
     /// A WAL bit flipped by a crash and not yet restored: (member index, file, byte, bit).
     flipped_bit: Option<(usize, PathBuf, u64, u8)>,
     /// A member sent ctrl-c whose restart has not happened yet.
@@ -72,6 +71,7 @@ impl<'a> Faults<'a> {
             options: options.clone(),
             rng: StdRng::seed_from_u64(options.seed ^ 0xfa_0175),
             clogged_links: Vec::new(),
+            network_degraded: false,
             flipped_bit: None,
             interrupted: None,
             problems: Vec::new(),
@@ -123,13 +123,16 @@ impl<'a> Faults<'a> {
             }
             FaultKind::Clog => self.clog(member).await,
             FaultKind::Partition => self.partition().await,
+            FaultKind::Network => self.lossy_network().await,
         }
     }
 
     /// Power loss now, or at the next durability boundary (a failpoint).
     async fn crash(&mut self, member: &Member) {
         if self.rng.random_bool(0.3) {
-            let point = *FAILPOINTS.choose(&mut self.rng).expect("failpoints");
+            let point = *detcd::failpoint::NAMES
+                .choose(&mut self.rng)
+                .expect("failpoints");
             self.record("fault", &member.name, format!("arm failpoint {point}"));
             let starts = member.starts();
             member.arm_failpoint(point);
@@ -344,6 +347,35 @@ impl<'a> Faults<'a> {
         self.record("heal", &member.name, "unclog");
     }
 
+    /// Makes every link lossy and slow for a while, then restores madsim's defaults.
+    async fn lossy_network(&mut self) {
+        let loss = *[0.01, 0.05, 0.2].choose(&mut self.rng).expect("choices");
+        let latency_max = ms(&mut self.rng, 20..500);
+        self.record(
+            "fault",
+            "",
+            format!(
+                "network: {}% packet loss, latency 1ms..{latency_max:?}",
+                loss * 100.0
+            ),
+        );
+        NetSim::current().update_config(|config| {
+            config.packet_loss_rate = loss;
+            config.send_latency = Duration::from_millis(1)..latency_max;
+        });
+        self.network_degraded = true;
+        sleep(ms(&mut self.rng, 500..8_000)).await;
+        self.restore_network();
+    }
+
+    fn restore_network(&mut self) {
+        if std::mem::take(&mut self.network_degraded) {
+            let defaults = madsim::net::Config::default();
+            NetSim::current().update_config(|config| *config = defaults);
+            self.record("heal", "", "network: no loss, default latency");
+        }
+    }
+
     /// Splits the members: random halves, one isolated, or one-way.
     async fn partition(&mut self) {
         let mut members: Vec<&Member> = self.cluster.members.iter().collect();
@@ -392,6 +424,7 @@ impl<'a> Faults<'a> {
     /// Undoes every fault: network, pauses, clocks, disk faults, failpoints; restarts members that
     /// are down (waiting first for madsim's own restart of a member that crashed at a failpoint).
     pub async fn heal(&mut self) {
+        self.restore_network();
         for (source, target) in std::mem::take(&mut self.clogged_links) {
             NetSim::current().unclog_link(source, target);
         }

@@ -18,6 +18,7 @@ pub mod faults;
 pub mod history;
 pub mod leases;
 pub mod options;
+pub mod quiet;
 pub mod report;
 pub mod simulation;
 pub mod trace;

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "kebab-case")]
 pub enum FaultKind {
     /// Power loss: kill the node, lose its unsynced disk writes (maybe a torn tail, maybe a
-    /// flipped bit), restart; or crash at a named failpoint (`raftBeforeSave`, `raftAfterSave`).
+    /// flipped bit), restart; or crash at a named failpoint (`detcd::failpoint::NAMES`).
     Crash,
     /// Graceful interrupt (ctrl-c → `Etcd::close`), then restart.
     Interrupt,
@@ -27,10 +27,13 @@ pub enum FaultKind {
     Clock,
     /// Pause a member's process, then resume it.
     Pause,
+    /// A lossy, slow network for a while: packets dropped (streams retransmit, new connections
+    /// are refused) and delivered after a longer, random latency (reordered across connections).
+    Network,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 7] = [
+    pub const ALL: [FaultKind; 8] = [
         FaultKind::Crash,
         FaultKind::Interrupt,
         FaultKind::Partition,
@@ -38,6 +41,7 @@ impl FaultKind {
         FaultKind::Disk,
         FaultKind::Clock,
         FaultKind::Pause,
+        FaultKind::Network,
     ];
 
     pub fn name(self) -> &'static str {
@@ -49,6 +53,7 @@ impl FaultKind {
             FaultKind::Disk => "disk",
             FaultKind::Clock => "clock",
             FaultKind::Pause => "pause",
+            FaultKind::Network => "network",
         }
     }
 

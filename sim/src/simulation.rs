@@ -227,8 +227,15 @@ async fn simulate(options: SwarmOptions, trace: Trace, recorder: Recorder) -> (H
     let watch_recorder = crate::watchers::WatchRecorder::default();
     let watchers = crate::watchers::start(&options, &urls, &watch_recorder, &trace);
     let lease_recorder = crate::leases::LeaseRecorder::default();
-    let (_leaser, lease_task) = crate::leases::start(&options, &urls, &lease_recorder, &trace);
-    let client_ids = workload.nodes.iter().map(|node| node.id()).collect();
+    let (leaser, lease_task) = crate::leases::start(&options, &urls, &lease_recorder, &trace);
+    // Every client node, so that client-link clogs reach watch and lease streams too.
+    let client_ids = workload
+        .nodes
+        .iter()
+        .chain(watchers.iter().map(|(node, _)| node))
+        .chain(std::iter::once(&leaser))
+        .map(|node| node.id())
+        .collect();
     let observer = Handle::current()
         .create_node()
         .name("observer")

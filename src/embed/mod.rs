@@ -38,7 +38,13 @@ struct Inner {
     errors: tokio::sync::Mutex<mpsc::UnboundedReceiver<String>>,
     error_sender: mpsc::UnboundedSender<String>,
     raft_task: Mutex<Option<JoinHandle<()>>>,
-    serve_tasks: Mutex<Vec<JoinHandle<()>>>,
+    serve_tasks: Mutex<Vec<ServeTask>>,
+}
+
+/// A listener's serve loop, and the task that reports how it ended.
+struct ServeTask {
+    serving: tokio::task::AbortHandle,
+    reporter: JoinHandle<()>,
 }
 
 /// Starts a member on the given seams. Errors here (bad data dir, corrupt WAL, port in use) mean
@@ -169,10 +175,21 @@ impl Etcd {
         }
         tracing::info!("closing member");
         let serve_tasks = std::mem::take(&mut *self.inner.serve_tasks.lock().unwrap());
+        let (serving, reporters): (Vec<_>, Vec<_>) = serve_tasks
+            .into_iter()
+            .map(|task| (task.serving, task.reporter))
+            .unzip();
         let clock = self.inner.server.clock();
         tokio::select! {
-            _ = futures::future::join_all(serve_tasks) => {}
-            () = clock.sleep(CLIENT_DRAIN_TIMEOUT) => tracing::warn!("client connections still open at shutdown"),
+            _ = futures::future::join_all(reporters) => {}
+            () = clock.sleep(CLIENT_DRAIN_TIMEOUT) => {
+                // A connection that never finishes (a half-open one, a stuck stream) must not keep
+                // the listener, and with it the port, past close: a restarted member binds it again.
+                tracing::warn!("client connections still open at shutdown; closing them");
+                for serving in serving {
+                    serving.abort();
+                }
+            }
         }
         self.inner.server.transfer_leadership_before_stop().await;
         self.inner.server.stop();
@@ -197,15 +214,20 @@ impl Etcd {
     ) {
         let etcd = self.clone();
         let serving = tokio::spawn(serve);
-        let task = tokio::spawn(async move {
+        let abort = serving.abort_handle();
+        let reporter = tokio::spawn(async move {
             // A listener that fails, or panics, is fatal for the member: report either.
             match serving.await {
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => etcd.report(error),
+                Err(error) if error.is_cancelled() => {}
                 Err(panic) => etcd.report(format!("client listener panicked: {panic}")),
             }
         });
-        self.inner.serve_tasks.lock().unwrap().push(task);
+        self.inner.serve_tasks.lock().unwrap().push(ServeTask {
+            serving: abort,
+            reporter,
+        });
     }
 
     /// etcd's `errHandler`: drop errors that are part of stopping, pass the rest on.

@@ -300,7 +300,11 @@ impl RaftNode {
         //    `messages()`, and counts the leader itself towards a commit only once `advance` says
         //    its entries are durable. Followers' answers (votes, append acknowledgements) are
         //    `persisted_messages()` and wait for the fsync below.
-        self.transport.send(ready.take_messages());
+        let messages = ready.take_messages();
+        if !messages.is_empty() {
+            crate::failpoint!(self.raw.raft.id, "raftBeforeLeaderSend");
+        }
+        self.transport.send(messages);
         // 3. Entries raft says are committed are already on this node's disk (raft-rs only hands
         //    out entries up to min(committed, persisted)), so they can be applied right away.
         self.apply(ready.take_committed_entries())?;
@@ -322,7 +326,11 @@ impl RaftNode {
             }
         }
         // 5. Now the messages that depend on this node's durable state may go out.
-        self.transport.send(ready.take_persisted_messages());
+        let persisted_messages = ready.take_persisted_messages();
+        if !persisted_messages.is_empty() {
+            crate::failpoint!(self.raw.raft.id, "raftBeforeFollowerSend");
+        }
+        self.transport.send(persisted_messages);
         self.answer_read_indexes(ready.take_read_states());
         if let Some(soft_state) = ready.ss() {
             self.note_leader(soft_state.leader_id);
@@ -350,6 +358,7 @@ impl RaftNode {
                     }
                 }
                 EntryType::EntryConfChange => {
+                    crate::failpoint!(self.raw.raft.id, "beforeApplyOneConfChange");
                     let change = ConfChange::parse_from_bytes(entry.get_data())
                         .expect("conf change entries are written by raft itself");
                     self.apply_conf_change(&change)?;
@@ -390,10 +399,10 @@ impl RaftNode {
             term = metadata.term,
             "installing snapshot from leader"
         );
-        crate::failpoint!(self.raw.raft.id, "raftBeforeSaveSnap");
         self.persist_snapshot(&snapshot)?;
-        crate::failpoint!(self.raw.raft.id, "raftAfterSaveSnap");
+        crate::failpoint!(self.raw.raft.id, "raftBeforeApplySnap");
         self.applier.restore(&snapshot)?;
+        crate::failpoint!(self.raw.raft.id, "raftAfterApplySnap");
         self.raw
             .store()
             .entries()
@@ -408,12 +417,16 @@ impl RaftNode {
     /// Makes a snapshot durable: the file first, then the WAL's marker for it, so a crash between
     /// the two leaves an unused file, never a marker without its snapshot (etcd's order).
     fn persist_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), ServerError> {
+        crate::failpoint!(self.raw.raft.id, "raftBeforeSaveSnap");
         self.snapshot_files
             .save(snapshot)
             .map_err(ServerError::Storage)?;
+        crate::failpoint!(self.raw.raft.id, "raftBeforeSnapMarker");
         self.wal
             .save_snapshot_marker(snapshot.get_metadata())
-            .map_err(|e| ServerError::Storage(e.to_string()))
+            .map_err(|e| ServerError::Storage(e.to_string()))?;
+        crate::failpoint!(self.raw.raft.id, "raftAfterSaveSnap");
+        Ok(())
     }
 
     /// Every `snapshot_count` applied entries: snapshot the state machine, then release the log
@@ -453,6 +466,7 @@ impl RaftNode {
         self.wal
             .release_to(applied)
             .map_err(|e| ServerError::Storage(e.to_string()))?;
+        crate::failpoint!(self.raw.raft.id, "raftAfterWALRelease");
         tracing::info!(index = applied, term, "took snapshot");
         Ok(())
     }

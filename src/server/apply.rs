@@ -42,11 +42,18 @@ pub enum Applied {
 
 pub type ApplyResult = Result<Applied, ServerError>;
 
+/// The state committed entries change, shared with the API that reads it.
+pub struct StateMachine {
+    pub kv: Arc<Mutex<KvStore>>,
+    pub membership: Arc<Mutex<Membership>>,
+    pub lessor: Arc<Mutex<Lessor>>,
+    pub alarms: Arc<Mutex<Alarms>>,
+}
+
 pub struct Applier {
-    kv: Arc<Mutex<KvStore>>,
-    membership: Arc<Mutex<Membership>>,
-    lessor: Arc<Mutex<Lessor>>,
-    alarms: Arc<Mutex<Alarms>>,
+    /// This member's id: failpoints are armed per member.
+    member_id: u64,
+    state: StateMachine,
     wait: Arc<Wait<ApplyResult>>,
     metrics: Arc<Metrics>,
     applied_index: u64,
@@ -57,19 +64,15 @@ pub struct Applier {
 
 impl Applier {
     pub fn new(
-        kv: Arc<Mutex<KvStore>>,
-        membership: Arc<Mutex<Membership>>,
-        lessor: Arc<Mutex<Lessor>>,
-        alarms: Arc<Mutex<Alarms>>,
+        member_id: u64,
+        state: StateMachine,
         wait: Arc<Wait<ApplyResult>>,
         metrics: Arc<Metrics>,
         applied_index: u64,
     ) -> Self {
         Applier {
-            kv,
-            membership,
-            lessor,
-            alarms,
+            member_id,
+            state,
             wait,
             metrics,
             applied_index,
@@ -84,7 +87,7 @@ impl Applier {
 
     /// Announces the store's revision to watch streams, after anything that may have moved it.
     fn announce_revision(&self) {
-        let revision = self.kv.lock().unwrap().current_revision();
+        let revision = self.state.kv.lock().unwrap().current_revision();
         self.applied_revision.update(|announced| {
             let changed = *announced != revision;
             *announced = revision;
@@ -107,7 +110,7 @@ impl Applier {
     }
 
     pub fn members(&self) -> Vec<Member> {
-        self.membership.lock().unwrap().members()
+        self.state.membership.lock().unwrap().members()
     }
 
     /// The proposal under `id` will never be applied: wake its waiter with `error` now.
@@ -129,10 +132,12 @@ impl Applier {
             request,
             raft_request::Request::MemberAttributes(_) | raft_request::Request::MemberUpdate(_)
         );
+        crate::failpoint!(self.member_id, "applyBeforeEntry");
         if crate::planted_bug!(ApplyTwiceAfterRestart) && self.wait.is_empty() {
             let _ = self.apply_request(request.clone());
         }
         let result = self.apply_request(request);
+        crate::failpoint!(self.member_id, "applyAfterEntry");
         self.announce_revision();
         self.metrics.proposals_committed.set(entry.index);
         self.wait.trigger(id, result);
@@ -141,11 +146,18 @@ impl Applier {
 
     fn apply_request(&mut self, request: raft_request::Request) -> ApplyResult {
         // Lock order: lessor, kv, membership, alarms.
-        let mut lessor = self.lessor.lock().unwrap();
-        let mut kv = self.kv.lock().unwrap();
+        let mut lessor = self.state.lessor.lock().unwrap();
+        let mut kv = self.state.kv.lock().unwrap();
         // etcd's capped applier: while NOSPACE is raised, every member refuses what grows the
         // backend, even if it was proposed before the alarm.
-        if grows_backend(&request) && self.alarms.lock().unwrap().is_raised(AlarmType::Nospace) {
+        if grows_backend(&request)
+            && self
+                .state
+                .alarms
+                .lock()
+                .unwrap()
+                .is_raised(AlarmType::Nospace)
+        {
             return Err(ServerError::NoSpace);
         }
         let revision_before = kv.current_revision();
@@ -164,7 +176,10 @@ impl Applier {
                 kv.txn(&txn, &lease_exists).map(Applied::Txn)
             }
             raft_request::Request::Compaction(compaction) => {
-                kv.compact(compaction.revision).map(|()| {
+                crate::failpoint!(self.member_id, "compactBeforeApply");
+                let compacted = kv.compact(compaction.revision);
+                crate::failpoint!(self.member_id, "compactAfterApply");
+                compacted.map(|()| {
                     Applied::Compaction(CompactionResponse {
                         header: Some(ResponseHeader {
                             revision: kv.current_revision(),
@@ -174,7 +189,7 @@ impl Applier {
                 })
             }
             raft_request::Request::MemberAttributes(attributes) => {
-                let mut membership = self.membership.lock().unwrap();
+                let mut membership = self.state.membership.lock().unwrap();
                 membership.set_attributes(
                     attributes.member_id,
                     attributes.name,
@@ -183,7 +198,7 @@ impl Applier {
                 return Ok(Applied::Members(membership.members()));
             }
             raft_request::Request::MemberUpdate(update) => {
-                let mut membership = self.membership.lock().unwrap();
+                let mut membership = self.state.membership.lock().unwrap();
                 membership.update_peer_urls(update.id, update.peer_ur_ls);
                 return Ok(Applied::Members(membership.members()));
             }
@@ -205,7 +220,7 @@ impl Applier {
 
     /// Raises or clears an alarm; the response lists the alarm if it changed (etcd's answer).
     fn apply_alarm(&self, request: &AlarmRequest) -> AlarmResponse {
-        let mut alarms = self.alarms.lock().unwrap();
+        let mut alarms = self.state.alarms.lock().unwrap();
         let alarm = request.alarm();
         let changed = match request.action() {
             AlarmAction::Activate => {
@@ -237,7 +252,7 @@ impl Applier {
 
     /// Applies a committed membership change and wakes its proposer (waiting under `change.id`).
     pub fn apply_conf_change(&mut self, change: &ConfChange) {
-        let mut membership = self.membership.lock().unwrap();
+        let mut membership = self.state.membership.lock().unwrap();
         match change.get_change_type() {
             ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
                 let is_learner = change.get_change_type() == ConfChangeType::AddLearnerNode;
@@ -265,11 +280,12 @@ impl Applier {
         let data = SnapshotData::decode(&snapshot.data[..])
             .map_err(|e| ServerError::Storage(format!("undecodable snapshot data: {e}")))?;
         let kv = KvStore::from_snapshot(&data.kv.unwrap_or_default());
-        self.lessor.lock().unwrap().restore(&data.leases, &kv);
-        self.alarms.lock().unwrap().restore(&data.alarms);
-        *self.kv.lock().unwrap() = kv;
+        self.state.lessor.lock().unwrap().restore(&data.leases, &kv);
+        self.state.alarms.lock().unwrap().restore(&data.alarms);
+        *self.state.kv.lock().unwrap() = kv;
         self.announce_revision();
-        self.membership
+        self.state
+            .membership
             .lock()
             .unwrap()
             .restore(data.members, data.removed_member_ids);
@@ -285,7 +301,13 @@ impl Applier {
 
     /// The state machine as snapshot payload, at the applied index.
     pub fn snapshot_data(&self) -> Vec<u8> {
-        state_snapshot(&self.lessor, &self.kv, &self.membership, &self.alarms).encode_to_vec()
+        state_snapshot(
+            &self.state.lessor,
+            &self.state.kv,
+            &self.state.membership,
+            &self.state.alarms,
+        )
+        .encode_to_vec()
     }
 }
 

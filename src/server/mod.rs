@@ -40,7 +40,7 @@ use crate::raft_node::{
 use crate::storage::mvcc::KvStore;
 use crate::watched::Watched;
 use alarms::Alarms;
-use apply::{Applied, Applier, ApplyResult};
+use apply::{Applied, Applier, ApplyResult, StateMachine};
 use bootstrap::{BootstrapError, Bootstrapped, RemoteCluster};
 use membership::Membership;
 use metrics::Metrics;
@@ -122,10 +122,13 @@ impl EtcdServer {
         let (raft_inputs, inputs) = mpsc::channel(RAFT_INPUTS_MAX);
         let raft_status = Arc::new(Watched::new(RaftStatus::default()));
         let applier = Applier::new(
-            kv.clone(),
-            membership.clone(),
-            lessor.clone(),
-            alarms.clone(),
+            metadata.member_id,
+            StateMachine {
+                kv: kv.clone(),
+                membership: membership.clone(),
+                lessor: lessor.clone(),
+                alarms: alarms.clone(),
+            },
             wait.clone(),
             metrics.clone(),
             applied_index,

@@ -127,8 +127,12 @@ impl<'a> Faults<'a> {
         }
     }
 
-    /// Power loss now, or at the next durability boundary (a failpoint).
+    /// Power loss now, or at the next durability boundary (a failpoint), or of every member at
+    /// once (a data centre's power cut: only what each member fsynced survives anywhere).
     async fn crash(&mut self, member: &Member) {
+        if self.cluster.members.len() > 1 && self.rng.random_bool(0.1) {
+            return self.crash_everyone().await;
+        }
         if self.rng.random_bool(0.3) {
             let point = *detcd::failpoint::NAMES
                 .choose(&mut self.rng)
@@ -185,6 +189,30 @@ impl<'a> Faults<'a> {
                 }
             }
             self.flipped_bit = None;
+        }
+    }
+
+    async fn crash_everyone(&mut self) {
+        let running: Vec<&Member> = self
+            .cluster
+            .members
+            .iter()
+            .filter(|member| member.is_running())
+            .collect();
+        for member in &running {
+            member.kill();
+            member.disk.crash();
+        }
+        let names: Vec<&str> = running.iter().map(|m| m.name.as_str()).collect();
+        self.record(
+            "fault",
+            "",
+            format!("power loss of {} at once", names.join(",")),
+        );
+        sleep(ms(&mut self.rng, 0..3_000)).await;
+        for member in running {
+            member.restart();
+            self.record("heal", &member.name, "restart");
         }
     }
 

@@ -32,6 +32,8 @@ pub struct Faults<'a> {
     options: SwarmOptions,
     rng: StdRng,
     clogged_links: Vec<(NodeId, NodeId)>,
+    /// A second fault is being injected while the first holds.
+    nested: bool,
     /// Packet loss and latency are raised (a `Network` fault not yet undone).
     network_degraded: bool,
     /// A WAL bit flipped by a crash and not yet restored: (member index, file, byte, bit).
@@ -71,6 +73,7 @@ impl<'a> Faults<'a> {
             options: options.clone(),
             rng: StdRng::seed_from_u64(options.seed ^ 0xfa_0175),
             clogged_links: Vec::new(),
+            nested: false,
             network_degraded: false,
             flipped_bit: None,
             interrupted: None,
@@ -117,7 +120,7 @@ impl<'a> Faults<'a> {
                 let hold = ms(&mut self.rng, 200..5_000);
                 self.record("fault", &member.name, format!("pause for {hold:?}"));
                 Handle::current().pause(member.id());
-                sleep(hold).await;
+                self.hold(hold).await;
                 Handle::current().resume(member.id());
                 self.record("heal", &member.name, "resume");
             }
@@ -125,6 +128,40 @@ impl<'a> Faults<'a> {
             FaultKind::Partition => self.partition().await,
             FaultKind::Network => self.lossy_network().await,
         }
+    }
+
+    /// Holds a fault that leaves members running (a pause, a skewed clock, clogged or lossy links)
+    /// for a time drawn from `range_ms`; see [`Faults::hold`].
+    async fn hold_within(&mut self, range_ms: std::ops::Range<u64>) {
+        let hold = ms(&mut self.rng, range_ms);
+        self.hold(hold).await;
+    }
+
+    /// Holds a fault that leaves members running (a pause, a skewed clock, clogged or lossy links)
+    /// for `hold`. Sometimes a second fault strikes meanwhile: faults overlap in real outages,
+    /// and quorum bugs hide where they do (a crash while the cluster is partitioned). The second
+    /// fault is never a link fault, so that each heal undoes only its own links.
+    async fn hold(&mut self, hold: Duration) {
+        let nested: Vec<(FaultKind, u32)> = self
+            .options
+            .faults
+            .iter()
+            .copied()
+            .filter(|(kind, _)| !kind.changes_links())
+            .collect();
+        if self.nested || nested.is_empty() || !self.rng.random_bool(0.3) {
+            return sleep(hold).await;
+        }
+        let before = ms(&mut self.rng, 0..hold.as_millis() as u64 + 1);
+        sleep(before).await;
+        let kind = nested
+            .choose_weighted(&mut self.rng, |(_, weight)| *weight)
+            .expect("weights are positive")
+            .0;
+        self.nested = true;
+        Box::pin(self.inject(kind)).await;
+        self.nested = false;
+        sleep(hold.saturating_sub(before)).await;
     }
 
     /// Power loss now, or at the next durability boundary (a failpoint), or of every member at
@@ -323,7 +360,7 @@ impl<'a> Faults<'a> {
             what += &format!(", wall clock jumps {step_ms} ms");
         }
         self.record("fault", &member.name, what);
-        sleep(ms(&mut self.rng, 500..8_000)).await;
+        self.hold_within(500..8_000).await;
         member.clock.set_rate_ppm(0);
         self.record("heal", &member.name, "clock drift 0 ppm");
     }
@@ -363,7 +400,7 @@ impl<'a> Faults<'a> {
                 sleep(ms(&mut self.rng, 10..500)).await;
             }
         }
-        sleep(ms(&mut self.rng, 100..3_000)).await;
+        self.hold_within(100..3_000).await;
         links.shuffle(&mut self.rng);
         for &(source, target) in &links {
             NetSim::current().unclog_link(source, target);
@@ -392,7 +429,7 @@ impl<'a> Faults<'a> {
             config.send_latency = Duration::from_millis(1)..latency_max;
         });
         self.network_degraded = true;
-        sleep(ms(&mut self.rng, 500..8_000)).await;
+        self.hold_within(500..8_000).await;
         self.restore_network();
     }
 
@@ -442,7 +479,7 @@ impl<'a> Faults<'a> {
         for &(source, target) in &self.clogged_links {
             NetSim::current().clog_link(source, target);
         }
-        sleep(ms(&mut self.rng, 500..5_000)).await;
+        self.hold_within(500..5_000).await;
         for (source, target) in std::mem::take(&mut self.clogged_links) {
             NetSim::current().unclog_link(source, target);
         }

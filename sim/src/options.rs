@@ -61,6 +61,14 @@ impl FaultKind {
         FaultKind::ALL.into_iter().find(|kind| kind.name() == name)
     }
 
+    /// Whether this kind clogs or degrades network links (and its heal restores them).
+    pub fn changes_links(self) -> bool {
+        matches!(
+            self,
+            FaultKind::Partition | FaultKind::Clog | FaultKind::Network
+        )
+    }
+
     /// Whether this kind means anything for a cluster of `nodes`.
     pub fn applies_to(self, nodes: usize) -> bool {
         self != FaultKind::Partition || nodes > 1

@@ -87,8 +87,8 @@ struct SpecArgs {
     /// Cluster size; drawn per seed when absent.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=7))]
     nodes: Option<u64>,
-    /// Fault kinds to draw from (comma-separated), or "none".
-    #[arg(long, default_value = "crash,interrupt,partition,clog,disk,clock,pause", value_parser = parse_faults)]
+    /// Fault kinds to draw from (comma-separated), "all" or "none".
+    #[arg(long, default_value = "all", value_parser = parse_faults)]
     faults: Faults,
     /// The workload (only "kv" so far).
     #[arg(long, default_value = "kv", value_parser = ["kv"])]
@@ -123,15 +123,17 @@ fn parse_shard(text: &str) -> Result<(u64, u64), String> {
 }
 
 fn parse_faults(text: &str) -> Result<Faults, String> {
-    if text == "none" {
-        return Ok(Faults(Vec::new()));
+    match text {
+        "none" => return Ok(Faults(Vec::new())),
+        "all" => return Ok(Faults(FaultKind::ALL.to_vec())),
+        _ => {}
     }
     let mut kinds = Vec::new();
     for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         let kind = FaultKind::from_name(name).ok_or_else(|| {
             let known: Vec<&str> = FaultKind::ALL.iter().map(|k| k.name()).collect();
             format!(
-                "unknown fault {name:?}; known: {}, or none",
+                "unknown fault {name:?}; known: {}, or all, or none",
                 known.join(", ")
             )
         })?;

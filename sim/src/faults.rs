@@ -32,6 +32,8 @@ pub struct Faults<'a> {
     options: SwarmOptions,
     rng: StdRng,
     clogged_links: Vec<(NodeId, NodeId)>,
+    /// The member a `Pause` fault holds paused.
+    paused: Option<usize>,
     /// A second fault is being injected while the first holds.
     nested: bool,
     /// Packet loss and latency are raised (a `Network` fault not yet undone).
@@ -73,6 +75,7 @@ impl<'a> Faults<'a> {
             options: options.clone(),
             rng: StdRng::seed_from_u64(options.seed ^ 0xfa_0175),
             clogged_links: Vec::new(),
+            paused: None,
             nested: false,
             network_degraded: false,
             flipped_bit: None,
@@ -108,7 +111,9 @@ impl<'a> Faults<'a> {
     async fn inject(&mut self, kind: FaultKind) {
         let index = self.rng.random_range(0..self.cluster.members.len());
         let member = &self.cluster.members[index];
-        if !member.is_running() {
+        // A paused process handles ctrl-c only once resumed: no interrupt while it is paused.
+        let paused = self.paused == Some(index);
+        if !member.is_running() || (paused && kind == FaultKind::Interrupt) {
             return;
         }
         match kind {
@@ -120,7 +125,9 @@ impl<'a> Faults<'a> {
                 let hold = ms(&mut self.rng, 200..5_000);
                 self.record("fault", &member.name, format!("pause for {hold:?}"));
                 Handle::current().pause(member.id());
+                self.paused = Some(index);
                 self.hold(hold).await;
+                self.paused = None;
                 Handle::current().resume(member.id());
                 self.record("heal", &member.name, "resume");
             }

@@ -23,11 +23,13 @@ pub async fn run_member(config: Config, io: Io) -> Outcome {
     };
     register_interrupt_handler(etcd.clone());
     tokio::select! {
+        biased;
         () = etcd.ready() => {}
         () = etcd.stopped() => return Outcome::Stopped,
         error = etcd.err() => return fail(&etcd, error).await,
     }
     tokio::select! {
+        biased;
         () = etcd.stopped() => Outcome::Stopped,
         error = etcd.err() => fail(&etcd, error).await,
     }

@@ -251,6 +251,7 @@ async fn simulate(options: SwarmOptions, trace: Trace, recorder: Recorder) -> (H
     });
     let mut faults = Faults::new(&cluster, client_ids, &options);
     tokio::select! {
+        biased;
         () = workload.finished() => {}
         () = faults.run() => unreachable!("the fault schedule runs until cancelled"),
     }

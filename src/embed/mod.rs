@@ -181,6 +181,7 @@ impl Etcd {
             .unzip();
         let clock = self.inner.server.clock();
         tokio::select! {
+            biased;
             _ = futures::future::join_all(reporters) => {}
             () = clock.sleep(CLIENT_DRAIN_TIMEOUT) => {
                 // A connection that never finishes (a half-open one, a stuck stream) must not keep

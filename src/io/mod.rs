@@ -55,6 +55,7 @@ pub async fn interrupted() {
         match signal(SignalKind::terminate()) {
             Ok(mut terminate) => {
                 tokio::select! {
+                    biased;
                     _ = tokio::signal::ctrl_c() => {}
                     _ = terminate.recv() => {}
                 }

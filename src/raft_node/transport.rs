@@ -274,6 +274,7 @@ impl PeerSender {
             }
         };
         let delivered = tokio::select! {
+            biased;
             result = attempt => result.is_some(),
             () = clock.sleep(SEND_TIMEOUT) => false,
         };

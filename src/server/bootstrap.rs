@@ -333,6 +333,7 @@ pub async fn fetch_remote_cluster(
                 .map_err(|e| e.to_string())
         };
         let result = tokio::select! {
+            biased;
             result = attempt => result,
             () = clock.sleep(MEMBERS_FETCH_TIMEOUT) => Err("timed out".to_string()),
         };

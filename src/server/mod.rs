@@ -528,6 +528,7 @@ impl EtcdServer {
         self.submit(RaftInput::TransferLeader { to: target })
             .await?;
         tokio::select! {
+            biased;
             _ = self.raft_status.wait_for(|s| s.leader_id == target) => Ok(()),
             _ = self.stop.wait_for(|stopped| *stopped) => Err(ServerError::Stopped),
             () = self.io.clock.sleep(self.config.request_timeout) => Err(ServerError::Timeout),
@@ -611,6 +612,7 @@ impl EtcdServer {
         self.submit(RaftInput::ReadIndex { reply }).await?;
         let index = self.await_with_timeout(receiver).await??;
         tokio::select! {
+            biased;
             _ = self.raft_status.wait_for(|s| s.applied_index >= index) => Ok(()),
             _ = self.stop.wait_for(|stopped| *stopped) => Err(ServerError::Stopped),
             () = self.io.clock.sleep(self.config.request_timeout) => Err(ServerError::Timeout),
@@ -736,6 +738,7 @@ impl EtcdServer {
         receiver: oneshot::Receiver<T>,
     ) -> Result<T, ServerError> {
         tokio::select! {
+            biased;
             result = receiver => result.map_err(|_| ServerError::Stopped),
             _ = self.stop.wait_for(|stopped| *stopped) => Err(ServerError::Stopped),
             () = self.io.clock.sleep(self.config.request_timeout) => Err(ServerError::Timeout),

@@ -67,10 +67,11 @@ pub async fn serve_stream(
             return end;
         }
         let woken = tokio::select! {
+            biased;
+            _ = server.stop.wait_for(|stopped| *stopped) => Wake::Stopped,
             request = requests.next() => Wake::Request(request),
             _ = applied.wait_for(|revision| *revision != seen_revision) => Wake::Applied,
             () = &mut progress_tick => Wake::ProgressTick,
-            _ = server.stop.wait_for(|stopped| *stopped) => Wake::Stopped,
         };
         let step = match woken {
             Wake::Request(Some(request)) => stream.handle(request).await,

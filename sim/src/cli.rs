@@ -88,7 +88,7 @@ struct SpecArgs {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=7))]
     nodes: Option<u64>,
     /// Fault kinds to draw from (comma-separated), or "none".
-    #[arg(long, default_value = "crash,interrupt,partition,clog,disk,clock,pause", value_parser = parse_faults)]
+    #[arg(long, default_value = "crash,interrupt,partition,clog,disk,clock,pause,membership", value_parser = parse_faults)]
     faults: Faults,
     /// The workload (only "kv" so far).
     #[arg(long, default_value = "kv", value_parser = ["kv"])]

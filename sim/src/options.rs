@@ -27,10 +27,14 @@ pub enum FaultKind {
     Clock,
     /// Pause a member's process, then resume it.
     Pause,
+    /// Replace a member as an operator would (needs more than one node): `member remove`, wipe
+    /// its data dir, `member add` (maybe as a learner, then `member promote`), restart it to
+    /// join the existing cluster under a new member id.
+    Membership,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 7] = [
+    pub const ALL: [FaultKind; 8] = [
         FaultKind::Crash,
         FaultKind::Interrupt,
         FaultKind::Partition,
@@ -38,6 +42,7 @@ impl FaultKind {
         FaultKind::Disk,
         FaultKind::Clock,
         FaultKind::Pause,
+        FaultKind::Membership,
     ];
 
     pub fn name(self) -> &'static str {
@@ -49,6 +54,7 @@ impl FaultKind {
             FaultKind::Disk => "disk",
             FaultKind::Clock => "clock",
             FaultKind::Pause => "pause",
+            FaultKind::Membership => "membership",
         }
     }
 
@@ -58,7 +64,7 @@ impl FaultKind {
 
     /// Whether this kind means anything for a cluster of `nodes`.
     pub fn applies_to(self, nodes: usize) -> bool {
-        self != FaultKind::Partition || nodes > 1
+        !matches!(self, FaultKind::Partition | FaultKind::Membership) || nodes > 1
     }
 }
 

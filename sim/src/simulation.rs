@@ -242,7 +242,7 @@ async fn simulate(options: SwarmOptions, trace: Trace, recorder: Recorder) -> (H
             trace.clone(),
         ))
     });
-    let mut faults = Faults::new(&cluster, client_ids, &options);
+    let mut faults = Faults::new(&cluster, client_ids, &options, observer.clone());
     tokio::select! {
         () = workload.finished() => {}
         () = faults.run() => unreachable!("the fault schedule runs until cancelled"),

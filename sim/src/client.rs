@@ -5,13 +5,15 @@
 
 use std::time::Duration;
 
+use detcd::pb::etcdserverpb::cluster_client::ClusterClient;
 use detcd::pb::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use detcd::pb::etcdserverpb::kv_client::KvClient;
 use detcd::pb::etcdserverpb::maintenance_client::MaintenanceClient;
 use detcd::pb::etcdserverpb::request_op::Request as RequestOpKind;
 use detcd::pb::etcdserverpb::response_op::Response as ResponseOpKind;
 use detcd::pb::etcdserverpb::{
-    CompactionRequest, Compare, DeleteRangeRequest, HashKvRequest, HashKvResponse, PutRequest,
+    CompactionRequest, Compare, DeleteRangeRequest, HashKvRequest, HashKvResponse, Member,
+    MemberAddRequest, MemberListRequest, MemberPromoteRequest, MemberRemoveRequest, PutRequest,
     RangeRequest, RequestOp, StatusRequest, StatusResponse, TxnRequest,
 };
 use detcd::pb::mvccpb::KeyValue;
@@ -218,6 +220,51 @@ impl Client {
         Ok(within(maintenance.hash_kv(HashKvRequest { revision }))
             .await?
             .into_inner())
+    }
+}
+
+/// Membership changes, as `etcdctl member …` sends them.
+impl Client {
+    async fn cluster(&self) -> Result<ClusterClient<Channel>, String> {
+        within(ClusterClient::connect(self.url.clone())).await
+    }
+
+    /// The member list as of a linearizable read on this member: the read waits until the member
+    /// has applied everything committed before it, so the list has every membership change
+    /// committed before the call (a plain `member list` is whatever the member applied so far).
+    pub async fn fresh_member_list(&mut self) -> Result<Vec<Member>, String> {
+        self.get_at("membership-barrier", 0).await?;
+        let mut cluster = self.cluster().await?;
+        Ok(within(cluster.member_list(MemberListRequest {}))
+            .await?
+            .into_inner()
+            .members)
+    }
+
+    /// Adds a member with `peer_url`; returns it with the id the cluster gave it.
+    pub async fn member_add(&self, peer_url: &str, is_learner: bool) -> Result<Member, String> {
+        let mut cluster = self.cluster().await?;
+        let request = MemberAddRequest {
+            peer_ur_ls: vec![peer_url.to_string()],
+            is_learner,
+        };
+        within(cluster.member_add(request))
+            .await?
+            .into_inner()
+            .member
+            .ok_or_else(|| "member add answered without the member".to_string())
+    }
+
+    pub async fn member_remove(&self, id: u64) -> Result<(), String> {
+        let mut cluster = self.cluster().await?;
+        within(cluster.member_remove(MemberRemoveRequest { id })).await?;
+        Ok(())
+    }
+
+    pub async fn member_promote(&self, id: u64) -> Result<(), String> {
+        let mut cluster = self.cluster().await?;
+        within(cluster.member_promote(MemberPromoteRequest { id })).await?;
+        Ok(())
     }
 }
 

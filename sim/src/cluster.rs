@@ -33,9 +33,28 @@ pub fn member_name(index: usize) -> String {
     format!("n{}", index + 1)
 }
 
+pub fn peer_url(index: usize) -> String {
+    format!("http://{}:{PEER_PORT}", member_ip(index))
+}
+
 /// The flags member `index` of an `n`-member cluster starts with, as etcd's docs write them.
 pub fn member_flags(index: usize, options: &SwarmOptions) -> Vec<String> {
-    let peer_url = |i: usize| format!("http://{}:{PEER_PORT}", member_ip(i));
+    let mut flags = common_flags(index, options);
+    flags.push("--initial-cluster-state=new".to_string());
+    flags
+}
+
+/// The flags that bring member `index` back on an empty data dir after `member add`, as etcd's
+/// runtime-reconfiguration docs write them: `--initial-cluster` lists the current members (all of
+/// the simulator's, none of which changes its URLs), and the state is `existing`, so the member
+/// fetches the member list from its peers and finds itself there by its peer URL.
+pub fn rejoin_flags(index: usize, options: &SwarmOptions) -> Vec<String> {
+    let mut flags = common_flags(index, options);
+    flags.push("--initial-cluster-state=existing".to_string());
+    flags
+}
+
+fn common_flags(index: usize, options: &SwarmOptions) -> Vec<String> {
     let initial_cluster: Vec<String> = (0..options.nodes)
         .map(|i| format!("{}={}", member_name(i), peer_url(i)))
         .collect();
@@ -58,14 +77,14 @@ pub fn member_flags(index: usize, options: &SwarmOptions) -> Vec<String> {
     ]
 }
 
-fn member_config(index: usize, options: &SwarmOptions) -> Config {
-    Flags::try_parse_from(member_flags(index, options))
+fn parse_config(flags: &[String]) -> Config {
+    Flags::try_parse_from(flags)
         .expect("the simulator's flags parse")
         .into_config()
         .expect("the simulator's flags are valid")
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct MemberState {
     /// Set by the member's init, cleared when `run_member` returns or the supervisor kills it.
     running: bool,
@@ -74,6 +93,10 @@ struct MemberState {
     last_exit: Option<String>,
     /// A failpoint armed on this member that has not fired yet.
     armed_failpoint: Option<&'static str>,
+    /// The flags the next start parses: a replaced member comes back with other flags.
+    flags: Vec<String>,
+    /// The member's raft id, which `member add` changes when the member is replaced.
+    member_id: u64,
 }
 
 /// One detcd member and the state that outlives its process.
@@ -81,17 +104,17 @@ pub struct Member {
     pub index: usize,
     pub name: String,
     pub client_url: String,
-    pub member_id: u64,
+    pub peer_url: String,
     pub node: NodeHandle,
     pub disk: SimDisk,
     pub clock: SkewedClock,
-    pub config: Config,
     state: Arc<Mutex<MemberState>>,
 }
 
 impl Member {
     fn start(index: usize, options: &SwarmOptions, trace: &Trace) -> Member {
-        let config = member_config(index, options);
+        let flags = member_flags(index, options);
+        let config = parse_config(&flags);
         let name = member_name(index);
         let disk = SimDisk::new(options.seed.wrapping_mul(31).wrapping_add(index as u64));
         disk.set_crash_mode(match options.crash_mode.as_str() {
@@ -100,11 +123,20 @@ impl Member {
             _ => CrashMode::TornPrefix,
         });
         let clock = SkewedClock::default();
-        let state = Arc::new(Mutex::new(MemberState::default()));
+        let state = Arc::new(Mutex::new(MemberState {
+            running: false,
+            starts: 0,
+            last_exit: None,
+            armed_failpoint: None,
+            flags,
+            member_id: detcd::server::bootstrap::member_id(
+                &config.initial_advertise_peer_urls,
+                &config.initial_cluster_token,
+            ),
+        }));
         let member_seed = options.seed ^ ((index as u64 + 1) << 56);
         let node = {
-            let (config, disk, clock, state, trace, name) = (
-                config.clone(),
+            let (disk, clock, state, trace, name) = (
                 disk.clone(),
                 clock.clone(),
                 state.clone(),
@@ -117,8 +149,7 @@ impl Member {
                 .ip(member_ip(index))
                 .restart_on_panic_matching("failpoint")
                 .init(move || {
-                    let (config, disk, clock, state, trace, name) = (
-                        config.clone(),
+                    let (disk, clock, state, trace, name) = (
                         disk.clone(),
                         clock.clone(),
                         state.clone(),
@@ -126,7 +157,7 @@ impl Member {
                         name.clone(),
                     );
                     async move {
-                        let starts = {
+                        let (starts, config) = {
                             let mut state = state.lock().unwrap();
                             if state.running {
                                 // The last run neither returned nor was killed by the supervisor:
@@ -141,7 +172,7 @@ impl Member {
                             }
                             state.running = true;
                             state.starts += 1;
-                            state.starts
+                            (state.starts, parse_config(&state.flags))
                         };
                         trace.record("node", &name, format!("start #{starts}"));
                         let io = Io {
@@ -162,19 +193,14 @@ impl Member {
                 })
                 .build()
         };
-        let member_id = detcd::server::bootstrap::member_id(
-            &config.initial_advertise_peer_urls,
-            &config.initial_cluster_token,
-        );
         Member {
             index,
             client_url: format!("http://{}:{CLIENT_PORT}", member_ip(index)),
+            peer_url: peer_url(index),
             name,
-            member_id,
             node,
             disk,
             clock,
-            config,
             state,
         }
     }
@@ -194,6 +220,24 @@ impl Member {
 
     pub fn last_exit(&self) -> Option<String> {
         self.state.lock().unwrap().last_exit.clone()
+    }
+
+    /// The member's raft id (it changes when the member is replaced).
+    pub fn member_id(&self) -> u64 {
+        self.state.lock().unwrap().member_id
+    }
+
+    /// The configuration the member's flags give (the next start's, if they changed since).
+    pub fn config(&self) -> Config {
+        parse_config(&self.state.lock().unwrap().flags)
+    }
+
+    /// Gives the member the identity `member add` assigned it and the flags it joins with; the
+    /// next [`Member::restart`] starts it so.
+    pub fn replace_identity(&self, member_id: u64, flags: Vec<String>) {
+        let mut state = self.state.lock().unwrap();
+        state.member_id = member_id;
+        state.flags = flags;
     }
 
     pub fn armed_failpoint(&self) -> Option<&'static str> {
@@ -228,13 +272,15 @@ impl Member {
     }
 
     pub fn arm_failpoint(&self, name: &'static str) {
-        detcd::failpoint::arm(self.member_id, name);
-        self.state.lock().unwrap().armed_failpoint = Some(name);
+        let mut state = self.state.lock().unwrap();
+        detcd::failpoint::arm(state.member_id, name);
+        state.armed_failpoint = Some(name);
     }
 
     pub fn disarm_failpoint(&self) {
-        if let Some(name) = self.state.lock().unwrap().armed_failpoint.take() {
-            detcd::failpoint::disarm(self.member_id, name);
+        let mut state = self.state.lock().unwrap();
+        if let Some(name) = state.armed_failpoint.take() {
+            detcd::failpoint::disarm(state.member_id, name);
         }
     }
 }

@@ -4,12 +4,14 @@
 //! undone, wait a drawn gap, repeat. Every step goes to the trace. [`heal`] undoes everything, even
 //! a fault cut short when the workload finished, so the liveness phase starts from a healed cluster.
 
+mod membership;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
 use detcd::io::Disk;
 use madsim::net::NetSim;
-use madsim::runtime::Handle;
+use madsim::runtime::{Handle, NodeHandle};
 use madsim::task::NodeId;
 use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
@@ -29,6 +31,9 @@ pub type Problems = Vec<String>;
 pub struct Faults<'a> {
     cluster: &'a Cluster,
     clients: Vec<NodeId>,
+    /// The node the schedule sends its requests from (`member remove` …): madsim's main node,
+    /// where the schedule runs, has no network address.
+    operator: NodeHandle,
     options: SwarmOptions,
     rng: StdRng,
     clogged_links: Vec<(NodeId, NodeId)>,
@@ -42,6 +47,8 @@ pub struct Faults<'a> {
     flipped_bit: Option<(usize, PathBuf, u64, u8)>,
     /// A member sent ctrl-c whose restart has not happened yet.
     interrupted: Option<usize>,
+    /// A member being replaced (the membership fault), and how far that got.
+    replacing: Option<membership::Replacement>,
     pub problems: Problems,
     /// Damage a member did not notice: correctness failures.
     pub undetected_corruption: Vec<String>,
@@ -68,10 +75,16 @@ async fn wait_until(mut condition: impl FnMut() -> bool) -> bool {
 }
 
 impl<'a> Faults<'a> {
-    pub fn new(cluster: &'a Cluster, clients: Vec<NodeId>, options: &SwarmOptions) -> Faults<'a> {
+    pub fn new(
+        cluster: &'a Cluster,
+        clients: Vec<NodeId>,
+        options: &SwarmOptions,
+        operator: NodeHandle,
+    ) -> Faults<'a> {
         Faults {
             cluster,
             clients,
+            operator,
             options: options.clone(),
             rng: StdRng::seed_from_u64(options.seed ^ 0xfa_0175),
             clogged_links: Vec::new(),
@@ -80,6 +93,7 @@ impl<'a> Faults<'a> {
             network_degraded: false,
             flipped_bit: None,
             interrupted: None,
+            replacing: None,
             problems: Vec::new(),
             undetected_corruption: Vec::new(),
         }
@@ -134,6 +148,7 @@ impl<'a> Faults<'a> {
             FaultKind::Clog => self.clog(member).await,
             FaultKind::Partition => self.partition().await,
             FaultKind::Network => self.lossy_network().await,
+            FaultKind::Membership => self.replace_member(index).await,
         }
     }
 
@@ -147,14 +162,14 @@ impl<'a> Faults<'a> {
     /// Holds a fault that leaves members running (a pause, a skewed clock, clogged or lossy links)
     /// for `hold`. Sometimes a second fault strikes meanwhile: faults overlap in real outages,
     /// and quorum bugs hide where they do (a crash while the cluster is partitioned). The second
-    /// fault is never a link fault, so that each heal undoes only its own links.
+    /// fault is of a kind that [`FaultKind::may_overlap`].
     async fn hold(&mut self, hold: Duration) {
         let nested: Vec<(FaultKind, u32)> = self
             .options
             .faults
             .iter()
             .copied()
-            .filter(|(kind, _)| !kind.changes_links())
+            .filter(|(kind, _)| kind.may_overlap())
             .collect();
         if self.nested || nested.is_empty() || !self.rng.random_bool(0.3) {
             return sleep(hold).await;
@@ -271,8 +286,8 @@ impl<'a> Faults<'a> {
 
     /// Flips one durable bit in a random WAL segment; returns where, to undo it.
     fn flip_wal_bit(&mut self, member: &Member) -> Option<(usize, PathBuf, u64, u8)> {
-        let wal_dir = &member.config.wal_dir;
-        let names = member.disk.list(wal_dir).ok()?;
+        let wal_dir = member.config().wal_dir;
+        let names = member.disk.list(&wal_dir).ok()?;
         let name = names.choose(&mut self.rng)?;
         let path = wal_dir.join(name);
         let (durable, _) = member.disk.file_sizes(&path)?;
@@ -342,7 +357,7 @@ impl<'a> Faults<'a> {
             );
             member.kill();
             member.disk.crash();
-            member.disk.fail_reads(member.config.wal_dir.clone());
+            member.disk.fail_reads(member.config().wal_dir.clone());
             member.restart();
             if !wait_until(|| !member.is_running()).await {
                 self.problems.push(format!(
@@ -520,8 +535,11 @@ impl<'a> Faults<'a> {
             self.await_interrupted_stop(&self.cluster.members[index])
                 .await;
         }
+        // A member being replaced is not restarted as it was: its replacement is finished instead,
+        // once the others are up.
+        let replacing = self.replacing.map(|r| r.index);
         for member in &self.cluster.members {
-            if !member.is_running() {
+            if !member.is_running() && Some(member.index) != replacing {
                 let starts = member.starts();
                 if member.is_awaiting_restart() {
                     wait_until(|| member.starts() > starts).await;
@@ -530,6 +548,7 @@ impl<'a> Faults<'a> {
                 }
             }
         }
+        self.finish_replacement().await;
         self.record("heal", "", "healed everything");
     }
 }

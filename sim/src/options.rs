@@ -30,10 +30,14 @@ pub enum FaultKind {
     /// A lossy, slow network for a while: packets dropped (streams retransmit, new connections
     /// are refused) and delivered after a longer, random latency (reordered across connections).
     Network,
+    /// Replace a member as an operator would (needs more than one node): `member remove`, wipe
+    /// its data dir, `member add` (maybe as a learner, then `member promote`), restart it to
+    /// join the existing cluster under a new member id.
+    Membership,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 8] = [
+    pub const ALL: [FaultKind; 9] = [
         FaultKind::Crash,
         FaultKind::Interrupt,
         FaultKind::Partition,
@@ -42,6 +46,7 @@ impl FaultKind {
         FaultKind::Clock,
         FaultKind::Pause,
         FaultKind::Network,
+        FaultKind::Membership,
     ];
 
     pub fn name(self) -> &'static str {
@@ -54,6 +59,7 @@ impl FaultKind {
             FaultKind::Clock => "clock",
             FaultKind::Pause => "pause",
             FaultKind::Network => "network",
+            FaultKind::Membership => "membership",
         }
     }
 
@@ -61,17 +67,18 @@ impl FaultKind {
         FaultKind::ALL.into_iter().find(|kind| kind.name() == name)
     }
 
-    /// Whether this kind clogs or degrades network links (and its heal restores them).
-    pub fn changes_links(self) -> bool {
-        matches!(
+    /// Whether this kind may strike while another fault holds. Not link faults (each heal must
+    /// undo only its own links), and not membership changes, which need a connected majority.
+    pub fn may_overlap(self) -> bool {
+        !matches!(
             self,
-            FaultKind::Partition | FaultKind::Clog | FaultKind::Network
+            FaultKind::Partition | FaultKind::Clog | FaultKind::Network | FaultKind::Membership
         )
     }
 
     /// Whether this kind means anything for a cluster of `nodes`.
     pub fn applies_to(self, nodes: usize) -> bool {
-        self != FaultKind::Partition || nodes > 1
+        !matches!(self, FaultKind::Partition | FaultKind::Membership) || nodes > 1
     }
 }
 

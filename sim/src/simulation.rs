@@ -249,7 +249,7 @@ async fn simulate(options: SwarmOptions, trace: Trace, recorder: Recorder) -> (H
             trace.clone(),
         ))
     });
-    let mut faults = Faults::new(&cluster, client_ids, &options);
+    let mut faults = Faults::new(&cluster, client_ids, &options, observer.clone());
     tokio::select! {
         biased;
         () = workload.finished() => {}

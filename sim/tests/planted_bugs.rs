@@ -69,11 +69,12 @@ fn reading_without_read_index_returns_stale_values_from_a_lagging_member() {
 }
 
 /// Needs peers: a forgotten term and vote only matter when another member campaigns. raft-rs
-/// itself trips over the regressed term (a crash verdict) before two leaders can serve.
+/// may trip over the regressed term (a crash verdict) before two leaders can serve. The bound
+/// is wide since membership replacements, drawn too, leave fewer crashes to expose it.
 #[test]
 fn forgetting_the_raft_hard_state_is_caught_once_a_restarted_member_votes() {
-    let caught = first_failing_seed("forget-hard-state", 3, &FaultKind::ALL, 10);
-    assert!(caught.is_some(), "not caught within 10 seeds");
+    let caught = first_failing_seed("forget-hard-state", 3, &FaultKind::ALL, 30);
+    assert!(caught.is_some(), "not caught within 30 seeds");
 }
 
 /// The first seed in `1..=seeds_max` on which `bug` makes `checker` report a violation.

@@ -183,6 +183,20 @@ fn torn_crash_keeps_a_prefix_and_is_deterministic() {
 }
 
 #[test]
+fn wipe_removes_everything_and_kills_handles() {
+    let (disk, p) = sim_with_file(CrashMode::KeepUnsynced, 1);
+    let mut f = disk.open_append(&p).unwrap();
+    f.append(b"data").unwrap();
+    disk.wipe();
+    assert!(!disk.exists(&p));
+    assert!(!disk.exists(Path::new("/d")));
+    assert!(f.append(b"x").is_err());
+    // An empty disk again: a new data dir can be made on it.
+    disk.create_dir_all(Path::new("/d")).unwrap();
+    assert!(disk.list(Path::new("/d")).unwrap().is_empty());
+}
+
+#[test]
 fn failed_sync_leaves_data_pending() {
     let (disk, p) = sim_with_file(CrashMode::DropUnsynced, 1);
     let mut f = disk.open_append(&p).unwrap();

@@ -188,6 +188,16 @@ impl SimDisk {
         }
     }
 
+    /// An operator's `rm -rf` of everything on the disk (replacing a member starts it on an empty
+    /// data dir): every file and directory is gone, and handles opened before fail like after a
+    /// crash. Fault settings and statistics stay.
+    pub fn wipe(&self) {
+        let mut st = self.lock();
+        st.generation += 1;
+        st.files.clear();
+        st.dirs.clear();
+    }
+
     pub fn set_crash_mode(&self, mode: CrashMode) {
         self.lock().crash_mode = mode;
     }

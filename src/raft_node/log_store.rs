@@ -2,7 +2,9 @@
 //! start, appended after each fsync), except that snapshots come from the last one this member
 //! took or installed — `MemStorage` would hand out a snapshot without the state machine's data.
 
-use raft::prelude::{Entry, Snapshot};
+use std::cell::Cell;
+
+use raft::prelude::{ConfState, Entry, Snapshot};
 use raft::storage::MemStorage;
 use raft::{GetEntriesContext, RaftState, Storage, StorageError};
 
@@ -10,6 +12,8 @@ use raft::{GetEntriesContext, RaftState, Storage, StorageError};
 pub struct LogStore {
     entries: MemStorage,
     snapshot: Snapshot,
+    /// A peer needed a snapshot the latest one cannot serve (see [`LogStore::snapshot`]).
+    snapshot_wanted: Cell<bool>,
 }
 
 impl LogStore {
@@ -17,6 +21,7 @@ impl LogStore {
         LogStore {
             entries,
             snapshot: Snapshot::default(),
+            snapshot_wanted: Cell::new(false),
         }
     }
 
@@ -36,6 +41,23 @@ impl LogStore {
     pub fn snapshot_index(&self) -> u64 {
         self.snapshot.get_metadata().index
     }
+
+    /// Whether a peer has needed a newer snapshot since the last call: the raft loop then takes
+    /// one without waiting for `snapshot_count` entries.
+    pub fn take_snapshot_request(&self) -> bool {
+        self.snapshot_wanted.replace(false)
+    }
+}
+
+fn includes(conf_state: &ConfState, id: u64) -> bool {
+    [
+        conf_state.get_voters(),
+        conf_state.get_learners(),
+        conf_state.get_voters_outgoing(),
+        conf_state.get_learners_next(),
+    ]
+    .iter()
+    .any(|ids| ids.contains(&id))
 }
 
 impl Storage for LogStore {
@@ -65,14 +87,62 @@ impl Storage for LogStore {
         self.entries.last_index()
     }
 
-    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        if self.snapshot.get_metadata().index < request_index
-            || self.snapshot.get_metadata().index == 0
-        {
-            return Err(raft::Error::Store(
-                StorageError::SnapshotTemporarilyUnavailable,
-            ));
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
+        let unavailable = Err(raft::Error::Store(
+            StorageError::SnapshotTemporarilyUnavailable,
+        ));
+        let metadata = self.snapshot.get_metadata();
+        if metadata.index < request_index || metadata.index == 0 {
+            return unavailable;
+        }
+        // A member added since the latest snapshot is not in its ConfState, and raft ignores a
+        // snapshot that leaves the receiver out: a new member whose log must start from a
+        // snapshot would wait for the next one, forever if no more writes come. etcd's leader
+        // sends the state as applied now (`createMergedSnapshotMessage`); here the raft loop
+        // takes a new snapshot, which raft sends at its next attempt.
+        if !includes(metadata.get_conf_state(), to) {
+            self.snapshot_wanted.set(true);
+            return unavailable;
         }
         Ok(self.snapshot.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use raft::prelude::ConfState;
+
+    use super::*;
+
+    fn store_with_snapshot(index: u64, voters: Vec<u64>) -> LogStore {
+        let mut snapshot = Snapshot::default();
+        snapshot.mut_metadata().index = index;
+        snapshot.mut_metadata().term = 2;
+        snapshot
+            .mut_metadata()
+            .set_conf_state(ConfState::from((voters, Vec::new())));
+        let mut store = LogStore::new(MemStorage::new());
+        store.set_snapshot(snapshot);
+        store
+    }
+
+    #[test]
+    fn a_member_in_the_snapshot_gets_it() {
+        let store = store_with_snapshot(50, vec![1, 2, 3]);
+        assert_eq!(store.snapshot(0, 3).unwrap().get_metadata().index, 50);
+        assert!(!store.take_snapshot_request());
+    }
+
+    /// A member added after the latest snapshot cannot restore it (raft ignores a snapshot that
+    /// leaves the receiver out): it must not be sent, and the raft loop must take a new one.
+    #[test]
+    fn a_member_added_since_the_snapshot_asks_for_a_new_one() {
+        let store = store_with_snapshot(50, vec![1, 2]);
+        assert_eq!(
+            store.snapshot(0, 3).unwrap_err(),
+            raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable)
+        );
+        assert!(store.take_snapshot_request());
+        assert!(!store.take_snapshot_request(), "one request, taken once");
     }
 }

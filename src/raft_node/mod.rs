@@ -429,11 +429,14 @@ impl RaftNode {
         Ok(())
     }
 
-    /// Every `snapshot_count` applied entries: snapshot the state machine, then release the log
-    /// (in memory and on disk) behind it, keeping some entries for slow followers.
+    /// Every `snapshot_count` applied entries, or when a peer needs a newer snapshot than the
+    /// latest (a member added since): snapshot the state machine, then release the log (in
+    /// memory and on disk) behind it, keeping some entries for slow followers.
     fn maybe_snapshot(&mut self) -> Result<(), ServerError> {
         let applied = self.applier.applied_index();
-        if applied < self.raw.store().snapshot_index() + self.snapshot_count {
+        let snapshot_index = self.raw.store().snapshot_index();
+        let wanted = self.raw.store().take_snapshot_request() && applied > snapshot_index;
+        if applied < snapshot_index + self.snapshot_count && !wanted {
             return Ok(());
         }
         let mut snapshot = Snapshot {

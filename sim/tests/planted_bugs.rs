@@ -30,7 +30,7 @@ fn first_failing_seed(
 
 #[test]
 fn acknowledging_before_fsync_loses_acknowledged_writes_at_a_power_loss() {
-    let caught = first_failing_seed("ack-before-fsync", 1, &FaultKind::ALL, 5);
+    let caught = first_failing_seed("ack-before-fsync", 1, &FaultKind::ALL, 12);
     assert!(
         matches!(caught, Some((_, Verdict::Correctness))),
         "{caught:?}"
@@ -61,7 +61,7 @@ fn skipping_wal_checksums_lets_a_member_serve_a_flipped_bit() {
 /// Needs peers: one member has no stale replica to read from.
 #[test]
 fn reading_without_read_index_returns_stale_values_from_a_lagging_member() {
-    let caught = first_failing_seed("read-without-read-index", 3, &FaultKind::ALL, 15);
+    let caught = first_failing_seed("read-without-read-index", 3, &FaultKind::ALL, 25);
     assert!(
         matches!(caught, Some((_, Verdict::Correctness))),
         "{caught:?}"

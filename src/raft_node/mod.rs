@@ -376,7 +376,10 @@ impl RaftNode {
     }
 
     fn apply_conf_change(&mut self, change: &ConfChange) -> Result<(), ServerError> {
-        self.applier.apply_conf_change(change);
+        if !self.applier.apply_conf_change(change) {
+            // Refused on every member alike: raft's configuration stays as it was.
+            return Ok(());
+        }
         let conf_state = self
             .raw
             .apply_conf_change(change)

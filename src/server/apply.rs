@@ -251,28 +251,45 @@ impl Applier {
     }
 
     /// Applies a committed membership change and wakes its proposer (waiting under `change.id`).
-    pub fn apply_conf_change(&mut self, change: &ConfChange) {
+    /// Returns whether the change took effect; one that no longer fits the membership (see
+    /// [`Membership::check_add`]) is refused, and raft's configuration must then stay as it is too.
+    pub fn apply_conf_change(&mut self, change: &ConfChange) -> bool {
         let mut membership = self.state.membership.lock().unwrap();
-        match change.get_change_type() {
+        let result = match change.get_change_type() {
             ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
-                let is_learner = change.get_change_type() == ConfChangeType::AddLearnerNode;
-                match membership.get(change.node_id) {
-                    // Promotion of a learner, or the re-application of a bootstrap entry.
-                    Some(_) if !is_learner => membership.promote(change.node_id),
-                    Some(_) => {}
-                    None => {
-                        let mut member = Member::decode(change.get_context())
-                            .expect("conf changes carry the member they add");
-                        member.is_learner = is_learner;
-                        membership.add(member);
-                    }
-                }
+                let learner = change.get_change_type() == ConfChangeType::AddLearnerNode;
+                let mut member = Member::decode(change.get_context())
+                    .expect("conf changes carry the member they add");
+                assert_eq!(
+                    member.id, change.node_id,
+                    "a conf change adds its own member"
+                );
+                membership
+                    .check_add(&member)
+                    .map(|()| match membership.get(member.id) {
+                        // Promotion of a learner, or the re-application of a bootstrap entry.
+                        Some(_) if !learner => membership.promote(member.id),
+                        Some(_) => {}
+                        None => {
+                            member.is_learner = learner;
+                            membership.add(member);
+                        }
+                    })
             }
-            ConfChangeType::RemoveNode => membership.remove(change.node_id),
-        }
+            ConfChangeType::RemoveNode => {
+                membership.remove(change.node_id);
+                Ok(())
+            }
+        };
         let members = membership.members();
         drop(membership);
-        self.wait.trigger(change.id, Ok(Applied::Members(members)));
+        let applied = result.is_ok();
+        if let Err(error) = &result {
+            tracing::warn!(node_id = format_args!("{:x}", change.node_id), %error, "refused a committed membership change");
+        }
+        self.wait
+            .trigger(change.id, result.map(|()| Applied::Members(members)));
+        applied
     }
 
     /// Replaces the state machine with a snapshot's.

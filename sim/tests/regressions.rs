@@ -39,3 +39,25 @@ fn a_member_added_after_the_latest_snapshot_catches_up() {
         );
     }
 }
+
+/// A snapshot for a peer that queued while the previous send to it was failing was dropped
+/// without a report, and raft kept that peer in its snapshot state for ever: after a power loss
+/// and a lossy network, n3 stayed at revision 5 while the others reached 88.
+#[test]
+fn a_dropped_snapshot_is_reported_so_the_follower_catches_up() {
+    let faults = [
+        FaultKind::Membership,
+        FaultKind::Crash,
+        FaultKind::Partition,
+        FaultKind::Network,
+        FaultKind::Interrupt,
+    ];
+    let run = run(0x11242, 3, &faults);
+    assert_eq!(
+        run.verdict,
+        Verdict::Pass,
+        "{:?} {:?}",
+        run.findings.violations,
+        run.panic
+    );
+}

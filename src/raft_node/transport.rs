@@ -217,11 +217,21 @@ impl PeerSender {
                 backoff = RETRY_BACKOFF_MIN;
             } else {
                 // Try the peer's next URL next time, after a growing pause; what queued meanwhile
-                // is mostly stale, and raft will resend what matters.
+                // is mostly stale, and raft will resend what matters. A dropped snapshot must be
+                // reported all the same: until it hears how a snapshot went, raft's progress for
+                // the peer waits in its snapshot state and sends it nothing else, for ever.
                 url_index = (url_index + 1) % self.peer_urls.len();
                 self.clock.sleep(backoff).await;
                 backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
-                while queue.try_recv().is_ok() {}
+                while queue.try_recv().is_ok() {
+                    if lane == Lane::Snapshots {
+                        let failed = RaftInput::SnapshotStatus {
+                            to: self.to,
+                            delivered: false,
+                        };
+                        let _ = self.feedback.send(failed).await;
+                    }
+                }
             }
         }
     }

@@ -180,9 +180,10 @@ impl Etcd {
             .map(|task| (task.serving, task.reporter))
             .unzip();
         let clock = self.inner.server.clock();
+        let mut finished = futures::future::join_all(reporters);
         tokio::select! {
             biased;
-            _ = futures::future::join_all(reporters) => {}
+            _ = &mut finished => {}
             () = clock.sleep(CLIENT_DRAIN_TIMEOUT) => {
                 // A connection that never finishes (a half-open one, a stuck stream) must not keep
                 // the listener, and with it the port, past close: a restarted member binds it again.
@@ -190,6 +191,8 @@ impl Etcd {
                 for serving in serving {
                     serving.abort();
                 }
+                // An aborted listener lets go of its port only when it is dropped: wait for that.
+                finished.await;
             }
         }
         self.inner.server.transfer_leadership_before_stop().await;

@@ -5,7 +5,7 @@
 //! that the simulator's node runtime turns into a crash), which is the worst moment for durability.
 
 /// Every point a `failpoint!` marks, in the order a write meets them. The simulator draws from
-/// this list; a test keeps it equal to the points in the source.
+/// this list; `tests/source_rules.rs` keeps it equal to the points in the source.
 ///
 /// - `raftBeforeLeaderSend`: a leader is about to send appends it has not yet made durable.
 /// - `raftBeforeSave` / `raftAfterSave`: around the WAL write + fsync of entries and hard state.
@@ -79,37 +79,3 @@ mod armed {
 
 #[cfg(madsim)]
 pub use armed::{arm, disarm, hit};
-
-#[cfg(test)]
-mod tests {
-    use std::collections::BTreeSet;
-    use std::path::Path;
-
-    fn points_in(dir: &Path, found: &mut BTreeSet<String>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                points_in(&path, found);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                let text = std::fs::read_to_string(&path).unwrap();
-                // Spelled in two halves so that this test is not a call site itself.
-                for call in text.split(concat!("failpoint", "!(")).skip(1) {
-                    if let Some(name) = call.split('"').nth(1) {
-                        found.insert(name.to_string());
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn names_lists_exactly_the_points_in_the_source() {
-        let mut found = BTreeSet::new();
-        points_in(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
-            &mut found,
-        );
-        let listed: BTreeSet<String> = super::NAMES.iter().map(|n| n.to_string()).collect();
-        assert_eq!(found, listed);
-    }
-}

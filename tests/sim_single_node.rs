@@ -16,7 +16,7 @@ use std::time::Duration;
 use detcd::io::SimDisk;
 use detcd::pb::etcdserverpb::kv_client::KvClient;
 use detcd::pb::etcdserverpb::{PutRequest, RangeRequest};
-use madsim::runtime::Handle;
+use madsim::runtime::{Handle, NodeHandle};
 
 /// Connects, retrying while the node is still starting.
 async fn client() -> KvClient<tonic::transport::Channel> {
@@ -56,6 +56,18 @@ async fn get(
         }
     }
     panic!("the node never served a read");
+}
+
+/// Sends ctrl-c and waits (10 s at most) for the node to stop.
+async fn stop_with_ctrl_c(handle: &Handle, node: &NodeHandle) {
+    handle.send_ctrl_c(node.id());
+    for _ in 0..100 {
+        if handle.is_exit(node.id()) {
+            break;
+        }
+        madsim::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(handle.is_exit(node.id()), "ctrl-c must stop the node");
 }
 
 #[madsim::test]
@@ -103,14 +115,7 @@ async fn a_node_serves_its_writes_after_ctrl_c_and_restart() {
         .unwrap();
     assert_eq!(written, Some((b"value19".to_vec(), 21)));
 
-    handle.send_ctrl_c(node.id());
-    for _ in 0..100 {
-        if handle.is_exit(node.id()) {
-            break;
-        }
-        madsim::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(handle.is_exit(node.id()), "ctrl-c must stop the node");
+    stop_with_ctrl_c(&handle, &node).await;
 
     handle.restart(node.id());
     let read_back = client_node
@@ -153,14 +158,7 @@ async fn ctrl_c_releases_the_client_port_despite_a_half_open_connection() {
         .await
         .unwrap();
 
-    handle.send_ctrl_c(node.id());
-    for _ in 0..100 {
-        if handle.is_exit(node.id()) {
-            break;
-        }
-        madsim::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(handle.is_exit(node.id()), "ctrl-c must stop the node");
+    stop_with_ctrl_c(&handle, &node).await;
     let refused = client_node
         .spawn(async move {
             let endpoint = madsim::net::Endpoint::bind("0.0.0.0:0").await.unwrap();

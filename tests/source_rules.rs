@@ -1,4 +1,9 @@
-//! Rules that keep the simulator's runs reproducible, checked on the source. Code the simulator
+//! Rules checked on the source.
+//!
+//! Failpoints: `detcd::failpoint::NAMES`, which the simulator draws crash sites from, lists exactly
+//! the points that `failpoint!` marks.
+//!
+//! Determinism: rules that keep the simulator's runs reproducible. Code the simulator
 //! runs must take time, randomness and scheduling from the seams and madsim, never from the OS,
 //! and must not let a random draw outside the seed pick what happens next.
 //!
@@ -92,4 +97,25 @@ fn only_the_seams_read_clocks_or_spawn_threads() {
         escapes.is_empty(),
         "clock or thread outside the seams at {escapes:?}"
     );
+}
+
+#[test]
+fn failpoint_names_list_exactly_the_points_in_the_source() {
+    let mut found: Vec<String> = Vec::new();
+    for (_, text) in sources(&["src"]) {
+        // Spelled in two halves so that this test is not a call site itself.
+        for call in text.split(concat!("failpoint", "!(")).skip(1) {
+            if let Some(name) = call.split('"').nth(1) {
+                found.push(name.to_string());
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    let mut listed: Vec<String> = detcd::failpoint::NAMES
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    listed.sort();
+    assert_eq!(found, listed);
 }

@@ -61,3 +61,29 @@ fn a_dropped_snapshot_is_reported_so_the_follower_catches_up() {
         run.panic
     );
 }
+
+/// Watch streams read events from the store after they are applied. A compaction at revision 74
+/// dropped the tombstone of a delete made at 74 while two watchers (on a member just paused) were
+/// still at 74: both silently missed the delete. Now such a watch is cancelled as compacted.
+#[test]
+fn a_watch_at_the_compaction_revision_does_not_silently_lose_a_delete() {
+    let faults = [
+        FaultKind::Crash,
+        FaultKind::Interrupt,
+        FaultKind::Partition,
+        FaultKind::Clog,
+        FaultKind::Disk,
+        FaultKind::Clock,
+        FaultKind::Pause,
+        FaultKind::Network,
+        FaultKind::Membership,
+    ];
+    let run = run(0x187fd, 3, &faults);
+    assert_eq!(
+        run.verdict,
+        Verdict::Pass,
+        "{:?} {:?}",
+        run.findings.violations,
+        run.panic
+    );
+}

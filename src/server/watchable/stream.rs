@@ -37,6 +37,8 @@ pub struct WatchStream<'a> {
 struct Window {
     current_revision: i64,
     compact_revision: i64,
+    /// See [`crate::storage::mvcc::KvStore::deletes_dropped_by_compaction`].
+    dropped_deletes: Vec<Event>,
     /// Events of revisions up to and including `through_revision`, for the watches behind it.
     events: Vec<Event>,
     through_revision: i64,
@@ -212,6 +214,7 @@ impl<'a> WatchStream<'a> {
         Some(Window {
             current_revision: kv.current_revision(),
             compact_revision,
+            dropped_deletes: kv.deletes_dropped_by_compaction(),
             events,
             through_revision,
         })
@@ -219,19 +222,32 @@ impl<'a> WatchStream<'a> {
 
     /// Watches that still need events the compaction discarded end with etcd's compacted
     /// response: `compact_revision` set, `canceled`, and a header without revision.
+    ///
+    /// Watches read events from the store after they are applied, so a watch can still be at
+    /// the compaction revision when the compaction drops a delete made there (its tombstone).
+    /// etcd's synced watchers got that event as it was written; here a watch that covers such a
+    /// key is told it was compacted, and that it can resume after the compaction revision,
+    /// rather than silently miss the delete (seed 0x187fd).
     async fn cancel_compacted(&mut self, window: &Window) -> Result<(), StreamEnd> {
-        let compacted: Vec<i64> = self
+        let compacted: Vec<(i64, i64)> = self
             .watchers
             .values()
-            .filter(|watcher| watcher.next_revision < window.compact_revision)
-            .map(|watcher| watcher.id)
+            .filter_map(|watcher| {
+                if watcher.next_revision < window.compact_revision {
+                    Some((watcher.id, window.compact_revision))
+                } else if watcher.awaits_any(&window.dropped_deletes) {
+                    Some((watcher.id, window.compact_revision + 1))
+                } else {
+                    None
+                }
+            })
             .collect();
-        for id in compacted {
+        for (id, compact_revision) in compacted {
             self.watchers.remove(&id);
             self.send(WatchResponse {
                 header: Some(self.server.header(0)),
                 watch_id: id,
-                compact_revision: window.compact_revision,
+                compact_revision,
                 canceled: true,
                 ..Default::default()
             })

@@ -121,6 +121,13 @@ impl Watcher {
         selected
     }
 
+    /// Whether this watch has yet to be sent one of `events`.
+    pub fn awaits_any(&self, events: &[Event]) -> bool {
+        events
+            .iter()
+            .any(|event| revision_of(event) >= self.next_revision && self.wants(event))
+    }
+
     fn wants(&self, event: &Event) -> bool {
         let key = event.kv.as_ref().map_or(&[][..], |kv| kv.key.as_slice());
         let filtered = match event.r#type() {

@@ -21,6 +21,24 @@ impl KvStore {
         self.events_in(start_revision..=i64::MAX)
     }
 
+    /// The delete events at the compaction revision that the compaction dropped with their
+    /// tombstones (etcd drops them too). A watch still waiting for events of that revision may
+    /// need one of them: it must be told it was compacted rather than silently miss it.
+    pub fn deletes_dropped_by_compaction(&self) -> Vec<Event> {
+        self.deletes_at_compact_rev
+            .iter()
+            .map(|key| Event {
+                r#type: EventType::Delete as i32,
+                kv: Some(KeyValue {
+                    key: key.clone(),
+                    mod_revision: self.compact_rev,
+                    ..Default::default()
+                }),
+                prev_kv: None,
+            })
+            .collect()
+    }
+
     /// Every event at the given revisions still in the history, in
     /// revision order: a bounded piece of [`KvStore::events_since`], so a
     /// watcher far behind catches up in steps of bounded work.

@@ -103,6 +103,10 @@ pub struct KvStore {
     current_rev: i64,
     /// etcd's `compactMainRev`: -1 until the first compaction.
     compact_rev: i64,
+    /// Keys deleted at `compact_rev` itself: the compaction dropped their tombstones, and with
+    /// them the events a watch at `compact_rev` still needs (see
+    /// [`KvStore::deletes_dropped_by_compaction`]).
+    deletes_at_compact_rev: Vec<Vec<u8>>,
     /// Key and value bytes of everything in `log`, kept as `log` changes (only through
     /// `log_insert` / `log_remove`) so that size checks on every write cost nothing.
     retained_bytes: u64,
@@ -124,6 +128,7 @@ impl KvStore {
             retained_bytes: 0,
             current_rev: 1,
             compact_rev: -1,
+            deletes_at_compact_rev: Vec::new(),
         }
     }
 
@@ -195,10 +200,19 @@ impl KvStore {
             return Err(MvccError::FutureRevision);
         }
         let mut dropped = Vec::new();
-        self.index.retain(|_, history| {
-            dropped.extend(history.compact(revision));
+        let mut deletes_at_compact_rev = Vec::new();
+        self.index.retain(|key, history| {
+            let changes = history.compact(revision);
+            if changes
+                .iter()
+                .any(|c| c.tombstone && c.rev.main == revision)
+            {
+                deletes_at_compact_rev.push(key.clone());
+            }
+            dropped.extend(changes);
             !history.is_empty()
         });
+        self.deletes_at_compact_rev = deletes_at_compact_rev;
         for change in dropped {
             self.log_remove(change.rev);
         }

@@ -58,6 +58,27 @@ fn compacting_past_a_delete_forgets_the_key() {
     assert_eq!(get_at(&store, "a", 5).unwrap(), None);
 }
 
+/// The tombstone of a delete at the compaction revision goes with the compaction, and its event
+/// with it: the store says which, so that a watch still waiting for it can be told.
+#[test]
+fn deletes_dropped_at_the_compact_revision_are_listed() {
+    let mut store = history();
+    store.compact(4).unwrap();
+    assert!(store.deletes_dropped_by_compaction().is_empty());
+    store.compact(5).unwrap();
+    let dropped: Vec<(Vec<u8>, i64)> = store
+        .deletes_dropped_by_compaction()
+        .iter()
+        .map(|e| {
+            let kv = e.kv.as_ref().unwrap();
+            (kv.key.clone(), kv.mod_revision)
+        })
+        .collect();
+    assert_eq!(dropped, [(b"a".to_vec(), 5)]);
+    store.compact(6).unwrap();
+    assert!(store.deletes_dropped_by_compaction().is_empty());
+}
+
 #[test]
 fn compacting_at_or_below_the_compact_revision_fails() {
     // etcd 3.4.23: a second `etcdctl compact 0` exits with status 1.

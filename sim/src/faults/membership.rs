@@ -213,17 +213,21 @@ impl<'a> Faults<'a> {
     /// Removes `id` through another member; then the member must stop by itself (it is killed
     /// if it does not), and its disk is wiped.
     async fn remove(&mut self, member: &Member, id: u64, budget: Duration) -> bool {
-        let mut budget = Budget::new(budget);
-        while let Err(error) = self.try_remove(member, id).await {
-            if !budget.next_attempt().await {
-                self.give_up(member, "member remove", &budget, &error);
-                return false;
-            }
-        }
+        let Some(((), attempts)) = self
+            .retry(
+                member,
+                "member remove",
+                budget,
+                async |faults: &mut Self| faults.try_remove(member, id).await,
+            )
+            .await
+        else {
+            return false;
+        };
         self.record(
             "fault",
             &member.name,
-            format!("removed {id:x} (attempt {})", budget.attempts),
+            format!("removed {id:x} (attempt {attempts})"),
         );
         if !wait_until(|| !member.is_running()).await {
             self.problems.push(format!(
@@ -265,25 +269,18 @@ impl<'a> Faults<'a> {
     async fn add(&mut self, member: &Member, as_learner: bool, budget: Duration) -> Option<u64> {
         // An operator takes a moment between the two commands.
         sleep(Duration::from_millis(self.rng.random_range(0..2_000))).await;
-        let mut budget = Budget::new(budget);
-        let added = loop {
-            match self.try_add(member, as_learner).await {
-                Ok(added) => break added,
-                Err(error) if !budget.next_attempt().await => {
-                    self.give_up(member, "member add", &budget, &error);
-                    return None;
-                }
-                Err(_) => {}
-            }
-        };
+        let (added, attempts) = self
+            .retry(member, "member add", budget, async |faults: &mut Self| {
+                faults.try_add(member, as_learner).await
+            })
+            .await?;
         self.record(
             "fault",
             &member.name,
             format!(
-                "added as {} {:x} (attempt {})",
+                "added as {} {:x} (attempt {attempts})",
                 if added.is_learner { "learner" } else { "voter" },
                 added.id,
-                budget.attempts
             ),
         );
         // The rejoin step starts it (and starts it again if joining fails).
@@ -312,17 +309,18 @@ impl<'a> Faults<'a> {
     /// whenever it is down (a join fails when no peer answers), and promote it through the leader
     /// while it is a learner (the leader refuses until the learner has caught up).
     async fn rejoin(&mut self, member: &Member, id: u64, budget: Duration) -> bool {
-        let mut budget = Budget::new(budget);
-        while let Err(error) = self.try_rejoin(member, id).await {
-            if !budget.next_attempt().await {
-                self.give_up(member, "rejoin", &budget, &error);
-                return false;
-            }
-        }
+        let Some(((), attempts)) = self
+            .retry(member, "rejoin", budget, async |faults: &mut Self| {
+                faults.try_rejoin(member, id).await
+            })
+            .await
+        else {
+            return false;
+        };
         self.record(
             "heal",
             &member.name,
-            format!("{id:x} is a started voter (attempt {})", budget.attempts),
+            format!("{id:x} is a started voter (attempt {attempts})"),
         );
         true
     }
@@ -368,15 +366,33 @@ impl<'a> Faults<'a> {
         Ok(())
     }
 
-    fn give_up(&self, member: &Member, step: &str, budget: &Budget, error: &str) {
-        self.record(
-            "fault",
-            &member.name,
-            format!(
-                "{step}: giving up after {} attempts: {error}",
-                budget.attempts
-            ),
-        );
+    /// Runs `attempt` until it succeeds or `budget` is spent, which it records as giving up on
+    /// `step`; returns what succeeded and after how many attempts.
+    async fn retry<T>(
+        &mut self,
+        member: &Member,
+        step: &str,
+        budget: Duration,
+        mut attempt: impl AsyncFnMut(&mut Self) -> Result<T, String>,
+    ) -> Option<(T, u32)> {
+        let mut budget = Budget::new(budget);
+        loop {
+            match attempt(self).await {
+                Ok(value) => return Some((value, budget.attempts)),
+                Err(error) if !budget.next_attempt().await => {
+                    self.record(
+                        "fault",
+                        &member.name,
+                        format!(
+                            "{step}: giving up after {} attempts: {error}",
+                            budget.attempts
+                        ),
+                    );
+                    return None;
+                }
+                Err(_) => {}
+            }
+        }
     }
 
     /// The member whose id the first member to answer `Status` names as leader.

@@ -5,7 +5,6 @@
 //! (`lease_safety`).
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use detcd::pb::etcdserverpb::kv_client::KvClient;
@@ -21,6 +20,7 @@ use rand::{Rng, SeedableRng};
 use crate::client::REQUEST_TIMEOUT;
 use crate::history::{LeaseHistory, LeaseRecord};
 use crate::options::SwarmOptions;
+use crate::recorded::Recorded;
 use crate::trace::{now_ns, Trace};
 
 /// Every lease key starts with this; the kv workload and the watchers never touch it.
@@ -32,26 +32,7 @@ const LEASE_PREFIX_END: &str = "lease0";
 pub const EXPIRY_MARGIN: Duration = Duration::from_secs(5);
 
 /// The lease client's records.
-#[derive(Debug, Clone, Default)]
-pub struct LeaseRecorder {
-    leases: Arc<Mutex<Vec<LeaseRecord>>>,
-}
-
-impl LeaseRecorder {
-    fn add(&self, record: LeaseRecord) -> usize {
-        let mut leases = self.leases.lock().unwrap();
-        leases.push(record);
-        leases.len() - 1
-    }
-
-    fn update(&self, index: usize, change: impl FnOnce(&mut LeaseRecord)) {
-        change(&mut self.leases.lock().unwrap()[index]);
-    }
-
-    pub fn leases(&self) -> Vec<LeaseRecord> {
-        self.leases.lock().unwrap().clone()
-    }
-}
+pub type LeaseRecorder = Recorded<LeaseRecord>;
 
 pub fn start(
     options: &SwarmOptions,
@@ -141,7 +122,7 @@ async fn lease_loop(seed: u64, member_urls: Vec<String>, recorder: LeaseRecorder
             let ttl = rng.random_range(2..=5);
             let invoke = now_ns();
             let granted = within(lease.lease_grant(LeaseGrantRequest { ttl, id })).await;
-            let index = recorder.add(LeaseRecord {
+            let index = recorder.push(LeaseRecord {
                 id,
                 requested_ttl_s: ttl,
                 granted_ttl_s: granted.as_ref().ok().map(|g| g.ttl),
@@ -177,7 +158,7 @@ async fn lease_loop(seed: u64, member_urls: Vec<String>, recorder: LeaseRecorder
         } else if !active.is_empty() {
             let slot = rng.random_range(0..active.len());
             let (index, keep_alives_left) = active[slot];
-            let id = recorder.leases()[index].id;
+            let id = recorder.get(index).id;
             if keep_alives_left > 0 {
                 active[slot].1 -= 1;
                 let invoke = now_ns();
@@ -222,7 +203,7 @@ pub async fn read_after_heal(
     election_timeout_ms: u64,
     trace: &Trace,
 ) -> LeaseHistory {
-    let leases = recorder.leases();
+    let leases = recorder.all();
     let heal_ns = now_ns();
     let last_activity_ns = leases
         .iter()

@@ -19,6 +19,7 @@ pub mod history;
 pub mod leases;
 pub mod options;
 pub mod quiet;
+pub mod recorded;
 pub mod report;
 pub mod simulation;
 pub mod trace;

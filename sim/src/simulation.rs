@@ -292,7 +292,7 @@ async fn simulate(options: SwarmOptions, trace: Trace, recorder: Recorder) -> (H
             .await
             .expect("the lease read after heal does not panic");
     }
-    history.watches = watch_recorder.records();
+    history.watches = watch_recorder.all();
     leaders.abort();
     if !faults.problems.is_empty() {
         let problems = faults.problems.join("; ");

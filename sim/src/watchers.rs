@@ -4,7 +4,6 @@
 //! revision it saw + 1. Every response with events is recorded for `watch_guarantees`.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use detcd::pb::etcdserverpb::watch_client::WatchClient;
@@ -18,6 +17,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::history::{Versioned, WatchEvent, WatchRecord, WatchResponseRecord};
 use crate::options::SwarmOptions;
+use crate::recorded::Recorded;
 use crate::trace::{now_ns, Trace};
 
 /// The watched range: every key of the kv workload (`k0`…), nothing else (`lease/…`, `liveness`).
@@ -25,26 +25,7 @@ pub const WATCH_KEY: &str = "k";
 pub const WATCH_RANGE_END: &str = "l";
 
 /// The recorded watch streams, shared by the watchers.
-#[derive(Debug, Clone, Default)]
-pub struct WatchRecorder {
-    records: Arc<Mutex<Vec<WatchRecord>>>,
-}
-
-impl WatchRecorder {
-    fn open(&self, record: WatchRecord) -> usize {
-        let mut records = self.records.lock().unwrap();
-        records.push(record);
-        records.len() - 1
-    }
-
-    fn update(&self, index: usize, change: impl FnOnce(&mut WatchRecord)) {
-        change(&mut self.records.lock().unwrap()[index]);
-    }
-
-    pub fn records(&self) -> Vec<WatchRecord> {
-        self.records.lock().unwrap().clone()
-    }
-}
+pub type WatchRecorder = Recorded<WatchRecord>;
 
 /// Starts the watchers; they run until their tasks are aborted.
 pub fn start(
@@ -101,7 +82,7 @@ async fn watch_loop(
     let mut session_end = madsim::time::Instant::now() + random_session(&mut rng);
     loop {
         let url = member_urls[rng.random_range(0..member_urls.len())].clone();
-        let index = recorder.open(WatchRecord {
+        let index = recorder.push(WatchRecord {
             watcher,
             session,
             opened_ns: now_ns(),
@@ -113,7 +94,7 @@ async fn watch_loop(
             ended: None,
         });
         let outcome = watch_once(&url, next, prev_kv, session_end, &recorder, index).await;
-        let record = recorder.records().swap_remove(index);
+        let record = recorder.get(index);
         if let Some(last) = record
             .responses
             .last()

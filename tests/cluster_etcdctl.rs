@@ -15,7 +15,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{drop_client_logs, etcdctl, json_u64, stdout, Cluster, MemberSpec, Server};
+use common::{
+    assert_same_transcripts, drop_client_logs, etcdctl, json_u64, stdout, Cluster, MemberSpec,
+    Server,
+};
 
 /// Where a step's etcdctl connects.
 #[derive(Clone, Copy)]
@@ -379,19 +382,7 @@ fn etcdctl_membership_and_status_print_the_same_for_detcd_as_for_etcd_3_4() {
         &peer_ports,
         &dir.path().join("detcd"),
     );
-    let mismatches: Vec<String> = expected
-        .iter()
-        .zip(&actual)
-        .filter(|(expected, actual)| expected != actual)
-        .map(|(expected, actual)| format!("--- etcd 3.4\n{expected}--- detcd\n{actual}"))
-        .collect();
-    assert!(
-        mismatches.is_empty(),
-        "{} of {} steps differ:\n{}",
-        mismatches.len(),
-        SESSION.len(),
-        mismatches.join("\n")
-    );
+    assert_same_transcripts(&expected, &actual);
 }
 
 #[test]

@@ -214,7 +214,12 @@ impl<'a> WatchStream<'a> {
         Some(Window {
             current_revision: kv.current_revision(),
             compact_revision,
-            dropped_deletes: kv.deletes_dropped_by_compaction(),
+            // Only a watch still at the compaction revision can need them: no work otherwise.
+            dropped_deletes: if oldest <= compact_revision {
+                kv.deletes_dropped_by_compaction()
+            } else {
+                Vec::new()
+            },
             events,
             through_revision,
         })

@@ -28,10 +28,15 @@ pub enum Bug {
     DropEventOnResume,
     /// Keys put with a lease are never attached to it, so its revoke (or expiry) deletes none.
     RevokeKeepsKeys,
+    /// A range inside a txn reads the store as of before the txn, missing the txn's own earlier
+    /// writes (etcd applies a txn's ops in order, each seeing the writes before it).
+    TxnRangeMissesOwnWrites,
+    /// A range cut short by its limit counts only the keys it returns, not every key in range.
+    RangeCountStopsAtLimit,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 8] = [
+    pub const ALL: [Bug; 10] = [
         Bug::AckBeforeFsync,
         Bug::ReadWithoutReadIndex,
         Bug::SkipWalChecksum,
@@ -40,6 +45,8 @@ impl Bug {
         Bug::KeepTornTail,
         Bug::DropEventOnResume,
         Bug::RevokeKeepsKeys,
+        Bug::TxnRangeMissesOwnWrites,
+        Bug::RangeCountStopsAtLimit,
     ];
 
     /// The kebab-case name the simulator's `--bug` flag takes.
@@ -53,6 +60,8 @@ impl Bug {
             Bug::KeepTornTail => "keep-torn-tail",
             Bug::DropEventOnResume => "drop-event-on-resume",
             Bug::RevokeKeepsKeys => "revoke-keeps-keys",
+            Bug::TxnRangeMissesOwnWrites => "txn-range-misses-own-writes",
+            Bug::RangeCountStopsAtLimit => "range-count-stops-at-limit",
         }
     }
 

@@ -9,18 +9,23 @@ use detcd::pb::etcdserverpb::cluster_client::ClusterClient;
 use detcd::pb::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use detcd::pb::etcdserverpb::kv_client::KvClient;
 use detcd::pb::etcdserverpb::maintenance_client::MaintenanceClient;
+use detcd::pb::etcdserverpb::range_request::{SortOrder, SortTarget};
 use detcd::pb::etcdserverpb::request_op::Request as RequestOpKind;
 use detcd::pb::etcdserverpb::response_op::Response as ResponseOpKind;
 use detcd::pb::etcdserverpb::{
-    CompactionRequest, Compare, DeleteRangeRequest, HashKvRequest, HashKvResponse, Member,
-    MemberAddRequest, MemberListRequest, MemberPromoteRequest, MemberRemoveRequest, PutRequest,
-    RangeRequest, RequestOp, StatusRequest, StatusResponse, TxnRequest,
+    CompactionRequest, Compare, DeleteRangeRequest, DeleteRangeResponse, HashKvRequest,
+    HashKvResponse, Member, MemberAddRequest, MemberListRequest, MemberPromoteRequest,
+    MemberRemoveRequest, PutRequest, RangeRequest, RangeResponse, RequestOp, ResponseHeader,
+    StatusRequest, StatusResponse, TxnRequest, TxnResponse,
 };
 use detcd::pb::mvccpb::KeyValue;
 use tonic::transport::Channel;
 use tonic::Code;
 
-use crate::history::{Input, Output, Versioned};
+use crate::history::{
+    self, Comparison, Input, KeyRange, Output, RangeOutcome, RangeQuery, Relation, Request,
+    Response, Versioned,
+};
 
 /// How long a client waits for any one request before giving up on it.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -92,17 +97,10 @@ impl Client {
                     key: key.clone().into_bytes(),
                     ..Default::default()
                 };
-                match madsim::time::timeout(REQUEST_TIMEOUT, kv.range(request)).await {
-                    Ok(Ok(response)) => {
-                        let response = response.into_inner();
-                        Ok(Output::Get {
-                            kv: response.kvs.first().map(versioned),
-                            revision: response.header.map_or(0, |h| h.revision),
-                        })
-                    }
-                    Ok(Err(status)) => Err((Some(status.code()), status.message().to_string())),
-                    Err(_) => Err((None, "client timeout".to_string())),
-                }
+                call(kv.range(request)).await.map(|response| Output::Get {
+                    kv: response.kvs.first().map(versioned),
+                    revision: revision(&response.header),
+                })
             }
             Input::Put { key, value } => {
                 let request = PutRequest {
@@ -110,30 +108,21 @@ impl Client {
                     value: value.clone().into_bytes(),
                     ..Default::default()
                 };
-                match madsim::time::timeout(REQUEST_TIMEOUT, kv.put(request)).await {
-                    Ok(Ok(response)) => Ok(Output::Put {
-                        revision: response.into_inner().header.map_or(0, |h| h.revision),
-                    }),
-                    Ok(Err(status)) => Err((Some(status.code()), status.message().to_string())),
-                    Err(_) => Err((None, "client timeout".to_string())),
-                }
+                call(kv.put(request)).await.map(|response| Output::Put {
+                    revision: revision(&response.header),
+                })
             }
             Input::Delete { key } => {
                 let request = DeleteRangeRequest {
                     key: key.clone().into_bytes(),
                     ..Default::default()
                 };
-                match madsim::time::timeout(REQUEST_TIMEOUT, kv.delete_range(request)).await {
-                    Ok(Ok(response)) => {
-                        let response = response.into_inner();
-                        Ok(Output::Delete {
-                            deleted: response.deleted,
-                            revision: response.header.map_or(0, |h| h.revision),
-                        })
-                    }
-                    Ok(Err(status)) => Err((Some(status.code()), status.message().to_string())),
-                    Err(_) => Err((None, "client timeout".to_string())),
-                }
+                call(kv.delete_range(request))
+                    .await
+                    .map(|response| Output::Delete {
+                        deleted: response.deleted,
+                        revision: revision(&response.header),
+                    })
             }
             Input::CompareAndPut {
                 key,
@@ -141,28 +130,34 @@ impl Client {
                 value,
             } => {
                 let request = compare_and_put(key, *expected_mod_revision, value);
-                match madsim::time::timeout(REQUEST_TIMEOUT, kv.txn(request)).await {
-                    Ok(Ok(response)) => {
-                        let response = response.into_inner();
-                        let current =
-                            response
-                                .responses
-                                .first()
-                                .and_then(|op| match &op.response {
-                                    Some(ResponseOpKind::ResponseRange(range)) => {
-                                        range.kvs.first().map(versioned)
-                                    }
-                                    _ => None,
-                                });
-                        Ok(Output::CompareAndPut {
-                            succeeded: response.succeeded,
-                            current,
-                            revision: response.header.map_or(0, |h| h.revision),
-                        })
+                call(kv.txn(request)).await.map(|response| {
+                    let current = response
+                        .responses
+                        .first()
+                        .and_then(|op| match &op.response {
+                            Some(ResponseOpKind::ResponseRange(range)) => {
+                                range.kvs.first().map(versioned)
+                            }
+                            _ => None,
+                        });
+                    Output::CompareAndPut {
+                        succeeded: response.succeeded,
+                        current,
+                        revision: revision(&response.header),
                     }
-                    Ok(Err(status)) => Err((Some(status.code()), status.message().to_string())),
-                    Err(_) => Err((None, "client timeout".to_string())),
-                }
+                })
+            }
+            Input::Request { request } => execute_request(kv, request).await,
+            Input::Compact { revision: target } => {
+                let request = CompactionRequest {
+                    revision: *target,
+                    physical: false,
+                };
+                call(kv.compact(request))
+                    .await
+                    .map(|response| Output::Compacted {
+                        revision: revision(&response.header),
+                    })
             }
         };
         match result {
@@ -265,6 +260,198 @@ impl Client {
         let mut cluster = self.cluster().await?;
         within(cluster.member_promote(MemberPromoteRequest { id })).await?;
         Ok(())
+    }
+}
+
+/// A failed call: the status code (none for a client timeout) and the message.
+type CallError = (Option<Code>, String);
+
+async fn call<T>(
+    future: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, CallError> {
+    match madsim::time::timeout(REQUEST_TIMEOUT, future).await {
+        Ok(Ok(response)) => Ok(response.into_inner()),
+        Ok(Err(status)) => Err((Some(status.code()), status.message().to_string())),
+        Err(_) => Err((None, "client timeout".to_string())),
+    }
+}
+
+fn revision(header: &Option<ResponseHeader>) -> i64 {
+    header.as_ref().map_or(0, |h| h.revision)
+}
+
+/// Sends a general request through the API call etcdctl would use for it.
+async fn execute_request(
+    kv: &mut KvClient<Channel>,
+    request: &Request,
+) -> Result<Output, CallError> {
+    let (response, header) = match request {
+        Request::Range(query) => {
+            let response = call(kv.range(range_request(query))).await?;
+            (Response::Range(range_outcome(&response)), response.header)
+        }
+        Request::Put { .. } => {
+            let Some(RequestOpKind::RequestPut(put)) = request_op(request).request else {
+                unreachable!("a put is a put")
+            };
+            let response = call(kv.put(put)).await?;
+            (
+                Response::Put {
+                    prev: response.prev_kv.as_ref().map(versioned),
+                },
+                response.header,
+            )
+        }
+        Request::DeleteRange { .. } => {
+            let Some(RequestOpKind::RequestDeleteRange(delete)) = request_op(request).request
+            else {
+                unreachable!("a delete is a delete")
+            };
+            let response = call(kv.delete_range(delete)).await?;
+            (delete_outcome(&response), response.header)
+        }
+        Request::Txn { .. } => {
+            let Some(RequestOpKind::RequestTxn(txn)) = request_op(request).request else {
+                unreachable!("a txn is a txn")
+            };
+            let response = call(kv.txn(txn)).await?;
+            (txn_outcome(&response), response.header)
+        }
+    };
+    Ok(Output::Response {
+        response,
+        revision: revision(&header),
+    })
+}
+
+fn key_range(range: &KeyRange) -> (Vec<u8>, Vec<u8>) {
+    (
+        range.key.clone().into_bytes(),
+        range.range_end.clone().unwrap_or_default().into_bytes(),
+    )
+}
+
+fn range_request(query: &RangeQuery) -> RangeRequest {
+    let (key, range_end) = key_range(&query.range);
+    RangeRequest {
+        key,
+        range_end,
+        limit: query.limit,
+        revision: query.revision,
+        serializable: query.serializable,
+        count_only: query.count_only,
+        sort_order: if query.descending {
+            SortOrder::Descend as i32
+        } else {
+            SortOrder::None as i32
+        },
+        sort_target: SortTarget::Key as i32,
+        ..Default::default()
+    }
+}
+
+/// The request as one op of a txn (a top-level request is built the same way).
+fn request_op(request: &Request) -> RequestOp {
+    let kind = match request {
+        Request::Range(query) => RequestOpKind::RequestRange(range_request(query)),
+        Request::Put {
+            key,
+            value,
+            prev_kv,
+            ignore_lease,
+        } => RequestOpKind::RequestPut(PutRequest {
+            key: key.clone().into_bytes(),
+            value: value.clone().into_bytes(),
+            prev_kv: *prev_kv,
+            ignore_lease: *ignore_lease,
+            ..Default::default()
+        }),
+        Request::DeleteRange { range, prev_kv } => {
+            let (key, range_end) = key_range(range);
+            RequestOpKind::RequestDeleteRange(DeleteRangeRequest {
+                key,
+                range_end,
+                prev_kv: *prev_kv,
+            })
+        }
+        Request::Txn {
+            compares,
+            success,
+            failure,
+        } => RequestOpKind::RequestTxn(TxnRequest {
+            compare: compares.iter().map(compare).collect(),
+            success: success.iter().map(request_op).collect(),
+            failure: failure.iter().map(request_op).collect(),
+        }),
+    };
+    RequestOp {
+        request: Some(kind),
+    }
+}
+
+fn compare(comparison: &Comparison) -> Compare {
+    let (target, target_union) = match &comparison.target {
+        history::CompareTarget::ModRevision(revision) => {
+            (CompareTarget::Mod, TargetUnion::ModRevision(*revision))
+        }
+        history::CompareTarget::Value(value) => (
+            CompareTarget::Value,
+            TargetUnion::Value(value.clone().into_bytes()),
+        ),
+    };
+    let result = match comparison.relation {
+        Relation::Equal => CompareResult::Equal,
+        Relation::NotEqual => CompareResult::NotEqual,
+        Relation::Less => CompareResult::Less,
+        Relation::Greater => CompareResult::Greater,
+    };
+    Compare {
+        result: result as i32,
+        target: target as i32,
+        key: comparison.key.clone().into_bytes(),
+        target_union: Some(target_union),
+        range_end: Vec::new(),
+    }
+}
+
+fn keyed(kvs: &[KeyValue]) -> Vec<(String, Versioned)> {
+    kvs.iter()
+        .map(|kv| (String::from_utf8_lossy(&kv.key).into_owned(), versioned(kv)))
+        .collect()
+}
+
+fn range_outcome(response: &RangeResponse) -> RangeOutcome {
+    RangeOutcome {
+        kvs: keyed(&response.kvs),
+        count: response.count,
+        more: response.more,
+    }
+}
+
+fn delete_outcome(response: &DeleteRangeResponse) -> Response {
+    Response::DeleteRange {
+        deleted: response.deleted,
+        prev: keyed(&response.prev_kvs),
+    }
+}
+
+fn txn_outcome(response: &TxnResponse) -> Response {
+    Response::Txn {
+        succeeded: response.succeeded,
+        responses: response
+            .responses
+            .iter()
+            .filter_map(|op| {
+                Some(match op.response.as_ref()? {
+                    ResponseOpKind::ResponseRange(range) => Response::Range(range_outcome(range)),
+                    ResponseOpKind::ResponsePut(put) => Response::Put {
+                        prev: put.prev_kv.as_ref().map(versioned),
+                    },
+                    ResponseOpKind::ResponseDeleteRange(delete) => delete_outcome(delete),
+                    ResponseOpKind::ResponseTxn(txn) => txn_outcome(txn),
+                })
+            })
+            .collect(),
     }
 }
 

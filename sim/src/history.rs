@@ -36,21 +36,240 @@ pub enum Input {
         expected_mod_revision: i64,
         value: Value,
     },
+    /// Any KV request with its options (the `breadth` workload): ranges with limits, past
+    /// revisions and serializable reads, puts with `prev_kv`, delete-ranges, multi-op and nested
+    /// txns.
+    Request {
+        request: Request,
+    },
+    /// Compact the history up to `revision` (through whichever member the client talks to).
+    Compact {
+        revision: i64,
+    },
 }
 
 impl Input {
-    pub fn key(&self) -> &str {
+    /// The keys the request names (range starts included), for the reads after heal.
+    pub fn keys(&self) -> Vec<&str> {
         match self {
             Input::Get { key }
             | Input::Put { key, .. }
             | Input::Delete { key }
-            | Input::CompareAndPut { key, .. } => key,
+            | Input::CompareAndPut { key, .. } => vec![key],
+            Input::Request { request } => request.keys(),
+            Input::Compact { .. } => Vec::new(),
         }
     }
 
+    /// Whether the request may change the store: a client cannot know the outcome of one that
+    /// times out.
     pub fn is_write(&self) -> bool {
-        !matches!(self, Input::Get { .. })
+        match self {
+            Input::Get { .. } => false,
+            Input::Request { request } => request.may_write(),
+            _ => true,
+        }
     }
+
+    /// Every put the request may make, whether or not it did: (key, value).
+    pub fn attempted_puts(&self) -> Vec<(&str, &str)> {
+        match self {
+            Input::Put { key, value } | Input::CompareAndPut { key, value, .. } => {
+                vec![(key, value)]
+            }
+            Input::Request { request } => {
+                let mut puts = Vec::new();
+                request.each(&mut |r| {
+                    if let Request::Put { key, value, .. } = r {
+                        puts.push((key.as_str(), value.as_str()));
+                    }
+                });
+                puts
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A key range as etcd names it: `[key, range_end)`, or the single `key` when `range_end` is
+/// `None`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRange {
+    pub key: Key,
+    pub range_end: Option<Key>,
+}
+
+impl KeyRange {
+    pub fn contains(&self, key: &str) -> bool {
+        match &self.range_end {
+            None => key == self.key,
+            Some(end) => self.key.as_str() <= key && key < end.as_str(),
+        }
+    }
+}
+
+/// A range read with its options.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RangeQuery {
+    pub range: KeyRange,
+    /// At most this many keys (0: no limit).
+    pub limit: i64,
+    /// Read the store as of this revision (0: the latest).
+    pub revision: i64,
+    /// Served from the member's local state, without a ReadIndex round (may be stale).
+    pub serializable: bool,
+    pub count_only: bool,
+    /// Sort by key, descending (else key order).
+    pub descending: bool,
+}
+
+/// A compare of a txn: `target(key) relation operand`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Comparison {
+    pub key: Key,
+    pub target: CompareTarget,
+    pub relation: Relation,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompareTarget {
+    /// The key's `mod_revision` (0 when absent).
+    ModRevision(i64),
+    /// The key's value (an absent key fails every value compare, as in etcd).
+    Value(Value),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Relation {
+    Equal,
+    NotEqual,
+    Less,
+    Greater,
+}
+
+/// A KV request, alone or as one op of a txn.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Request {
+    Range(RangeQuery),
+    Put {
+        key: Key,
+        value: Value,
+        prev_kv: bool,
+        /// Keep the key's lease (the key must exist).
+        ignore_lease: bool,
+    },
+    DeleteRange {
+        range: KeyRange,
+        prev_kv: bool,
+    },
+    /// Every compare holds ⇒ the success ops, else the failure ops, as one revision. etcd 3.4
+    /// evaluates every compare on the path, nested txns' too, before the txn writes anything.
+    Txn {
+        compares: Vec<Comparison>,
+        success: Vec<Request>,
+        failure: Vec<Request>,
+    },
+}
+
+impl Request {
+    /// Calls `visit` on this request and every op nested in it, in order.
+    pub fn each<'a>(&'a self, visit: &mut dyn FnMut(&'a Request)) {
+        visit(self);
+        if let Request::Txn {
+            success, failure, ..
+        } = self
+        {
+            for op in success.iter().chain(failure) {
+                op.each(visit);
+            }
+        }
+    }
+
+    /// Pairs this request and each op on the path the server took with its response.
+    pub fn zip<'a>(
+        &'a self,
+        response: &'a Response,
+        visit: &mut dyn FnMut(&'a Request, &'a Response),
+    ) {
+        visit(self, response);
+        if let (
+            Request::Txn {
+                success, failure, ..
+            },
+            Response::Txn {
+                succeeded,
+                responses,
+            },
+        ) = (self, response)
+        {
+            let ops = if *succeeded { success } else { failure };
+            for (op, response) in ops.iter().zip(responses) {
+                op.zip(response, visit);
+            }
+        }
+    }
+
+    /// Whether the request, answered with `response`, made a new revision: etcd makes one iff
+    /// something changed (a put, or a delete that deleted a key).
+    pub fn wrote(&self, response: &Response) -> bool {
+        let mut wrote = false;
+        self.zip(response, &mut |_, response| {
+            wrote |= match response {
+                Response::Put { .. } => true,
+                Response::DeleteRange { deleted, .. } => *deleted > 0,
+                _ => false,
+            }
+        });
+        wrote
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        let mut keys = Vec::new();
+        self.each(&mut |r| match r {
+            Request::Range(query) => keys.push(query.range.key.as_str()),
+            Request::Put { key, .. } => keys.push(key),
+            Request::DeleteRange { range, .. } => keys.push(&range.key),
+            Request::Txn { compares, .. } => keys.extend(compares.iter().map(|c| c.key.as_str())),
+        });
+        keys
+    }
+
+    fn may_write(&self) -> bool {
+        let mut writes = false;
+        self.each(&mut |r| {
+            writes |= matches!(r, Request::Put { .. } | Request::DeleteRange { .. })
+        });
+        writes
+    }
+}
+
+/// What a range read returned: the keys in the order the server sent them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RangeOutcome {
+    pub kvs: Vec<(Key, Versioned)>,
+    pub count: i64,
+    pub more: bool,
+}
+
+/// The response to a [`Request`], op for op.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Response {
+    Range(RangeOutcome),
+    Put {
+        prev: Option<Versioned>,
+    },
+    DeleteRange {
+        deleted: i64,
+        prev: Vec<(Key, Versioned)>,
+    },
+    Txn {
+        succeeded: bool,
+        responses: Vec<Response>,
+    },
 }
 
 /// What the client learned. `revision` is the response header's revision.
@@ -72,6 +291,15 @@ pub enum Output {
         succeeded: bool,
         /// The failure branch's read of the key.
         current: Option<Versioned>,
+        revision: i64,
+    },
+    /// The response to an [`Input::Request`]; `revision` is its header's.
+    Response {
+        response: Response,
+        revision: i64,
+    },
+    /// A compaction the server acknowledged.
+    Compacted {
         revision: i64,
     },
     /// The request definitely had no effect (a read that failed, a rejected write).
@@ -101,19 +329,35 @@ impl Operation {
         matches!(self.output, Output::Indeterminate { .. })
     }
 
+    /// A read served from a member's local state: it may be stale, so real time does not bind
+    /// it to the operations before it.
+    pub fn is_serializable(&self) -> bool {
+        matches!(
+            &self.input,
+            Input::Request {
+                request: Request::Range(RangeQuery {
+                    serializable: true,
+                    ..
+                })
+            }
+        )
+    }
+
     /// The response header revision, for operations that got a response.
     pub fn header_revision(&self) -> Option<i64> {
         match &self.output {
             Output::Get { revision, .. }
             | Output::Put { revision }
             | Output::Delete { revision, .. }
-            | Output::CompareAndPut { revision, .. } => Some(*revision),
-            Output::Failed { .. } | Output::Indeterminate { .. } => None,
+            | Output::CompareAndPut { revision, .. }
+            | Output::Response { revision, .. } => Some(*revision),
+            Output::Compacted { .. } | Output::Failed { .. } | Output::Indeterminate { .. } => None,
         }
     }
 
-    /// The revision an acknowledged write created (a put, or a txn that took its success branch).
-    pub fn acknowledged_put(&self) -> Option<(&str, &str, i64)> {
+    /// The writes the server acknowledged: (key, `Some(value)` for a put or `None` for a delete,
+    /// revision). A delete-range's keys are known from its `prev_kv`s, or when it names one key.
+    pub fn acknowledged_writes(&self) -> Vec<(&str, Option<&str>, i64)> {
         match (&self.input, &self.output) {
             (Input::Put { key, value }, Output::Put { revision })
             | (
@@ -123,9 +367,48 @@ impl Operation {
                     revision,
                     ..
                 },
-            ) => Some((key, value, *revision)),
-            _ => None,
+            ) => vec![(key, Some(value), *revision)],
+            (
+                Input::Delete { key },
+                Output::Delete {
+                    deleted: 1..,
+                    revision,
+                },
+            ) => vec![(key, None, *revision)],
+            (Input::Request { request }, Output::Response { response, revision }) => {
+                let mut writes = Vec::new();
+                request.zip(
+                    response,
+                    &mut |request, response| match (request, response) {
+                        (Request::Put { key, value, .. }, Response::Put { .. }) => {
+                            writes.push((key.as_str(), Some(value.as_str()), *revision));
+                        }
+                        (
+                            Request::DeleteRange { range, .. },
+                            Response::DeleteRange { deleted, prev },
+                        ) => {
+                            if !prev.is_empty() {
+                                writes.extend(
+                                    prev.iter().map(|(key, _)| (key.as_str(), None, *revision)),
+                                );
+                            } else if range.range_end.is_none() && *deleted > 0 {
+                                writes.push((range.key.as_str(), None, *revision));
+                            }
+                        }
+                        _ => {}
+                    },
+                );
+                writes
+            }
+            _ => Vec::new(),
         }
+    }
+
+    /// The puts the server acknowledged: (key, value, revision).
+    pub fn acknowledged_puts(&self) -> impl Iterator<Item = (&str, &str, i64)> {
+        self.acknowledged_writes()
+            .into_iter()
+            .filter_map(|(key, value, revision)| Some((key, value?, revision)))
     }
 }
 

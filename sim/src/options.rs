@@ -121,6 +121,11 @@ pub struct SwarmOptions {
     /// Chance that a crash also flips a bit in a WAL segment.
     pub bit_flip_percent: u32,
     pub bugs: Vec<String>,
+    /// Clients also draw from the breadth mix (multi-op and nested txns, ranges with limits,
+    /// serializable and past-revision reads, delete-ranges, `prev_kv`, compactions through any
+    /// member), and the periodic compactor records its compactions and goes round the members.
+    #[serde(default)]
+    pub breadth: bool,
 }
 
 impl SwarmOptions {
@@ -154,6 +159,8 @@ impl SwarmOptions {
             }
         }
         let gap_low = rng.random_range(50..1_000);
+        // Options added later draw from their own stream, so that old seeds keep their draws.
+        let mut later = StdRng::seed_from_u64(seed ^ 0x0b4e_ad7f_0a11);
         SwarmOptions {
             seed,
             nodes,
@@ -175,6 +182,7 @@ impl SwarmOptions {
                 .to_string(),
             bit_flip_percent: *[0, 0, 10, 30].choose(&mut rng).expect("choices"),
             bugs: spec.bugs.clone(),
+            breadth: later.random_bool(0.5),
         }
     }
 
@@ -187,7 +195,7 @@ impl SwarmOptions {
             .collect();
         format!(
             "nodes={} heartbeat={}ms election={}ms snapshot-count={} compaction={} clients={} keys={} think<{}ms ops={} \
-             faults=[{}] fault-gap={}..{}ms crash-mode={} bit-flips={}%{}",
+             faults=[{}] fault-gap={}..{}ms crash-mode={} bit-flips={}% breadth={}{}",
             self.nodes,
             self.heartbeat_interval_ms,
             self.election_timeout_ms,
@@ -203,6 +211,7 @@ impl SwarmOptions {
             self.fault_gap_ms.1,
             self.crash_mode,
             self.bit_flip_percent,
+            if self.breadth { "on" } else { "off" },
             if self.bugs.is_empty() {
                 String::new()
             } else {

@@ -21,6 +21,9 @@ use crate::options::SwarmOptions;
 use crate::trace::{self, Event, Trace};
 use crate::workload::{Recorder, Workload};
 
+/// Client id of the periodic compactor, when it records its compactions.
+pub const COMPACTOR_CLIENT: u32 = u32::MAX - 1;
+
 /// After heal, a write must succeed and the replicas must agree within this much simulated time.
 pub const LIVENESS_BOUND: Duration = Duration::from_secs(60);
 
@@ -244,9 +247,10 @@ async fn simulate(options: SwarmOptions, trace: Trace, recorder: Recorder) -> (H
     let leaders = observer.spawn(watch_leaders(urls.clone(), trace.clone()));
     let compactor = options.compaction_interval_ms.map(|interval_ms| {
         observer.spawn(compact_periodically(
-            urls[0].clone(),
+            urls.clone(),
             Duration::from_millis(interval_ms),
             trace.clone(),
+            options.breadth.then(|| recorder.clone()),
         ))
     });
     let mut faults = Faults::new(&cluster, client_ids, &options, observer.clone());
@@ -330,17 +334,42 @@ async fn watch_leaders(urls: Vec<String>, trace: Trace) {
     }
 }
 
-/// Compacts a few revisions behind the head, as an operator's auto-compaction would.
-async fn compact_periodically(url: String, interval: Duration, trace: Trace) {
-    let mut client = Client::new(url);
+/// Compacts a few revisions behind the head, as an operator's auto-compaction would: through the
+/// first member, or, recording each compaction in the history (the breadth mix, whose reads at past
+/// revisions are checked against the compactions), through each member in turn.
+async fn compact_periodically(
+    urls: Vec<String>,
+    interval: Duration,
+    trace: Trace,
+    recorder: Option<Recorder>,
+) {
+    let mut clients: Vec<Client> = urls.iter().cloned().map(Client::new).collect();
     let mut compacted = 0;
-    loop {
+    for round in 0.. {
         madsim::time::sleep(interval).await;
+        let client = match recorder {
+            Some(_) => &mut clients[round % urls.len()],
+            None => &mut clients[0],
+        };
         let Ok(status) = client.status().await else {
             continue;
         };
         let target = status.header.map_or(0, |h| h.revision) - 5;
-        if target > compacted && client.compact(target).await.is_ok() {
+        if target <= compacted {
+            continue;
+        }
+        let done = match &recorder {
+            None => client.compact(target).await.is_ok(),
+            Some(recorder) => {
+                let input = Input::Compact { revision: target };
+                let invoke_ns = trace::now_ns();
+                let output = client.execute(&input).await;
+                let done = matches!(output, Output::Compacted { .. });
+                recorder.record(COMPACTOR_CLIENT, invoke_ns, input, output);
+                done
+            }
+        };
+        if done {
             trace.record("compact", "", format!("compacted to revision {target}"));
             compacted = target;
         }
@@ -392,7 +421,13 @@ async fn check_after_heal(urls: Vec<String>, recorder: Recorder, trace: Trace) -
     let keys: std::collections::BTreeSet<String> = recorder
         .operations()
         .iter()
-        .map(|op| op.input.key().to_string())
+        .flat_map(|op| {
+            op.input
+                .keys()
+                .into_iter()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
         .collect();
     for key in keys {
         let input = Input::Get { key };
@@ -401,7 +436,7 @@ async fn check_after_heal(urls: Vec<String>, recorder: Recorder, trace: Trace) -
         recorder.record(CHECKER_CLIENT, invoke_ns, input, output);
     }
     for op in recorder.operations() {
-        if let Some((key, _, revision)) = op.acknowledged_put() {
+        for (key, _, revision) in op.acknowledged_puts() {
             let result = client.get_at(key, revision).await;
             history.revision_reads.push(RevisionRead {
                 key: key.to_string(),

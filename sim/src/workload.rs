@@ -13,10 +13,15 @@ use madsim::runtime::{Handle, NodeHandle};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+mod breadth;
+
 use crate::client::Client;
 use crate::history::{Input, Operation, Output};
 use crate::options::SwarmOptions;
 use crate::trace::{now_ns, Trace};
+
+/// With the breadth mix, the share of operations drawn from it (the rest: the basic mix).
+const BREADTH_SHARE: f64 = 0.4;
 
 /// Client `index` lives at 10.0.1.{index+1}.
 pub fn client_ip(index: u32) -> IpAddr {
@@ -129,6 +134,10 @@ async fn client_loop(
     trace: Trace,
 ) {
     let mut rng = StdRng::seed_from_u64(options.seed ^ (u64::from(client) << 40) ^ 0xc11e47);
+    // Its own stream, so that seeds without the breadth mix draw exactly what they always did.
+    let mut breadth_rng =
+        StdRng::seed_from_u64(options.seed ^ (u64::from(client) << 40) ^ 0xb4ead7);
+    let mut seen = breadth::Seen::default();
     let (keys, think_ms_max) = (options.keys, options.think_ms_max);
     let name = format!("client{client}");
     let mut connection = Client::new(member_urls[rng.random_range(0..member_urls.len())].clone());
@@ -141,28 +150,42 @@ async fn client_loop(
         })
         .is_ok()
     {
-        let input = choose_input(&mut rng, keys, client, &mut sequence, &last_seen);
+        let input = if options.breadth && breadth_rng.random_bool(BREADTH_SHARE) {
+            breadth::Chooser {
+                rng: &mut breadth_rng,
+                keys,
+                client,
+                sequence: &mut sequence,
+                seen: &seen,
+            }
+            .choose()
+        } else {
+            choose_input(&mut rng, keys, client, &mut sequence, &last_seen)
+        };
         let invoke_ns = now_ns();
         let output = connection.execute(&input).await;
         let operation = recorder.record(client, invoke_ns, input, output);
-        trace.record("client", &name, describe(&operation));
-        match &operation.output {
-            Output::Get { kv, .. } | Output::CompareAndPut { current: kv, .. } => {
-                last_seen.insert(
-                    operation.input.key().to_string(),
-                    kv.as_ref().map_or(0, |kv| kv.mod_revision),
-                );
+        trace.record(
+            "client",
+            &name,
+            format!("{} via {}", describe(&operation), connection.url()),
+        );
+        seen.learn(&operation.input, &operation.output);
+        match (&operation.input, &operation.output) {
+            (Input::Get { key }, Output::Get { kv, .. })
+            | (Input::CompareAndPut { key, .. }, Output::CompareAndPut { current: kv, .. }) => {
+                last_seen.insert(key.clone(), kv.as_ref().map_or(0, |kv| kv.mod_revision));
             }
-            Output::Put { revision } => {
-                last_seen.insert(operation.input.key().to_string(), *revision);
+            (Input::Put { key, .. }, Output::Put { revision }) => {
+                last_seen.insert(key.clone(), *revision);
             }
-            Output::Failed { .. } | Output::Indeterminate { .. } => {
+            (_, Output::Failed { .. } | Output::Indeterminate { .. }) => {
                 // Try another member next time (the same one, when there is only one).
                 connection =
                     Client::new(member_urls[rng.random_range(0..member_urls.len())].clone());
                 madsim::time::sleep(Duration::from_millis(rng.random_range(50..500))).await;
             }
-            Output::Delete { .. } => {}
+            _ => {}
         }
         madsim::time::sleep(Duration::from_millis(rng.random_range(0..think_ms_max))).await;
     }
@@ -179,6 +202,8 @@ pub fn describe(operation: &Operation) -> String {
             expected_mod_revision,
             value,
         } => format!("txn if mod({key})=={expected_mod_revision} put {key}={value}"),
+        Input::Request { request } => serde_json::to_string(request).expect("requests serialize"),
+        Input::Compact { revision } => format!("compact {revision}"),
     };
     let output = match &operation.output {
         Output::Get { kv, revision } => match kv {
@@ -201,6 +226,11 @@ pub fn describe(operation: &Operation) -> String {
             }
             (false, None) => format!("failed, absent (rev {revision})"),
         },
+        Output::Response { response, revision } => format!(
+            "{} (rev {revision})",
+            serde_json::to_string(response).expect("responses serialize")
+        ),
+        Output::Compacted { revision } => format!("compacted (rev {revision})"),
         Output::Failed { error } => format!("failed: {error}"),
         Output::Indeterminate { error } => format!("indeterminate: {error}"),
     };

@@ -104,3 +104,18 @@ fn a_revoke_that_deletes_no_keys_leaves_keys_that_outlive_their_lease() {
     let caught = first_seed_caught_by("revoke-keeps-keys", "lease_safety", 1, 3);
     assert!(caught.is_some(), "not caught within 3 seeds");
 }
+
+/// Only the breadth mix reads inside a txn after writing in it (a compare-and-put's failure
+/// branch reads before any write). Seed 4 is the first one-member seed that draws the mix.
+#[test]
+fn a_txn_range_that_misses_the_txns_own_writes_is_not_linearizable() {
+    let caught = first_seed_caught_by("txn-range-misses-own-writes", "linearizability", 1, 8);
+    assert!(caught.is_some(), "not caught within 8 seeds");
+}
+
+/// Only the breadth mix sends ranges with a limit.
+#[test]
+fn a_limited_range_that_counts_only_what_it_returns_is_caught() {
+    let caught = first_seed_caught_by("range-count-stops-at-limit", "linearizability", 1, 8);
+    assert!(caught.is_some(), "not caught within 8 seeds");
+}

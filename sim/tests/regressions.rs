@@ -14,7 +14,13 @@ fn run(seed: u64, nodes: usize, faults: &[FaultKind]) -> SeedRun {
         ops: 200,
         bugs: Vec::new(),
     };
-    simulation::run(&SwarmOptions::draw(seed, &spec))
+    // Pinned before the breadth mix existed: it changes a seed's workload (0xd and 0x11242 draw
+    // it), so they run without it, as they failed.
+    let options = SwarmOptions {
+        breadth: false,
+        ..SwarmOptions::draw(seed, &spec)
+    };
+    simulation::run(&options)
 }
 
 fn assert_passes(seed: u64, nodes: usize, faults: &[FaultKind]) -> SeedRun {

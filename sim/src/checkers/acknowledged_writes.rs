@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use super::Violation;
-use crate::history::{History, Input, Output};
+use crate::history::{History, Output};
 
 /// Client id of the reads the simulator makes after heal.
 pub const CHECKER_CLIENT: u32 = u32::MAX;
@@ -19,7 +19,7 @@ pub fn check(history: &History) -> Vec<Violation> {
     let mut violations = Vec::new();
     let mut acknowledged: BTreeMap<(&str, i64), (&str, usize)> = BTreeMap::new();
     for op in &history.operations {
-        if let Some((key, value, revision)) = op.acknowledged_put() {
+        for (key, value, revision) in op.acknowledged_puts() {
             acknowledged.insert((key, revision), (value, op.id));
         }
     }
@@ -56,35 +56,30 @@ fn check_final_values(history: &History) -> Vec<Violation> {
         let Output::Get { kv: Some(kv), .. } = &read.output else {
             continue;
         };
-        let key = read.input.key();
-        let writes_to_key = history
-            .operations
-            .iter()
-            .filter(|op| op.input.key() == key && op.client != CHECKER_CLIENT);
+        let Some(&key) = read.input.keys().first() else {
+            continue;
+        };
         let mut newest_acknowledged: Option<(i64, usize)> = None;
         let mut written_by = None;
-        for op in writes_to_key {
-            let wrote_value = match &op.input {
-                Input::Put { value, .. } | Input::CompareAndPut { value, .. } => *value == kv.value,
-                _ => false,
-            };
-            if wrote_value {
+        for op in history
+            .operations
+            .iter()
+            .filter(|op| op.client != CHECKER_CLIENT)
+        {
+            if op
+                .input
+                .attempted_puts()
+                .contains(&(key, kv.value.as_str()))
+            {
                 written_by = Some(op.id);
             }
-            let acknowledged_revision = match &op.output {
-                Output::Put { revision } => Some(*revision),
-                Output::Delete {
-                    deleted: 1..,
-                    revision,
-                } => Some(*revision),
-                Output::CompareAndPut {
-                    succeeded: true,
-                    revision,
-                    ..
-                } => Some(*revision),
-                _ => None,
-            };
-            if let Some(revision) = acknowledged_revision {
+            let newest_here = op
+                .acknowledged_writes()
+                .into_iter()
+                .filter(|(written, _, _)| *written == key)
+                .map(|(_, _, revision)| revision)
+                .max();
+            if let Some(revision) = newest_here {
                 if newest_acknowledged.is_none_or(|(newest, _)| revision > newest) {
                     newest_acknowledged = Some((revision, op.id));
                 }

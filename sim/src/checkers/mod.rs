@@ -8,6 +8,7 @@ pub mod corruption_detection;
 pub mod lease_safety;
 pub mod linearizability;
 pub mod liveness;
+pub mod past_revisions;
 pub mod replica_convergence;
 pub mod watch_guarantees;
 
@@ -53,9 +54,9 @@ pub struct Findings {
 
 pub fn check_all(history: &History) -> Findings {
     let mut findings = Findings::default();
-    let linearizability = linearizability::check(&history.operations);
-    findings.violations.extend(linearizability.violations);
-    findings.unknown.extend(linearizability.unknown);
+    findings
+        .violations
+        .extend(linearizability::check(&history.operations));
     findings
         .violations
         .extend(acknowledged_writes::check(history));
@@ -69,6 +70,9 @@ pub fn check_all(history: &History) -> Findings {
     findings
         .violations
         .extend(client_revisions::check(&history.operations));
+    findings
+        .violations
+        .extend(past_revisions::check(&history.operations));
     findings.violations.extend(watch_guarantees::check(history));
     findings
         .violations

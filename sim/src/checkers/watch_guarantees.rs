@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Violation;
-use crate::history::{History, Input, Output, WatchEvent, WatchRecord};
+use crate::history::{History, WatchEvent, WatchRecord};
 
 const NAME: &str = "watch_guarantees";
 
@@ -35,24 +35,19 @@ pub fn check(history: &History) -> Vec<Violation> {
     let mut acknowledged_by: BTreeMap<(String, i64), usize> = BTreeMap::new();
     let mut written: BTreeMap<String, (String, Option<i64>, usize)> = BTreeMap::new();
     for op in &history.operations {
-        let key = op.input.key();
-        if !in_range(key) {
-            continue;
+        for (key, value) in op.input.attempted_puts() {
+            if in_range(key) {
+                let revision = op
+                    .acknowledged_puts()
+                    .find(|&(k, v, _)| (k, v) == (key, value))
+                    .map(|(_, _, revision)| revision);
+                written.insert(value.to_string(), (key.to_string(), revision, op.id));
+            }
         }
-        if let Input::Put { value, .. } | Input::CompareAndPut { value, .. } = &op.input {
-            let revision = op.acknowledged_put().map(|(_, _, revision)| revision);
-            written.insert(value.clone(), (key.to_string(), revision, op.id));
-        }
-        if let Some((key, value, revision)) = op.acknowledged_put() {
-            known.insert((key.to_string(), revision), Some(value.to_string()));
-            acknowledged_by.insert((key.to_string(), revision), op.id);
-        }
-        if let (Input::Delete { key }, Output::Delete { deleted, revision }) =
-            (&op.input, &op.output)
-        {
-            if *deleted > 0 {
-                known.insert((key.clone(), *revision), None);
-                acknowledged_by.insert((key.clone(), *revision), op.id);
+        for (key, value, revision) in op.acknowledged_writes() {
+            if in_range(key) {
+                known.insert((key.to_string(), revision), value.map(str::to_string));
+                acknowledged_by.insert((key.to_string(), revision), op.id);
             }
         }
     }

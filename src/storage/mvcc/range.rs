@@ -90,7 +90,7 @@ impl KvStore {
         let revs: Vec<Revision> = self
             .visible(KeyRange::new(&req.key, &req.range_end), rev)
             .collect();
-        let count = revs.len() as i64;
+        let mut count = revs.len() as i64;
         if req.count_only {
             return Ok(RangeResponse {
                 header: header(head),
@@ -131,6 +131,9 @@ impl KvStore {
         if req.limit > 0 && kvs.len() as i64 > req.limit {
             kvs.truncate(req.limit as usize);
             more = true;
+            if crate::planted_bug!(RangeCountStopsAtLimit) {
+                count = req.limit;
+            }
         }
         if req.keys_only {
             for kv in &mut kvs {

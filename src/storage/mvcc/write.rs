@@ -59,6 +59,9 @@ impl<'a> WriteTxn<'a> {
     }
 
     pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse, MvccError> {
+        if crate::planted_bug!(TxnRangeMissesOwnWrites) {
+            return self.store.range_with_head(req, self.store.current_rev);
+        }
         self.store.range_with_head(req, self.head())
     }
 

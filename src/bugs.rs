@@ -28,10 +28,16 @@ pub enum Bug {
     DropEventOnResume,
     /// Keys put with a lease are never attached to it, so its revoke (or expiry) deletes none.
     RevokeKeepsKeys,
+    /// The raft loop sends the messages that wait for durability (votes, append acknowledgements)
+    /// before its WAL fsync instead of after.
+    FollowerAckBeforeFsync,
+    /// A WAL save that fills its segment skips its fsync, "since the cut syncs", but the cut
+    /// makes only the new segment durable: the old one's last records stay unsynced for good.
+    CutWithoutSync,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 8] = [
+    pub const ALL: [Bug; 10] = [
         Bug::AckBeforeFsync,
         Bug::ReadWithoutReadIndex,
         Bug::SkipWalChecksum,
@@ -40,6 +46,8 @@ impl Bug {
         Bug::KeepTornTail,
         Bug::DropEventOnResume,
         Bug::RevokeKeepsKeys,
+        Bug::FollowerAckBeforeFsync,
+        Bug::CutWithoutSync,
     ];
 
     /// The kebab-case name the simulator's `--bug` flag takes.
@@ -53,6 +61,8 @@ impl Bug {
             Bug::KeepTornTail => "keep-torn-tail",
             Bug::DropEventOnResume => "drop-event-on-resume",
             Bug::RevokeKeepsKeys => "revoke-keeps-keys",
+            Bug::FollowerAckBeforeFsync => "follower-ack-before-fsync",
+            Bug::CutWithoutSync => "cut-without-sync",
         }
     }
 

@@ -485,6 +485,15 @@ mod tests {
     }
 
     #[test]
+    fn wal_segment_size_defaults_to_etcds_and_must_be_positive() {
+        assert_eq!(config(&[]).unwrap().wal_segment_bytes, 64 << 20);
+        let small = config(&["--experimental-wal-segment-size=4096"]).unwrap();
+        assert_eq!(small.wal_segment_bytes, 4096);
+        let error = config(&["--experimental-wal-segment-size=0"]).unwrap_err();
+        assert!(error.0.contains("experimental-wal-segment-size"), "{error}");
+    }
+
+    #[test]
     fn watch_progress_interval_takes_go_durations() {
         assert_eq!(
             config(&[]).unwrap().watch_progress_notify_interval,

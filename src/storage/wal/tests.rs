@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use raft::prelude::{Entry, HardState, SnapshotMetadata};
 
 use super::*;
-use crate::io::{CrashMode, Disk, RealDisk, SimDisk};
+use crate::io::{CrashMode, Disk, RealDisk, SimDisk, SyncLatency};
 
 fn dir() -> PathBuf {
     PathBuf::from("/data/member/wal")
@@ -47,6 +47,34 @@ fn sim() -> (SimDisk, Arc<dyn Disk>) {
 
 fn seg_path(wal: &Wal, i: usize) -> PathBuf {
     dir().join(&wal.segment_names()[i])
+}
+
+/// A save resolves only after its fsync's latency; one whose future is dropped mid-fsync (the
+/// member is going away) leaves the tail unknown, like a failed fsync, and a power loss then
+/// loses its entries.
+#[tokio::test]
+async fn a_save_dropped_mid_fsync_poisons_the_wal_and_is_not_durable() {
+    let (sim, disk) = sim();
+    sim.set_crash_mode(CrashMode::DropUnsynced);
+    let latency = std::time::Duration::from_millis(3);
+    sim.set_sync_latency(SyncLatency {
+        usual: (latency, latency),
+        ..SyncLatency::default()
+    });
+    let mut wal = Wal::create(disk.clone(), &dir(), b"m").unwrap();
+    wal.save(Some(&hs(1, 0, 0)), &ents(1, 2, 1)).await.unwrap();
+    {
+        let entries = ents(3, 3, 1);
+        let mut saving = std::pin::pin!(wal.save(None, &entries));
+        assert!(futures::poll!(saving.as_mut()).is_pending());
+    }
+    assert!(matches!(
+        wal.save(None, &ents(3, 3, 1)).await,
+        Err(WalError::Poisoned)
+    ));
+    sim.crash();
+    let (_, contents) = Wal::open(disk, &dir()).unwrap();
+    assert_eq!(contents.entries, ents(1, 2, 1));
 }
 
 #[test]

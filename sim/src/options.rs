@@ -193,7 +193,7 @@ impl SwarmOptions {
         let gap_low = rng.random_range(50..1_000);
         // Options added since seeds were first pinned come from their own stream, so that every
         // older option of a seed stays what it was.
-        let mut disk_rng = StdRng::seed_from_u64(seed ^ 0xd15c_71e5_0f_d15c);
+        let mut disk_rng = StdRng::seed_from_u64(seed ^ 0x00d1_5c71_e50f_d15c);
         let fsync_latency = *[
             FsyncLatency::None,
             FsyncLatency::Fast,

@@ -33,10 +33,16 @@ pub enum Bug {
     TxnRangeMissesOwnWrites,
     /// A range cut short by its limit counts only the keys it returns, not every key in range.
     RangeCountStopsAtLimit,
+    /// The raft loop sends the messages that wait for durability (votes, append acknowledgements)
+    /// before its WAL fsync instead of after.
+    FollowerAckBeforeFsync,
+    /// A WAL save that fills its segment skips its fsync, "since the cut syncs", but the cut
+    /// makes only the new segment durable: the old one's last records stay unsynced for good.
+    CutWithoutSync,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 10] = [
+    pub const ALL: [Bug; 12] = [
         Bug::AckBeforeFsync,
         Bug::ReadWithoutReadIndex,
         Bug::SkipWalChecksum,
@@ -47,6 +53,8 @@ impl Bug {
         Bug::RevokeKeepsKeys,
         Bug::TxnRangeMissesOwnWrites,
         Bug::RangeCountStopsAtLimit,
+        Bug::FollowerAckBeforeFsync,
+        Bug::CutWithoutSync,
     ];
 
     /// The kebab-case name the simulator's `--bug` flag takes.
@@ -62,6 +70,8 @@ impl Bug {
             Bug::RevokeKeepsKeys => "revoke-keeps-keys",
             Bug::TxnRangeMissesOwnWrites => "txn-range-misses-own-writes",
             Bug::RangeCountStopsAtLimit => "range-count-stops-at-limit",
+            Bug::FollowerAckBeforeFsync => "follower-ack-before-fsync",
+            Bug::CutWithoutSync => "cut-without-sync",
         }
     }
 

@@ -112,6 +112,11 @@ pub struct Flags {
         default_value = "10m"
     )]
     pub experimental_watch_progress_notify_interval: String,
+    /// Size in bytes after which the WAL cuts a new segment. detcd's own knob, hidden: etcd
+    /// fixes it at 64 MiB, and only the simulator needs other sizes, to cut and release
+    /// segments within a seed's few hundred writes.
+    #[arg(long, hide = true, default_value_t = crate::storage::wal::SEGMENT_BYTES_MAX)]
+    pub experimental_wal_segment_size: u64,
     /// Print the version and exit.
     #[arg(long)]
     pub version: bool,
@@ -163,6 +168,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// How often an idle watch that asked for `progress_notify` hears the current revision.
     pub watch_progress_notify_interval: Duration,
+    /// Size after which the WAL cuts a new segment.
+    pub wal_segment_bytes: u64,
 }
 
 /// A configuration error; `main` prints it and exits with code 2, like a flag parse error.
@@ -346,6 +353,9 @@ impl Flags {
         if self.max_request_bytes == 0 {
             return Err(invalid("max-request-bytes", "0", "must be > 0"));
         }
+        if self.experimental_wal_segment_size == 0 {
+            return Err(invalid("experimental-wal-segment-size", "0", "must be > 0"));
+        }
         let listen_metrics_addrs = match &self.listen_metrics_urls {
             Some(urls) => parse_listen_urls("listen-metrics-urls", urls)?,
             None => Vec::new(),
@@ -398,6 +408,7 @@ impl Flags {
             request_timeout: Duration::from_secs(5)
                 + 2 * Duration::from_millis(self.election_timeout),
             watch_progress_notify_interval,
+            wal_segment_bytes: self.experimental_wal_segment_size,
         })
     }
 }
@@ -471,6 +482,15 @@ mod tests {
         );
         assert_eq!(c.election_ticks, 10);
         assert_eq!(c.initial_cluster[0].name, "default");
+    }
+
+    #[test]
+    fn wal_segment_size_defaults_to_etcds_and_must_be_positive() {
+        assert_eq!(config(&[]).unwrap().wal_segment_bytes, 64 << 20);
+        let small = config(&["--experimental-wal-segment-size=4096"]).unwrap();
+        assert_eq!(small.wal_segment_bytes, 4096);
+        let error = config(&["--experimental-wal-segment-size=0"]).unwrap_err();
+        assert!(error.0.contains("experimental-wal-segment-size"), "{error}");
     }
 
     #[test]

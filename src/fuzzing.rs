@@ -38,7 +38,8 @@ pub fn valid_wal_segment() -> Vec<u8> {
         commit: 5,
         ..Default::default()
     };
-    wal.save(Some(&hard_state), &entries).unwrap();
+    // A SimDisk without fsync latency: the save resolves at its first poll.
+    futures::executor::block_on(wal.save(Some(&hard_state), &entries)).unwrap();
     let name = &wal.segment_names()[0];
     disk.read(&Path::new(WAL_DIR).join(name)).unwrap()
 }

@@ -10,15 +10,16 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use clap::Parser;
 use detcd::config::{Config, Flags};
 use detcd::etcdmain::{run_member, Outcome};
-use detcd::io::{CrashMode, Io, SimDisk, SkewedClock};
+use detcd::io::{CrashMode, Io, SimDisk, SkewedClock, SyncLatency};
 use madsim::runtime::{Handle, NodeHandle};
 use madsim::task::NodeId;
 
-use crate::options::SwarmOptions;
+use crate::options::{FsyncLatency, SwarmOptions};
 use crate::trace::Trace;
 
 pub const CLIENT_PORT: u16 = 2379;
@@ -60,7 +61,7 @@ fn common_flags(index: usize, options: &SwarmOptions) -> Vec<String> {
         .collect();
     let client_url = format!("http://{}:{CLIENT_PORT}", member_ip(index));
     let name = member_name(index);
-    vec![
+    let mut flags = vec![
         "detcd".to_string(),
         format!("--name={name}"),
         format!("--data-dir=/{name}.etcd"),
@@ -74,7 +75,32 @@ fn common_flags(index: usize, options: &SwarmOptions) -> Vec<String> {
         format!("--election-timeout={}", options.election_timeout_ms),
         format!("--snapshot-count={}", options.snapshot_count),
         "--log-level=error".to_string(),
-    ]
+    ];
+    if let Some(bytes) = options.wal_segment_bytes {
+        flags.push(format!("--experimental-wal-segment-size={bytes}"));
+    }
+    flags
+}
+
+/// The fsync latency model of a member's disk.
+fn sync_latency(latency: FsyncLatency) -> SyncLatency {
+    let usual = (Duration::from_micros(100), Duration::from_millis(2));
+    match latency {
+        FsyncLatency::None => SyncLatency::default(),
+        FsyncLatency::Fast => SyncLatency {
+            usual,
+            ..SyncLatency::default()
+        },
+        FsyncLatency::Slow => SyncLatency {
+            usual: (Duration::from_millis(2), Duration::from_millis(20)),
+            ..SyncLatency::default()
+        },
+        FsyncLatency::Spiky => SyncLatency {
+            usual,
+            slow_chance: 0.05,
+            slow: (Duration::from_millis(10), Duration::from_millis(200)),
+        },
+    }
 }
 
 fn parse_config(flags: &[String]) -> Config {
@@ -122,6 +148,7 @@ impl Member {
             "keep" => CrashMode::KeepUnsynced,
             _ => CrashMode::TornPrefix,
         });
+        disk.set_sync_latency(sync_latency(options.fsync_latency));
         let clock = SkewedClock::default();
         let state = Arc::new(Mutex::new(MemberState {
             running: false,

@@ -82,6 +82,38 @@ impl FaultKind {
     }
 }
 
+/// How long a member's fsyncs take (`detcd::io::SyncLatency`): with time on disk, the rest of a
+/// member runs while its raft loop waits for durability, so a message sent before the fsync it
+/// depends on can leave, and a crash can strike mid-fsync.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FsyncLatency {
+    /// Every fsync completes at once (the simulator before fsyncs took time).
+    #[default]
+    None,
+    /// 0.1–2 ms, like an SSD.
+    Fast,
+    /// 2–20 ms, like a spinning disk or a network volume: longer than a message's trip.
+    Slow,
+    /// Like `fast`, but one fsync in twenty takes 10–200 ms (a busy device, a journal commit).
+    Spiky,
+}
+
+impl FsyncLatency {
+    pub fn name(self) -> &'static str {
+        match self {
+            FsyncLatency::None => "none",
+            FsyncLatency::Fast => "fast",
+            FsyncLatency::Slow => "slow",
+            FsyncLatency::Spiky => "spiky",
+        }
+    }
+}
+
+/// WAL segment sizes a seed may draw: small enough that a seed's few hundred writes cut
+/// segments and release them behind snapshots.
+pub const WAL_SEGMENT_SIZES: &[u64] = &[1 << 10, 2 << 10, 4 << 10, 16 << 10];
+
 /// What the command line fixes for every seed of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSpec {
@@ -126,6 +158,11 @@ pub struct SwarmOptions {
     /// member), and the periodic compactor records its compactions and goes round the members.
     #[serde(default)]
     pub breadth: bool,
+    #[serde(default)]
+    pub fsync_latency: FsyncLatency,
+    /// `--experimental-wal-segment-size`, or detcd's default (64 MiB, never reached in a seed).
+    #[serde(default)]
+    pub wal_segment_bytes: Option<u64>,
 }
 
 impl SwarmOptions {
@@ -161,6 +198,20 @@ impl SwarmOptions {
         let gap_low = rng.random_range(50..1_000);
         // Options added later draw from their own stream, so that old seeds keep their draws.
         let mut later = StdRng::seed_from_u64(seed ^ 0x0b4e_ad7f_0a11);
+        // Options added since seeds were first pinned come from their own stream, so that every
+        // older option of a seed stays what it was.
+        let mut disk_rng = StdRng::seed_from_u64(seed ^ 0x00d1_5c71_e50f_d15c);
+        let fsync_latency = *[
+            FsyncLatency::None,
+            FsyncLatency::Fast,
+            FsyncLatency::Slow,
+            FsyncLatency::Spiky,
+        ]
+        .choose(&mut disk_rng)
+        .expect("choices");
+        let wal_segment_bytes = disk_rng
+            .random_bool(0.5)
+            .then(|| *WAL_SEGMENT_SIZES.choose(&mut disk_rng).expect("sizes"));
         SwarmOptions {
             seed,
             nodes,
@@ -183,6 +234,8 @@ impl SwarmOptions {
             bit_flip_percent: *[0, 0, 10, 30].choose(&mut rng).expect("choices"),
             bugs: spec.bugs.clone(),
             breadth: later.random_bool(0.5),
+            fsync_latency,
+            wal_segment_bytes,
         }
     }
 
@@ -195,7 +248,7 @@ impl SwarmOptions {
             .collect();
         format!(
             "nodes={} heartbeat={}ms election={}ms snapshot-count={} compaction={} clients={} keys={} think<{}ms ops={} \
-             faults=[{}] fault-gap={}..{}ms crash-mode={} bit-flips={}% breadth={}{}",
+             faults=[{}] fault-gap={}..{}ms crash-mode={} bit-flips={}% breadth={} fsync={} wal-segment={}{}",
             self.nodes,
             self.heartbeat_interval_ms,
             self.election_timeout_ms,
@@ -212,6 +265,9 @@ impl SwarmOptions {
             self.crash_mode,
             self.bit_flip_percent,
             if self.breadth { "on" } else { "off" },
+            self.fsync_latency.name(),
+            self.wal_segment_bytes
+                .map_or("64MiB".to_string(), |bytes| format!("{}KiB", bytes >> 10)),
             if self.bugs.is_empty() {
                 String::new()
             } else {

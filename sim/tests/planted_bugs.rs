@@ -118,4 +118,23 @@ fn a_txn_range_that_misses_the_txns_own_writes_is_not_linearizable() {
 fn a_limited_range_that_counts_only_what_it_returns_is_caught() {
     let caught = first_seed_caught_by("range-count-stops-at-limit", "linearizability", 1, 8);
     assert!(caught.is_some(), "not caught within 8 seeds");
+/// Needs peers and time on disk: a follower's acknowledgement that leaves before its fsync is
+/// counted by the leader while the entry may still be lost, and only an fsync that takes longer
+/// than the message's trip (`fsync=slow` or `spiky`) lets a crash fall in between. Seed 24
+/// (`fsync=slow`): a follower restarted without an entry it acknowledged, and raft-rs refuses
+/// the leader's commit index beyond its log (crash verdict). Without fsync latency the messages
+/// only reach the transport's queue before the fsync returns, so no seed can catch it.
+#[test]
+fn acknowledging_an_append_before_its_fsync_loses_the_entry_at_a_power_loss() {
+    let caught = first_failing_seed("follower-ack-before-fsync", 3, &FaultKind::ALL, 30);
+    assert!(caught.is_some(), "not caught within 30 seeds");
+}
+
+/// Needs small WAL segments (`wal-segment=` 1–16 KiB): with detcd's 64 MiB no seed ever cuts one.
+/// The records a save left unsynced in the segment it filled are lost at the next power loss, and
+/// the member then refuses its WAL (a torn record or a gap before the next segment).
+#[test]
+fn a_segment_cut_that_leaves_the_last_save_unsynced_stops_a_later_restart() {
+    let caught = first_failing_seed("cut-without-sync", 1, &FaultKind::ALL, 15);
+    assert!(caught.is_some(), "not caught within 15 seeds");
 }

@@ -95,7 +95,9 @@ pub fn restore(
         commit: bootstrap_index,
         ..Default::default()
     };
-    wal.save(Some(&hard_state), &entries)
+    // Offline, on a disk whose fsync blocks and resolves at once (the real one), so the WAL's
+    // futures need no runtime.
+    futures::executor::block_on(wal.save(Some(&hard_state), &entries))
         .map_err(|e| e.to_string())?;
 
     let data = SnapshotData {
@@ -117,7 +119,7 @@ pub fn restore(
     snapshot_metadata.set_conf_state(ConfState::from((voters, Vec::new())));
     let snapshot_metadata = snapshot_metadata.clone();
     SnapshotFiles::new(disk, options.data_dir.join("member").join("snap")).save(&snapshot)?;
-    wal.save_snapshot_marker(&snapshot_metadata)
+    futures::executor::block_on(wal.save_snapshot_marker(&snapshot_metadata))
         .map_err(|e| e.to_string())?;
     Ok(Restored {
         member_id: metadata.member_id,

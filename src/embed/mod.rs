@@ -66,7 +66,9 @@ pub async fn start(config: Config, io: Io) -> Result<Etcd, String> {
     } else {
         None
     };
-    let server = EtcdServer::new(config, io, remote).map_err(|e| e.to_string())?;
+    let server = EtcdServer::new(config, io, remote)
+        .await
+        .map_err(|e| e.to_string())?;
 
     let (error_sender, errors) = mpsc::unbounded_channel();
     let ready = Arc::new(Watched::new(false));

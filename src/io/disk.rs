@@ -1,7 +1,9 @@
 //! The [`Disk`] trait: the durability contract every storage module relies on.
 
+use std::future::Future;
 use std::io;
 use std::path::Path;
+use std::pin::Pin;
 
 /// A minimal file system, just large enough for the WAL and snapshot files.
 ///
@@ -14,7 +16,9 @@ use std::path::Path;
 ///
 /// * Bytes passed to [`DiskFile::append`] are visible to [`Disk::read`]
 ///   immediately, but are **not durable** until a later [`DiskFile::sync`] on
-///   the same handle returns `Ok`. A power loss may drop unsynced bytes, or keep
+///   the same handle resolves to `Ok`. An fsync takes time: other tasks run
+///   while it is awaited, and a power loss before it resolves may drop the bytes
+///   it was making durable. A power loss may drop unsynced bytes, or keep
 ///   an arbitrary *prefix* of them (a torn write). Unsynced bytes are never
 ///   reordered or corrupted into something other than a prefix.
 /// * If `sync` returns `Err`, nothing is promised about the unsynced bytes: they
@@ -50,12 +54,21 @@ pub trait Disk: Send + Sync + std::fmt::Debug + 'static {
     fn write_atomic(&self, path: &Path, data: &[u8]) -> io::Result<()>;
 }
 
+/// An fsync in flight: see [`DiskFile::sync`].
+pub type Syncing<'a> = Pin<Box<dyn Future<Output = io::Result<()>> + Send + 'a>>;
+
 /// A file opened for appending.
 pub trait DiskFile: Send {
-    /// Appends `data`; not durable until [`DiskFile::sync`] returns `Ok`.
+    /// Appends `data`; not durable until [`DiskFile::sync`] resolves to `Ok`.
     fn append(&mut self, data: &[u8]) -> io::Result<()>;
-    /// fsync: everything appended before is durable when this returns Ok.
-    fn sync(&mut self) -> io::Result<()>;
+    /// fsync: everything appended before the call is durable once this resolves to `Ok`.
+    ///
+    /// A future, because an fsync takes time during which the rest of the process goes on:
+    /// the simulated disk sleeps a drawn latency in simulated time (so a crash can strike
+    /// mid-fsync, and a message sent before the fsync it depends on can arrive before it ends).
+    /// The real disk fsyncs on the calling thread and resolves at the first poll, blocking like
+    /// etcd's raft loop does.
+    fn sync(&mut self) -> Syncing<'_>;
 }
 
 /// Checks that `dir` can be created and durably written, so that a server with

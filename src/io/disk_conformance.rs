@@ -3,9 +3,12 @@
 //! disk can run.
 
 use std::io::ErrorKind;
-use std::path::{Path, PathBuf};
 
-use super::{probe_writable, CrashMode, Disk, RealDisk, SimDisk};
+use futures::executor::block_on;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{probe_writable, CrashMode, Disk, RealDisk, SimDisk, SyncLatency};
 
 /// Runs every generic check against `disk`, using the (existing or not) directory `root`.
 fn run_all(disk: &dyn Disk, root: &Path) {
@@ -37,16 +40,16 @@ fn append_and_read(disk: &dyn Disk, dir: &Path) {
         assert!(disk.exists(&p));
         assert_eq!(disk.read(&p).unwrap(), b"");
         f.append(b"hello ").unwrap();
-        f.sync().unwrap();
+        block_on(f.sync()).unwrap();
         f.append(b"world").unwrap();
         // Visible before sync.
         assert_eq!(disk.read(&p).unwrap(), b"hello world");
-        f.sync().unwrap();
+        block_on(f.sync()).unwrap();
     }
     // Reopening appends after the existing content.
     let mut f = disk.open_append(&p).unwrap();
     f.append(b"!").unwrap();
-    f.sync().unwrap();
+    block_on(f.sync()).unwrap();
     assert_eq!(disk.read(&p).unwrap(), b"hello world!");
 }
 
@@ -133,13 +136,13 @@ fn crash_drops_unsynced_keeps_synced() {
     let (disk, p) = sim_with_file(CrashMode::DropUnsynced, 1);
     let mut f = disk.open_append(&p).unwrap();
     f.append(b"synced").unwrap();
-    f.sync().unwrap();
+    block_on(f.sync()).unwrap();
     f.append(b"-unsynced").unwrap();
     disk.crash();
     assert_eq!(disk.read(&p).unwrap(), b"synced");
     // The old handle died with the process.
     assert!(f.append(b"x").is_err());
-    assert!(f.sync().is_err());
+    assert!(block_on(f.sync()).is_err());
     let s = disk.stats();
     assert_eq!((s.crashes, s.unsynced_bytes_lost), (1, 9));
 }
@@ -162,7 +165,7 @@ fn torn_crash_keeps_a_prefix_and_is_deterministic() {
             let (disk, p) = sim_with_file(CrashMode::TornPrefix, seed);
             let mut f = disk.open_append(&p).unwrap();
             f.append(b"base|").unwrap();
-            f.sync().unwrap();
+            block_on(f.sync()).unwrap();
             f.append(unsynced).unwrap();
             disk.crash();
             disk.read(&p).unwrap()
@@ -196,15 +199,45 @@ fn wipe_removes_everything_and_kills_handles() {
     assert!(disk.list(Path::new("/d")).unwrap().is_empty());
 }
 
+/// An fsync takes its drawn latency in (simulated) time, and a power loss before it resolves
+/// loses the bytes it was making durable, as one during a real fsync may.
+#[tokio::test]
+async fn an_fsync_takes_time_and_a_crash_meanwhile_loses_its_bytes() {
+    let (disk, p) = sim_with_file(CrashMode::DropUnsynced, 1);
+    let latency = Duration::from_millis(5);
+    disk.set_sync_latency(SyncLatency {
+        usual: (latency, latency),
+        ..SyncLatency::default()
+    });
+    let mut f = disk.open_append(&p).unwrap();
+    f.append(b"first").unwrap();
+    let started = tokio::time::Instant::now();
+    f.sync().await.unwrap();
+    assert!(started.elapsed() >= latency);
+    assert_eq!(disk.file_sizes(&p), Some((5, 0)));
+    f.append(b"second").unwrap();
+    let mut syncing = f.sync();
+    assert!(futures::poll!(&mut syncing).is_pending(), "still in flight");
+    assert_eq!(
+        disk.file_sizes(&p),
+        Some((5, 6)),
+        "not durable before it resolves"
+    );
+    disk.crash();
+    assert!(syncing.await.is_err(), "the process that waited is gone");
+    assert_eq!(disk.read(&p).unwrap(), b"first");
+    assert_eq!(disk.stats().sync_wait_us, 10_000);
+}
+
 #[test]
 fn failed_sync_leaves_data_pending() {
     let (disk, p) = sim_with_file(CrashMode::DropUnsynced, 1);
     let mut f = disk.open_append(&p).unwrap();
     f.append(b"data").unwrap();
     disk.fail_next_syncs(1);
-    assert!(f.sync().is_err());
+    assert!(block_on(f.sync()).is_err());
     assert_eq!(disk.file_sizes(&p), Some((0, 4)));
-    f.sync().unwrap();
+    block_on(f.sync()).unwrap();
     assert_eq!(disk.file_sizes(&p), Some((4, 0)));
     assert_eq!(disk.stats().failed_syncs, 1);
 }

@@ -4,10 +4,11 @@
 //! - [`Clock`]: time and timers (skewable per node in the simulator).
 //! - [`Disk`]: files, with an explicit durability contract. Production uses [`RealDisk`]; the
 //!   simulator uses [`SimDisk`], an in-memory disk that survives a simulated crash, models exactly
-//!   what a power loss does to data that was not fsynced, and injects faults from a seed. The seam
-//!   is synchronous on purpose: the raft loop must not proceed before its log is durable anyway
-//!   (etcd's raft loop also blocks on fsync), and it keeps the simulated disk free of scheduling
-//!   nondeterminism.
+//!   what a power loss does to data that was not fsynced, and injects faults from a seed. Every
+//!   call is synchronous except fsync, which is awaited: the raft loop does not proceed before its
+//!   log is durable (etcd's raft loop also blocks on fsync), but the rest of the member (its
+//!   transport, its clients, its lease duties) runs meanwhile, as it does in production, and the
+//!   simulated disk gives each fsync a latency in simulated time.
 //! - Network: tokio TCP in production, madsim's network in the simulator. madsim-tokio and
 //!   madsim-tonic already swap the socket layer under `--cfg madsim`; the one place where the two
 //!   builds serve differently (HTTP/1 + gRPC on one port) is `embed::serve`.
@@ -20,9 +21,9 @@ mod real_disk;
 mod sim_disk;
 
 pub use clock::{Clock, SkewedClock, SystemClock};
-pub use disk::{probe_writable, Disk, DiskFile};
+pub use disk::{probe_writable, Disk, DiskFile, Syncing};
 pub use real_disk::RealDisk;
-pub use sim_disk::{CrashMode, DiskStats, FaultRates, SimDisk};
+pub use sim_disk::{CrashMode, DiskStats, FaultRates, SimDisk, SyncLatency};
 
 use std::sync::Arc;
 

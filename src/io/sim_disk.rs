@@ -4,7 +4,9 @@
 //!
 //! Each file holds *durable* bytes followed by *pending* bytes (appended but not
 //! yet synced). Reads see both, like a page cache. [`DiskFile::sync`] moves
-//! pending bytes to durable. [`SimDisk::crash`] models a power loss: pending
+//! the bytes pending at its call to durable once its [`SyncLatency`] has passed
+//! in simulated time; the member's other tasks run meanwhile, and a crash before
+//! then loses (some of) them like any other unsynced bytes. [`SimDisk::crash`] models a power loss: pending
 //! bytes are dropped, or, depending on [`CrashMode`], a random prefix of them
 //! survives (a torn write). Metadata operations (create, rename, remove,
 //! truncate, `write_atomic`) are durable as soon as they return; that is what
@@ -23,11 +25,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::disk::{Disk, DiskFile};
+use super::disk::{Disk, DiskFile, Syncing};
 
 /// What a crash does to bytes that were appended but not synced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +55,35 @@ pub struct FaultRates {
     pub read_fail: f64,
 }
 
+/// How long a simulated fsync takes, drawn per fsync from the disk's seeded rng. The default,
+/// zero, completes every fsync at once.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SyncLatency {
+    /// An ordinary fsync takes between these two durations.
+    pub usual: (Duration, Duration),
+    /// Chance (0.0..=1.0) that an fsync is slow instead: a busy device, a journal commit.
+    pub slow_chance: f64,
+    /// A slow fsync takes between these two durations.
+    pub slow: (Duration, Duration),
+}
+
+impl SyncLatency {
+    fn draw(&self, rng: &mut StdRng) -> Duration {
+        if *self == SyncLatency::default() {
+            return Duration::ZERO;
+        }
+        let (low, high) = if self.slow_chance > 0.0 && rng.random_bool(self.slow_chance.min(1.0)) {
+            self.slow
+        } else {
+            self.usual
+        };
+        if high <= low {
+            return low;
+        }
+        rng.random_range(low..=high)
+    }
+}
+
 /// Counters of what happened on a [`SimDisk`], for test assertions and
 /// simulator reports.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -60,6 +92,8 @@ pub struct DiskStats {
     pub appended_bytes: u64,
     pub syncs: u64,
     pub failed_syncs: u64,
+    /// Simulated time spent in fsyncs, in microseconds.
+    pub sync_wait_us: u64,
     pub failed_appends: u64,
     pub reads: u64,
     pub failed_reads: u64,
@@ -91,6 +125,10 @@ struct State {
     rng: StdRng,
     crash_mode: CrashMode,
     rates: FaultRates,
+    sync_latency: SyncLatency,
+    /// Draws fsync latencies; apart from `rng`, so that giving a disk a latency leaves its
+    /// other random choices (torn prefixes, random faults) as they were.
+    latency_rng: StdRng,
     fail_syncs: u64,
     read_fault_prefixes: Vec<PathBuf>,
     write_fault_prefixes: Vec<PathBuf>,
@@ -153,6 +191,8 @@ impl SimDisk {
                 rng: StdRng::seed_from_u64(seed),
                 crash_mode: CrashMode::TornPrefix,
                 rates: FaultRates::default(),
+                sync_latency: SyncLatency::default(),
+                latency_rng: StdRng::seed_from_u64(seed ^ 0xf5c_1a7e_11c7),
                 fail_syncs: 0,
                 read_fault_prefixes: Vec::new(),
                 write_fault_prefixes: Vec::new(),
@@ -230,6 +270,11 @@ impl SimDisk {
     /// Random failures, drawn from the seeded rng.
     pub fn set_fault_rates(&self, rates: FaultRates) {
         self.lock().rates = rates;
+    }
+
+    /// How long each later fsync takes.
+    pub fn set_sync_latency(&self, latency: SyncLatency) {
+        self.lock().sync_latency = latency;
     }
 
     /// Flips one bit of a file's *durable* bytes (bit rot, a bad sector).
@@ -416,24 +461,45 @@ impl DiskFile for SimFileHandle {
         Ok(())
     }
 
-    fn sync(&mut self) -> io::Result<()> {
-        let mut st = self.disk.lock();
-        let st = &mut *st;
-        self.check_alive(st)?;
-        st.stats.syncs += 1;
-        let random_fail =
-            st.rates.sync_fail > 0.0 && st.rng.random_bool(st.rates.sync_fail.min(1.0));
-        if st.fail_syncs > 0 || random_fail {
-            st.fail_syncs = st.fail_syncs.saturating_sub(1);
-            st.stats.failed_syncs += 1;
-            return Err(injected("fsync of", &self.path));
-        }
-        let file = st
-            .files
-            .get_mut(&self.path)
-            .ok_or_else(|| not_found(&self.path))?;
-        let pending = std::mem::take(&mut file.pending);
-        file.durable.extend_from_slice(&pending);
-        Ok(())
+    fn sync(&mut self) -> Syncing<'_> {
+        // Everything is decided at the call, in call order, so the seeded draws do not depend on
+        // how the member's tasks interleave while fsyncs are in flight.
+        let started = {
+            let mut st = self.disk.lock();
+            let st = &mut *st;
+            self.check_alive(st).map(|()| {
+                st.stats.syncs += 1;
+                let random_fail =
+                    st.rates.sync_fail > 0.0 && st.rng.random_bool(st.rates.sync_fail.min(1.0));
+                let fail = st.fail_syncs > 0 || random_fail;
+                st.fail_syncs = st.fail_syncs.saturating_sub(u64::from(fail));
+                let pending = st.files.get(&self.path).map_or(0, |f| f.pending.len());
+                let latency = st.sync_latency.draw(&mut st.latency_rng);
+                st.stats.sync_wait_us += latency.as_micros() as u64;
+                (fail, pending, latency)
+            })
+        };
+        Box::pin(async move {
+            let (fail, pending, latency) = started?;
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
+            let mut st = self.disk.lock();
+            let st = &mut *st;
+            // A crash while the fsync was in flight took its bytes' fate out of its hands.
+            self.check_alive(st)?;
+            if fail {
+                st.stats.failed_syncs += 1;
+                return Err(injected("fsync of", &self.path));
+            }
+            let file = st
+                .files
+                .get_mut(&self.path)
+                .ok_or_else(|| not_found(&self.path))?;
+            // Only what was appended before the call: later appends wait for a later fsync.
+            let synced = pending.min(file.pending.len());
+            file.durable.extend(file.pending.drain(..synced));
+            Ok(())
+        })
     }
 }

@@ -178,7 +178,7 @@ impl RaftNode {
     /// rather than letting the node acknowledge anything it could not make durable.
     pub async fn run(mut self, stop: Arc<Watched<bool>>) -> Result<(), ServerError> {
         // The first Ready re-applies the log, which tells raft the current voters.
-        self.on_ready()?;
+        self.on_ready().await?;
         // A single-voter cluster need not wait out an election timeout to serve.
         let voters = self.raw.raft.prs().conf().voters().ids();
         if voters.len() == 1 && voters.contains(self.raw.raft.id) {
@@ -187,7 +187,7 @@ impl RaftNode {
         let mut tick = self.clock.sleep(self.tick_interval);
         loop {
             self.after_raft_call();
-            self.on_ready()?;
+            self.on_ready().await?;
             tokio::select! {
                 biased;
                 _ = stop.wait_for(|stopped| *stopped) => return Ok(()),
@@ -285,7 +285,7 @@ impl RaftNode {
         self.raw.raft.set_randomized_election_timeout(timeout);
     }
 
-    fn on_ready(&mut self) -> Result<(), ServerError> {
+    async fn on_ready(&mut self) -> Result<(), ServerError> {
         if !self.raw.has_ready() {
             return Ok(());
         }
@@ -293,7 +293,7 @@ impl RaftNode {
         // 1. A snapshot from the leader replaces the state machine before any entry after it
         //    is applied.
         if !ready.snapshot().is_empty() {
-            self.install_snapshot(ready.snapshot().clone())?;
+            self.install_snapshot(ready.snapshot().clone()).await?;
         }
         // 2. A leader's appends may leave before its own fsync (Raft thesis §10.2.1: the leader
         //    writes its log in parallel with replicating it): raft-rs only puts such messages in
@@ -310,12 +310,18 @@ impl RaftNode {
         self.apply(ready.take_committed_entries())?;
         // 4. Persist new entries and the hard state (term, vote, commit) with one fsync, before
         //    any message that depends on them leaves: a vote or an append acknowledgement sent
-        //    before fsync could be forgotten by a crash after the peer counted it.
+        //    before fsync could be forgotten by a crash after the peer counted it. The fsync is
+        //    awaited: the transport and the server's other tasks go on meanwhile.
+        let mut persisted_messages = ready.take_persisted_messages();
+        if crate::planted_bug!(FollowerAckBeforeFsync) {
+            self.transport.send(std::mem::take(&mut persisted_messages));
+        }
         let hard_state = ready.hs().cloned();
         if hard_state.is_some() || !ready.entries().is_empty() {
             crate::failpoint!(self.raw.raft.id, "raftBeforeSave");
             self.wal
                 .save(hard_state.as_ref(), ready.entries())
+                .await
                 .map_err(|e| ServerError::Storage(e.to_string()))?;
             crate::failpoint!(self.raw.raft.id, "raftAfterSave");
             let mut core = self.raw.store().entries().wl();
@@ -326,7 +332,6 @@ impl RaftNode {
             }
         }
         // 5. Now the messages that depend on this node's durable state may go out.
-        let persisted_messages = ready.take_persisted_messages();
         if !persisted_messages.is_empty() {
             crate::failpoint!(self.raw.raft.id, "raftBeforeFollowerSend");
         }
@@ -344,7 +349,7 @@ impl RaftNode {
         self.transport.send(light_ready.take_messages());
         self.apply(light_ready.take_committed_entries())?;
         self.raw.advance_apply();
-        self.maybe_snapshot()?;
+        self.maybe_snapshot().await?;
         self.publish_status();
         Ok(())
     }
@@ -395,14 +400,14 @@ impl RaftNode {
     }
 
     /// Installs a leader's snapshot: durable first, then it replaces the state machine.
-    fn install_snapshot(&mut self, snapshot: Snapshot) -> Result<(), ServerError> {
+    async fn install_snapshot(&mut self, snapshot: Snapshot) -> Result<(), ServerError> {
         let metadata = snapshot.get_metadata().clone();
         tracing::info!(
             index = metadata.index,
             term = metadata.term,
             "installing snapshot from leader"
         );
-        self.persist_snapshot(&snapshot)?;
+        self.persist_snapshot(&snapshot).await?;
         crate::failpoint!(self.raw.raft.id, "raftBeforeApplySnap");
         self.applier.restore(&snapshot)?;
         crate::failpoint!(self.raw.raft.id, "raftAfterApplySnap");
@@ -419,7 +424,7 @@ impl RaftNode {
 
     /// Makes a snapshot durable: the file first, then the WAL's marker for it, so a crash between
     /// the two leaves an unused file, never a marker without its snapshot (etcd's order).
-    fn persist_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), ServerError> {
+    async fn persist_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), ServerError> {
         crate::failpoint!(self.raw.raft.id, "raftBeforeSaveSnap");
         self.snapshot_files
             .save(snapshot)
@@ -427,6 +432,7 @@ impl RaftNode {
         crate::failpoint!(self.raw.raft.id, "raftBeforeSnapMarker");
         self.wal
             .save_snapshot_marker(snapshot.get_metadata())
+            .await
             .map_err(|e| ServerError::Storage(e.to_string()))?;
         crate::failpoint!(self.raw.raft.id, "raftAfterSaveSnap");
         Ok(())
@@ -435,7 +441,7 @@ impl RaftNode {
     /// Every `snapshot_count` applied entries, or when a peer needs a newer snapshot than the
     /// latest (a member added since): snapshot the state machine, then release the log (in
     /// memory and on disk) behind it, keeping some entries for slow followers.
-    fn maybe_snapshot(&mut self) -> Result<(), ServerError> {
+    async fn maybe_snapshot(&mut self) -> Result<(), ServerError> {
         let applied = self.applier.applied_index();
         let snapshot_index = self.raw.store().snapshot_index();
         let wanted = self.raw.store().take_snapshot_request() && applied > snapshot_index;
@@ -455,7 +461,7 @@ impl RaftNode {
             .map_err(|e| ServerError::Storage(format!("term of applied index: {e}")))?;
         metadata.set_conf_state(self.raw.raft.prs().conf().to_conf_state());
         let term = metadata.term;
-        self.persist_snapshot(&snapshot)?;
+        self.persist_snapshot(&snapshot).await?;
         self.raw.mut_store().set_snapshot(snapshot);
         let catch_up = self.snapshot_count.min(SNAPSHOT_CATCH_UP_ENTRIES_MAX);
         let first_index = self.raw.store().first_index().unwrap_or(1);

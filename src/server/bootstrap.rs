@@ -83,7 +83,7 @@ pub struct Bootstrapped {
     pub applied_index: u64,
 }
 
-pub fn bootstrap(
+pub async fn bootstrap(
     config: &Config,
     disk: Arc<dyn Disk>,
     remote: Option<RemoteCluster>,
@@ -97,7 +97,7 @@ pub fn bootstrap(
         .and_then(|()| probe_writable(disk.as_ref(), &config.wal_dir))
         .map_err(|e| BootstrapError::DataDir(e.to_string()))?;
     match (&config.initial_cluster_state, remote) {
-        (ClusterState::New, _) => create(config, disk, snapshot_files),
+        (ClusterState::New, _) => create(config, disk, snapshot_files).await,
         (ClusterState::Existing, Some(remote)) => join(config, disk, snapshot_files, remote),
         (ClusterState::Existing, None) => Err(BootstrapError::Config(
             "--initial-cluster-state existing needs the cluster's member list from a peer".into(),
@@ -105,7 +105,7 @@ pub fn bootstrap(
     }
 }
 
-fn create(
+async fn create(
     config: &Config,
     disk: Arc<dyn Disk>,
     snapshot_files: SnapshotFiles,
@@ -122,13 +122,14 @@ fn create(
         joined_existing: false,
     };
     let mut wal = Wal::create(disk, &config.wal_dir, &metadata.encode_to_vec())?;
+    wal.set_segment_bytes_max(config.wal_segment_bytes);
     let entries = bootstrap_log(&members);
     let hard_state = HardState {
         term: 1,
         commit: entries.len() as u64,
         ..Default::default()
     };
-    wal.save(Some(&hard_state), &entries)?;
+    wal.save(Some(&hard_state), &entries).await?;
     let storage = MemStorage::new_with_conf_state(initial_conf_state(&metadata));
     {
         let mut core = storage.wl();
@@ -175,7 +176,8 @@ fn join(
         members: remote.members.clone(),
         joined_existing: true,
     };
-    let wal = Wal::create(disk, &config.wal_dir, &metadata.encode_to_vec())?;
+    let mut wal = Wal::create(disk, &config.wal_dir, &metadata.encode_to_vec())?;
+    wal.set_segment_bytes_max(config.wal_segment_bytes);
     Ok(Bootstrapped {
         membership: Membership::new(remote.cluster_id, remote.members),
         metadata,
@@ -194,7 +196,8 @@ fn restart(
     disk: Arc<dyn Disk>,
     snapshot_files: SnapshotFiles,
 ) -> Result<Bootstrapped, BootstrapError> {
-    let (wal, contents) = Wal::open(disk, &config.wal_dir)?;
+    let (mut wal, contents) = Wal::open(disk, &config.wal_dir)?;
+    wal.set_segment_bytes_max(config.wal_segment_bytes);
     let metadata = WalMetadata::decode(contents.metadata.as_slice()).map_err(|e| {
         BootstrapError::Wal(WalError::Corrupt {
             file: config.wal_dir.display().to_string(),

@@ -80,7 +80,7 @@ impl EtcdServer {
     /// Bootstraps from disk and builds the server; nothing runs until [`EtcdServer::start`].
     /// `remote` is the cluster a member joining with `--initial-cluster-state existing` was
     /// added to (see [`bootstrap::fetch_remote_cluster`]).
-    pub fn new(
+    pub async fn new(
         config: Config,
         io: Io,
         remote: Option<RemoteCluster>,
@@ -95,7 +95,7 @@ impl EtcdServer {
             leases,
             alarms,
             applied_index,
-        } = bootstrap::bootstrap(&config, io.disk.clone(), remote)?;
+        } = bootstrap::bootstrap(&config, io.disk.clone(), remote).await?;
         tracing::info!(
             name = %config.name,
             member_id = format_args!("{:x}", metadata.member_id),

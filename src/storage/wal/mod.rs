@@ -2,7 +2,8 @@
 //!
 //! Raft may only acknowledge a vote or an entry once it is on stable storage.
 //! The WAL is that storage: [`Wal::save`] appends hard state and entries and
-//! fsyncs before returning; [`Wal::open`] replays everything after a restart.
+//! resolves once they are fsynced (an fsync takes time, during which the rest of
+//! the member runs: the future is awaited, not blocked on); [`Wal::open`] replays everything after a restart.
 //! This doc comment is the on-disk format specification.
 //!
 //! # Files
@@ -422,7 +423,8 @@ impl Wal {
         ))
     }
 
-    /// Sets the size after which a new segment is cut (tests use tiny ones).
+    /// Sets the size after which a new segment is cut (`--experimental-wal-segment-size`;
+    /// the simulator and tests use tiny ones).
     pub fn set_segment_bytes_max(&mut self, bytes: u64) {
         self.segment_bytes_max = bytes;
     }
@@ -441,7 +443,7 @@ impl Wal {
     /// If `entries` are not contiguous or would leave a gap after the last
     /// entry (or snapshot marker): that is a bug in the caller. Save the
     /// snapshot marker of an installed snapshot *before* the entries following it.
-    pub fn save(
+    pub async fn save(
         &mut self,
         hard_state: Option<&HardState>,
         entries: &[Entry],
@@ -474,7 +476,7 @@ impl Wal {
         if let Some(hs) = hard_state.filter(|_| !crate::planted_bug!(ForgetHardState)) {
             encode(&mut buf, &mut crc, TYPE_HARD_STATE, &encode_msg(hs));
         }
-        self.write_synced(&buf, crc)?;
+        self.write_synced(&buf, crc).await?;
         if let Some(last) = entries.last() {
             self.last_index = last.index;
         }
@@ -486,13 +488,13 @@ impl Wal {
 
     /// Records that a snapshot at (index, term) exists; later, segments wholly
     /// below it can be released. Replay drops entries at or below it.
-    pub fn save_snapshot_marker(&mut self, meta: &SnapshotMetadata) -> Result<(), WalError> {
+    pub async fn save_snapshot_marker(&mut self, meta: &SnapshotMetadata) -> Result<(), WalError> {
         self.check_poisoned()?;
         self.maybe_cut()?;
         let mut buf = Vec::new();
         let mut crc = self.crc;
         encode(&mut buf, &mut crc, TYPE_SNAPSHOT, &encode_msg(meta));
-        self.write_synced(&buf, crc)?;
+        self.write_synced(&buf, crc).await?;
         self.snapshot = Some(meta.clone());
         self.last_index = self.last_index.max(meta.index);
         Ok(())
@@ -529,15 +531,21 @@ impl Wal {
         Ok(())
     }
 
-    fn write_synced(&mut self, buf: &[u8], crc: u32) -> Result<(), WalError> {
-        let skip_sync = crate::planted_bug!(AckBeforeFsync);
-        let res =
-            (self.tail.append(buf))
-                .and_then(|()| if skip_sync { Ok(()) } else { self.tail.sync() });
+    async fn write_synced(&mut self, buf: &[u8], crc: u32) -> Result<(), WalError> {
+        // Poisoned until the fsync resolves: a save whose future is dropped mid-fsync leaves
+        // the tail in an unknown state, like a failed one.
+        self.poisoned = true;
+        let fills_segment = self.tail_bytes + buf.len() as u64 > self.segment_bytes_max;
+        let res = match self.tail.append(buf) {
+            Ok(()) if crate::planted_bug!(AckBeforeFsync) => Ok(()),
+            Ok(()) if fills_segment && crate::planted_bug!(CutWithoutSync) => Ok(()),
+            Ok(()) => self.tail.sync().await,
+            Err(e) => Err(e),
+        };
         if let Err(e) = res {
-            self.poisoned = true;
             return Err(WalError::Io(e));
         }
+        self.poisoned = false;
         self.crc = crc;
         self.tail_bytes += buf.len() as u64;
         Ok(())

@@ -1,11 +1,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use futures::executor::block_on;
 use proptest::prelude::*;
 use raft::prelude::{Entry, HardState, SnapshotMetadata};
 
 use super::*;
-use crate::io::{CrashMode, Disk, RealDisk, SimDisk};
+use crate::io::{CrashMode, Disk, RealDisk, SimDisk, SyncLatency};
 
 fn dir() -> PathBuf {
     PathBuf::from("/data/member/wal")
@@ -48,6 +49,34 @@ fn seg_path(wal: &Wal, i: usize) -> PathBuf {
     dir().join(&wal.segment_names()[i])
 }
 
+/// A save resolves only after its fsync's latency; one whose future is dropped mid-fsync (the
+/// member is going away) leaves the tail unknown, like a failed fsync, and a power loss then
+/// loses its entries.
+#[tokio::test]
+async fn a_save_dropped_mid_fsync_poisons_the_wal_and_is_not_durable() {
+    let (sim, disk) = sim();
+    sim.set_crash_mode(CrashMode::DropUnsynced);
+    let latency = std::time::Duration::from_millis(3);
+    sim.set_sync_latency(SyncLatency {
+        usual: (latency, latency),
+        ..SyncLatency::default()
+    });
+    let mut wal = Wal::create(disk.clone(), &dir(), b"m").unwrap();
+    wal.save(Some(&hs(1, 0, 0)), &ents(1, 2, 1)).await.unwrap();
+    {
+        let entries = ents(3, 3, 1);
+        let mut saving = std::pin::pin!(wal.save(None, &entries));
+        assert!(futures::poll!(saving.as_mut()).is_pending());
+    }
+    assert!(matches!(
+        wal.save(None, &ents(3, 3, 1)).await,
+        Err(WalError::Poisoned)
+    ));
+    sim.crash();
+    let (_, contents) = Wal::open(disk, &dir()).unwrap();
+    assert_eq!(contents.entries, ents(1, 2, 1));
+}
+
 #[test]
 fn create_save_reopen_round_trip() {
     let (_, disk) = sim();
@@ -58,8 +87,8 @@ fn create_save_reopen_round_trip() {
         Wal::create(disk.clone(), &dir(), b"x"),
         Err(WalError::AlreadyExists(_))
     ));
-    wal.save(Some(&hs(1, 1, 0)), &ents(1, 3, 1)).unwrap();
-    wal.save(Some(&hs(1, 1, 3)), &[]).unwrap();
+    block_on(wal.save(Some(&hs(1, 1, 0)), &ents(1, 3, 1))).unwrap();
+    block_on(wal.save(Some(&hs(1, 1, 3)), &[])).unwrap();
     drop(wal);
     let (mut wal, c) = Wal::open(disk.clone(), &dir()).unwrap();
     assert_eq!(c.metadata, b"node-1");
@@ -67,7 +96,7 @@ fn create_save_reopen_round_trip() {
     assert_eq!(c.entries, ents(1, 3, 1));
     assert_eq!(c.snapshot, None);
     // Appendable after reopen, and replays again.
-    wal.save(None, &ents(4, 5, 2)).unwrap();
+    block_on(wal.save(None, &ents(4, 5, 2))).unwrap();
     drop(wal);
     let (_, c) = Wal::open(disk, &dir()).unwrap();
     assert_eq!(c.entries.len(), 5);
@@ -87,8 +116,8 @@ fn open_missing_is_not_found() {
 fn overwrite_suffix() {
     let (_, disk) = sim();
     let mut wal = Wal::create(disk.clone(), &dir(), b"m").unwrap();
-    wal.save(None, &ents(1, 5, 1)).unwrap();
-    wal.save(None, &ents(3, 4, 2)).unwrap();
+    block_on(wal.save(None, &ents(1, 5, 1))).unwrap();
+    block_on(wal.save(None, &ents(3, 4, 2))).unwrap();
     drop(wal);
     let (_, c) = Wal::open(disk, &dir()).unwrap();
     let mut want = ents(1, 2, 1);
@@ -100,11 +129,11 @@ fn overwrite_suffix() {
 fn snapshot_marker_filters_entries() {
     let (_, disk) = sim();
     let mut wal = Wal::create(disk.clone(), &dir(), b"m").unwrap();
-    wal.save(None, &ents(1, 5, 1)).unwrap();
-    wal.save_snapshot_marker(&snap(3, 1)).unwrap();
+    block_on(wal.save(None, &ents(1, 5, 1))).unwrap();
+    block_on(wal.save_snapshot_marker(&snap(3, 1))).unwrap();
     // A snapshot beyond the log, then entries after it.
-    wal.save_snapshot_marker(&snap(10, 2)).unwrap();
-    wal.save(None, &ents(11, 12, 2)).unwrap();
+    block_on(wal.save_snapshot_marker(&snap(10, 2))).unwrap();
+    block_on(wal.save(None, &ents(11, 12, 2))).unwrap();
     drop(wal);
     let (_, c) = Wal::open(disk, &dir()).unwrap();
     assert_eq!(c.snapshot, Some(snap(10, 2)));
@@ -115,14 +144,14 @@ fn snapshot_marker_filters_entries() {
 fn torn_tail_is_truncated_and_wal_stays_usable() {
     let (sdisk, disk) = sim();
     let mut wal = Wal::create(disk.clone(), &dir(), b"m").unwrap();
-    wal.save(Some(&hs(1, 0, 1)), &ents(1, 2, 1)).unwrap();
+    block_on(wal.save(Some(&hs(1, 0, 1)), &ents(1, 2, 1))).unwrap();
     let path = seg_path(&wal, 0);
     let good_len = disk.read(&path).unwrap().len();
     // A save whose fsync fails, then a power loss that keeps part of it.
     sdisk.fail_next_syncs(1);
-    assert!(wal.save(None, &ents(3, 3, 1)).is_err());
+    assert!(block_on(wal.save(None, &ents(3, 3, 1))).is_err());
     assert!(matches!(
-        wal.save(None, &ents(3, 3, 1)),
+        block_on(wal.save(None, &ents(3, 3, 1))),
         Err(WalError::Poisoned)
     ));
     sdisk.set_crash_mode(CrashMode::KeepUnsynced);
@@ -138,7 +167,7 @@ fn torn_tail_is_truncated_and_wal_stays_usable() {
         good_len,
         "torn tail truncated"
     );
-    wal.save(Some(&hs(1, 0, 3)), &ents(3, 3, 1)).unwrap();
+    block_on(wal.save(Some(&hs(1, 0, 3)), &ents(3, 3, 1))).unwrap();
     drop(wal);
     let (_, c) = Wal::open(disk, &dir()).unwrap();
     assert_eq!(c.entries, ents(1, 3, 1));
@@ -149,7 +178,7 @@ fn torn_tail_is_truncated_and_wal_stays_usable() {
 fn zero_filled_tail_is_torn() {
     let (_, disk) = sim();
     let mut wal = Wal::create(disk.clone(), &dir(), b"m").unwrap();
-    wal.save(None, &ents(1, 2, 1)).unwrap();
+    block_on(wal.save(None, &ents(1, 2, 1))).unwrap();
     let path = seg_path(&wal, 0);
     drop(wal);
     let len = disk.read(&path).unwrap().len() as u64;
@@ -175,7 +204,7 @@ fn corrupt_record(record: usize, byte_in_payload: usize) -> WalError {
     let (sdisk, disk) = sim();
     let mut wal = Wal::create(disk.clone(), &dir(), b"m").unwrap();
     for i in 1..=4 {
-        wal.save(None, &ents(i, i, 1)).unwrap();
+        block_on(wal.save(None, &ents(i, i, 1))).unwrap();
     }
     let path = seg_path(&wal, 0);
     drop(wal);
@@ -214,7 +243,7 @@ fn bit_flip_in_last_record_is_corrupt_not_torn() {
 fn bit_flip_in_length_field_is_corrupt_not_torn() {
     let (sdisk, disk) = sim();
     let mut wal = Wal::create(disk.clone(), &dir(), b"m").unwrap();
-    wal.save(None, &ents(1, 2, 1)).unwrap();
+    block_on(wal.save(None, &ents(1, 2, 1))).unwrap();
     let path = seg_path(&wal, 0);
     drop(wal);
     let offs = record_offsets(&disk.read(&path).unwrap());
@@ -233,7 +262,7 @@ fn segments_cut_replay_and_release() {
     let mut wal = Wal::create(disk.clone(), &dir(), b"meta").unwrap();
     wal.set_segment_bytes_max(200);
     for i in 1..=30 {
-        wal.save(Some(&hs(1, 1, i - 1)), &[ent(i, 1)]).unwrap();
+        block_on(wal.save(Some(&hs(1, 1, i - 1)), &[ent(i, 1)])).unwrap();
     }
     let names = wal.segment_names();
     assert!(names.len() > 3, "{names:?}");
@@ -243,7 +272,7 @@ fn segments_cut_replay_and_release() {
     assert_eq!(c.entries, ents(1, 30, 1));
     assert_eq!(c.hard_state, hs(1, 1, 29));
 
-    wal.save_snapshot_marker(&snap(20, 1)).unwrap();
+    block_on(wal.save_snapshot_marker(&snap(20, 1))).unwrap();
     wal.release_to(20).unwrap();
     let kept = wal.segment_names();
     assert!(kept.len() < names.len(), "{names:?} -> {kept:?}");
@@ -269,7 +298,7 @@ fn missing_middle_segment_is_corrupt() {
     let mut wal = Wal::create(disk.clone(), &dir(), b"m").unwrap();
     wal.set_segment_bytes_max(100);
     for i in 1..=10 {
-        wal.save(None, &[ent(i, 1)]).unwrap();
+        block_on(wal.save(None, &[ent(i, 1)])).unwrap();
     }
     let mid = seg_path(&wal, 1);
     drop(wal);
@@ -288,9 +317,9 @@ fn real_disk_round_trip_with_segments() {
     let mut wal = Wal::create(disk.clone(), &d, b"real").unwrap();
     wal.set_segment_bytes_max(300);
     for i in 1..=20 {
-        wal.save(Some(&hs(2, 1, i)), &[ent(i, 2)]).unwrap();
+        block_on(wal.save(Some(&hs(2, 1, i)), &[ent(i, 2)])).unwrap();
     }
-    wal.save(None, &ents(15, 16, 3)).unwrap();
+    block_on(wal.save(None, &ents(15, 16, 3))).unwrap();
     drop(wal);
     let (_, c) = Wal::open(disk.clone(), &d).unwrap();
     let mut want = ents(1, 14, 2);
@@ -390,7 +419,7 @@ proptest! {
                     let batch = ents(from, from + count - 1 + u64::from(count == 0), term);
                     let batch = if count == 0 { Vec::new() } else { batch };
                     let h = hs(term, step % 3, step);
-                    wal.save(with_hs.then_some(&h), &batch).unwrap();
+                    block_on(wal.save(with_hs.then_some(&h), &batch)).unwrap();
                     apply(&mut log, &batch);
                     if with_hs { hard = h; }
                 }
@@ -401,7 +430,7 @@ proptest! {
                     let batch = ents(from, from + count - 1, term);
                     let h = hs(term, 9, step);
                     sdisk.fail_next_syncs(1);
-                    prop_assert!(wal.save(Some(&h), &batch).is_err());
+                    prop_assert!(block_on(wal.save(Some(&h), &batch)).is_err());
                     drop(wal);
                     sdisk.crash();
                     wal = reopen(&mut log, &mut hard, snapshot, Some((batch, h)))?;
@@ -419,7 +448,7 @@ proptest! {
                     let Some(last_e) = log.last() else { continue };
                     let idx = last_e.index.saturating_sub(back).max(log[0].index);
                     let t = log.iter().find(|e| e.index == idx).unwrap().term;
-                    wal.save_snapshot_marker(&snap(idx, t)).unwrap();
+                    block_on(wal.save_snapshot_marker(&snap(idx, t))).unwrap();
                     wal.release_to(idx).unwrap();
                     log.retain(|e| e.index > idx);
                     snapshot = Some(idx);

@@ -28,10 +28,13 @@ pub enum Bug {
     DropEventOnResume,
     /// Keys put with a lease are never attached to it, so its revoke (or expiry) deletes none.
     RevokeKeepsKeys,
+    /// A member answers only the members it has applied: one that missed the addition of the
+    /// leader (down, or cut off, across the change) never acknowledges it, so never catches up.
+    AnswerOnlyKnownMembers,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 8] = [
+    pub const ALL: [Bug; 9] = [
         Bug::AckBeforeFsync,
         Bug::ReadWithoutReadIndex,
         Bug::SkipWalChecksum,
@@ -40,6 +43,7 @@ impl Bug {
         Bug::KeepTornTail,
         Bug::DropEventOnResume,
         Bug::RevokeKeepsKeys,
+        Bug::AnswerOnlyKnownMembers,
     ];
 
     /// The kebab-case name the simulator's `--bug` flag takes.
@@ -53,6 +57,7 @@ impl Bug {
             Bug::KeepTornTail => "keep-torn-tail",
             Bug::DropEventOnResume => "drop-event-on-resume",
             Bug::RevokeKeepsKeys => "revoke-keeps-keys",
+            Bug::AnswerOnlyKnownMembers => "answer-only-known-members",
         }
     }
 

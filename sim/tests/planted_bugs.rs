@@ -104,3 +104,12 @@ fn a_revoke_that_deletes_no_keys_leaves_keys_that_outlive_their_lease() {
     let caught = first_seed_caught_by("revoke-keeps-keys", "lease_safety", 1, 3);
     assert!(caught.is_some(), "not caught within 3 seeds");
 }
+
+/// A member that missed the leader's addition (it crashed applying a membership change, and was
+/// down while the leader was replaced) never acknowledges the leader, so it never catches up.
+/// Found only since membership changes arm `beforeApplyOneConfChange` where it is reached.
+#[test]
+fn answering_only_applied_members_strands_a_member_that_missed_the_leaders_addition() {
+    let caught = first_failing_seed("answer-only-known-members", 5, &FaultKind::ALL[..9], 45);
+    assert!(matches!(caught, Some((_, Verdict::Liveness))), "{caught:?}");
+}

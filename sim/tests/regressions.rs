@@ -86,3 +86,19 @@ fn a_replaced_member_joins_under_its_new_id() {
         "seed 0xf5433 replaced a member"
     );
 }
+
+/// A member that missed the addition of the leader never caught up: n4 crashed applying a
+/// membership change, and while it was down the leader was replaced; the new leader, added
+/// since, was not in n4's applied member list, so n4 dropped every answer to it as for an unknown
+/// peer and stayed at revision 1 (index 11) for ever. A member now answers a sender it does not
+/// know yet at the peer URLs each batch carries.
+#[test]
+fn a_member_that_missed_the_leaders_addition_catches_up() {
+    let run = assert_passes(0x7a12ac, None, &FaultKind::ALL[..9]);
+    assert!(
+        run.trace
+            .iter()
+            .any(|e| e.what == "crashed at failpoint beforeApplyOneConfChange"),
+        "seed 0x7a12ac crashed a member applying a membership change"
+    );
+}

@@ -62,6 +62,8 @@ pub enum RaftInput {
     Progress { reply: oneshot::Sender<Progress> },
     /// A peer refused this member as removed from the cluster.
     RemovedFromCluster,
+    /// A message came from a member this one does not know yet, which listens at these URLs.
+    LearnPeer { id: u64, peer_urls: Vec<String> },
 }
 
 /// Replication progress as the leader sees it.
@@ -265,6 +267,7 @@ impl RaftNode {
                 });
             }
             RaftInput::RemovedFromCluster => return Err(ServerError::Removed),
+            RaftInput::LearnPeer { id, peer_urls } => self.transport.learn_peer(id, peer_urls),
         }
         self.after_raft_call();
         Ok(())

@@ -30,7 +30,7 @@ impl PeerService {
     }
 
     async fn receive(&self, batch: MessageBatch) -> Result<Response<PeerAck>, Status> {
-        {
+        let from_unknown = {
             let membership = self.server.membership().lock().unwrap();
             if batch.cluster_id != membership.cluster_id() {
                 return Err(Status::failed_precondition(format!(
@@ -45,12 +45,23 @@ impl PeerService {
                     "the member has been permanently removed from the cluster",
                 ));
             }
-        }
+            membership.get(batch.from).is_none()
+        };
         if batch.to != self.member_id {
             return Err(Status::failed_precondition(format!(
                 "messages for member {:x} reached member {:x}",
                 batch.to, self.member_id
             )));
+        }
+        if from_unknown && !crate::planted_bug!(AnswerOnlyKnownMembers) {
+            let learn = RaftInput::LearnPeer {
+                id: batch.from,
+                peer_urls: batch.from_peer_urls.clone(),
+            };
+            self.raft_inputs
+                .send(learn)
+                .await
+                .map_err(|_| Status::unavailable("etcdserver: server stopped"))?;
         }
         for bytes in &batch.messages {
             let message = Message::parse_from_bytes(bytes)

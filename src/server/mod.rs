@@ -151,6 +151,7 @@ impl EtcdServer {
                 transport: Transport::new(
                     metadata.cluster_id,
                     metadata.member_id,
+                    config.initial_advertise_peer_urls.clone(),
                     io.clock.clone(),
                     raft_inputs.clone(),
                 ),

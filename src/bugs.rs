@@ -42,7 +42,14 @@ pub enum Bug {
 }
 
 impl Bug {
-    pub const ALL: [Bug; 12] = [
+    pub const ALL: [Bug; 13] = [
+    /// A member answers only the members it has applied: one that missed the addition of the
+    /// leader (down, or cut off, across the change) never acknowledges it, so never catches up.
+    AnswerOnlyKnownMembers,
+}
+
+impl Bug {
+    pub const ALL: [Bug; 9] = [
         Bug::AckBeforeFsync,
         Bug::ReadWithoutReadIndex,
         Bug::SkipWalChecksum,
@@ -55,6 +62,7 @@ impl Bug {
         Bug::RangeCountStopsAtLimit,
         Bug::FollowerAckBeforeFsync,
         Bug::CutWithoutSync,
+        Bug::AnswerOnlyKnownMembers,
     ];
 
     /// The kebab-case name the simulator's `--bug` flag takes.
@@ -72,6 +80,7 @@ impl Bug {
             Bug::RangeCountStopsAtLimit => "range-count-stops-at-limit",
             Bug::FollowerAckBeforeFsync => "follower-ack-before-fsync",
             Bug::CutWithoutSync => "cut-without-sync",
+            Bug::AnswerOnlyKnownMembers => "answer-only-known-members",
         }
     }
 

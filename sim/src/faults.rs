@@ -36,6 +36,10 @@ pub struct Faults<'a> {
     operator: NodeHandle,
     options: SwarmOptions,
     rng: StdRng,
+    /// Draws for failpoints armed on members about to reach them (see
+    /// [`Faults::arm_where_reached`]): a stream of its own, so the schedule's draws stay as they
+    /// were.
+    reach_rng: StdRng,
     clogged_links: Vec<(NodeId, NodeId)>,
     /// The member a `Pause` fault holds paused.
     paused: Option<usize>,
@@ -87,6 +91,7 @@ impl<'a> Faults<'a> {
             operator,
             options: options.clone(),
             rng: StdRng::seed_from_u64(options.seed ^ 0xfa_0175),
+            reach_rng: StdRng::seed_from_u64(options.seed ^ 0xa4_3ed0),
             clogged_links: Vec::new(),
             paused: None,
             nested: false,

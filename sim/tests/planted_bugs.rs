@@ -137,4 +137,11 @@ fn acknowledging_an_append_before_its_fsync_loses_the_entry_at_a_power_loss() {
 fn a_segment_cut_that_leaves_the_last_save_unsynced_stops_a_later_restart() {
     let caught = first_failing_seed("cut-without-sync", 1, &FaultKind::ALL, 15);
     assert!(caught.is_some(), "not caught within 15 seeds");
+/// A member that missed the leader's addition (it crashed applying a membership change, and was
+/// down while the leader was replaced) never acknowledges the leader, so it never catches up.
+/// Found only since membership changes arm `beforeApplyOneConfChange` where it is reached.
+#[test]
+fn answering_only_applied_members_strands_a_member_that_missed_the_leaders_addition() {
+    let caught = first_failing_seed("answer-only-known-members", 5, &FaultKind::ALL[..9], 45);
+    assert!(matches!(caught, Some((_, Verdict::Liveness))), "{caught:?}");
 }

@@ -113,6 +113,7 @@ mod tests {
                 current_revision: 7,
                 compact_revision: -1,
                 changes: Vec::new(),
+                deletes_at_compact_revision: Vec::new(),
             }),
             leases: vec![LeaseSnapshot {
                 id: 5,

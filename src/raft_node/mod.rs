@@ -39,6 +39,15 @@ const INPUTS_PER_READY_MAX: usize = 1024;
 /// slightly lagging follower catches up from the log rather than by a whole snapshot.
 const SNAPSHOT_CATCH_UP_ENTRIES_MAX: u64 = 5000;
 
+/// Where this start's ReadIndex contexts begin: a draw of its own from the start's seed (a
+/// separate stream, so the node's other draws stay as they were), random across starts.
+fn first_read_index_context(seed: u64) -> u64 {
+    StdRng::seed_from_u64(seed ^ READ_INDEX_CONTEXT_STREAM).random()
+}
+
+/// Mixed into the seed for [`first_read_index_context`]'s stream.
+const READ_INDEX_CONTEXT_STREAM: u64 = 0x7265_6164_696e_6478;
+
 /// What the server (and the transport) ask of the raft loop.
 #[derive(Debug)]
 pub enum RaftInput {
@@ -62,6 +71,8 @@ pub enum RaftInput {
     Progress { reply: oneshot::Sender<Progress> },
     /// A peer refused this member as removed from the cluster.
     RemovedFromCluster,
+    /// A message came from a member this one does not know yet, which listens at these URLs.
+    LearnPeer { id: u64, peer_urls: Vec<String> },
 }
 
 /// Replication progress as the leader sees it.
@@ -122,6 +133,9 @@ pub struct RaftNode {
     snapshot_count: u64,
     inputs: mpsc::Receiver<RaftInput>,
     status: Arc<Watched<RaftStatus>>,
+    /// The next ReadIndex request context. It starts at a value drawn per start of the member,
+    /// so that a read index answered to an earlier run of it (still in flight, or still pending
+    /// at the leader, which drops a duplicate context) never answers a read of this run.
     read_index_next: u64,
     read_index_waiters: BTreeMap<u64, oneshot::Sender<Result<u64, ServerError>>>,
 }
@@ -166,7 +180,7 @@ impl RaftNode {
             snapshot_count: config.snapshot_count,
             inputs: parts.inputs,
             status: parts.status,
-            read_index_next: 1,
+            read_index_next: first_read_index_context(config.seed),
             read_index_waiters: BTreeMap::new(),
         };
         node.randomize_election_timeout();
@@ -229,7 +243,7 @@ impl RaftNode {
                     return Ok(());
                 }
                 let context = self.read_index_next;
-                self.read_index_next += 1;
+                self.read_index_next = self.read_index_next.wrapping_add(1);
                 self.read_index_waiters.insert(context, reply);
                 // The leader keys pending reads by context across all members, and drops a
                 // duplicate: the member id makes each member's contexts distinct.
@@ -265,6 +279,7 @@ impl RaftNode {
                 });
             }
             RaftInput::RemovedFromCluster => return Err(ServerError::Removed),
+            RaftInput::LearnPeer { id, peer_urls } => self.transport.learn_peer(id, peer_urls),
         }
         self.after_raft_call();
         Ok(())

@@ -1,7 +1,7 @@
 //! The peer transport, receiving side: the `RaftPeer` gRPC service. It checks that a batch comes
 //! from this cluster and from a current member, then hands the messages to the raft loop.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use protobuf::Message as _;
 use raft::prelude::Message;
@@ -10,32 +10,28 @@ use tonic::{Request, Response, Status};
 
 use crate::pb::detcdpb::raft_peer_server::RaftPeer;
 use crate::pb::detcdpb::{MembersRequest, MembersResponse, MessageBatch, PeerAck};
-use crate::server::membership::Membership;
+use crate::server::EtcdServer;
 
 use super::RaftInput;
 
 pub struct PeerService {
     member_id: u64,
-    membership: Arc<Mutex<Membership>>,
+    server: Arc<EtcdServer>,
     raft_inputs: mpsc::Sender<RaftInput>,
 }
 
 impl PeerService {
-    pub fn new(
-        member_id: u64,
-        membership: Arc<Mutex<Membership>>,
-        raft_inputs: mpsc::Sender<RaftInput>,
-    ) -> PeerService {
+    pub fn new(server: Arc<EtcdServer>, raft_inputs: mpsc::Sender<RaftInput>) -> PeerService {
         PeerService {
-            member_id,
-            membership,
+            member_id: server.member_id(),
+            server,
             raft_inputs,
         }
     }
 
     async fn receive(&self, batch: MessageBatch) -> Result<Response<PeerAck>, Status> {
-        {
-            let membership = self.membership.lock().unwrap();
+        let from_unknown = {
+            let membership = self.server.membership().lock().unwrap();
             if batch.cluster_id != membership.cluster_id() {
                 return Err(Status::failed_precondition(format!(
                     "cluster ID mismatch: this member is in cluster {:x}, the sender {:x} in {:x}",
@@ -49,12 +45,23 @@ impl PeerService {
                     "the member has been permanently removed from the cluster",
                 ));
             }
-        }
+            membership.get(batch.from).is_none()
+        };
         if batch.to != self.member_id {
             return Err(Status::failed_precondition(format!(
                 "messages for member {:x} reached member {:x}",
                 batch.to, self.member_id
             )));
+        }
+        if from_unknown && !crate::planted_bug!(AnswerOnlyKnownMembers) {
+            let learn = RaftInput::LearnPeer {
+                id: batch.from,
+                peer_urls: batch.from_peer_urls.clone(),
+            };
+            self.raft_inputs
+                .send(learn)
+                .await
+                .map_err(|_| Status::unavailable("etcdserver: server stopped"))?;
         }
         for bytes in &batch.messages {
             let message = Message::parse_from_bytes(bytes)
@@ -81,14 +88,21 @@ impl RaftPeer for PeerService {
         self.receive(request.into_inner()).await
     }
 
+    /// The member list for a member joining the cluster, as of a linearizable read: a member
+    /// that has not yet applied the latest changes would still list the removed member at the
+    /// joining member's URLs (and not yet its new id), and the joining member would take the
+    /// removed id and never hear from the leader (seed 0xf5433).
     async fn members(
         &self,
         _: Request<MembersRequest>,
     ) -> Result<Response<MembersResponse>, Status> {
-        let membership = self.membership.lock().unwrap();
+        self.server
+            .linearizable_read_barrier()
+            .await
+            .map_err(|error| Status::unavailable(error.to_string()))?;
         Ok(Response::new(MembersResponse {
-            cluster_id: membership.cluster_id(),
-            members: membership.members(),
+            cluster_id: self.server.cluster_id(),
+            members: self.server.members(),
         }))
     }
 }

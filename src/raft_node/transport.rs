@@ -39,6 +39,8 @@ pub const SNAPSHOT_BYTES_MAX: usize = 1 << 30;
 pub struct Transport {
     cluster_id: u64,
     member_id: u64,
+    /// This member's peer URLs, sent with every batch (see [`Transport::learn_peer`]).
+    peer_urls: Vec<String>,
     clock: Arc<dyn Clock>,
     /// Where senders report unreachable peers and snapshot results.
     feedback: mpsc::Sender<RaftInput>,
@@ -47,6 +49,8 @@ pub struct Transport {
 
 struct Peer {
     peer_urls: Vec<String>,
+    /// Learned from the peer's own messages, not (yet) from the applied member list.
+    learned: bool,
     messages: mpsc::Sender<Message>,
     snapshots: mpsc::Sender<Message>,
     tasks: [JoinHandle<()>; 2],
@@ -64,12 +68,14 @@ impl Transport {
     pub fn new(
         cluster_id: u64,
         member_id: u64,
+        peer_urls: Vec<String>,
         clock: Arc<dyn Clock>,
         feedback: mpsc::Sender<RaftInput>,
     ) -> Transport {
         Transport {
             cluster_id,
             member_id,
+            peer_urls,
             clock,
             feedback,
             peers: BTreeMap::new(),
@@ -77,32 +83,53 @@ impl Transport {
     }
 
     /// Makes the set of peers the given members (minus this one): starts senders for new ones,
-    /// stops those of removed ones, and restarts those whose URLs changed.
+    /// stops those of removed ones, and restarts those whose URLs changed. A learned peer stays
+    /// until the members include it.
     pub fn set_peers(&mut self, members: &[Member]) {
         let wanted: BTreeMap<u64, &Member> = members
             .iter()
             .filter(|m| m.id != self.member_id)
             .map(|m| (m.id, m))
             .collect();
-        self.peers.retain(|id, peer| {
-            wanted
-                .get(id)
-                .is_some_and(|m| m.peer_ur_ls == peer.peer_urls)
+        self.peers.retain(|id, peer| match wanted.get(id) {
+            Some(member) => member.peer_ur_ls == peer.peer_urls,
+            None => peer.learned,
         });
         for (id, member) in wanted {
-            if !self.peers.contains_key(&id) {
-                let peer = self.start_peer(id, member.peer_ur_ls.clone());
-                self.peers.insert(id, peer);
+            match self.peers.get_mut(&id) {
+                Some(peer) => peer.learned = false,
+                None => {
+                    let peer = self.start_peer(id, member.peer_ur_ls.clone(), false);
+                    self.peers.insert(id, peer);
+                }
             }
         }
     }
 
-    fn start_peer(&self, to: u64, peer_urls: Vec<String>) -> Peer {
+    /// A message came from `id`, which this member does not know: it was added while this
+    /// member was down or cut off, and this member learns of it only by applying entries that
+    /// the sender (maybe the leader) has to send it first. So answer it at the URLs it sent.
+    /// (The peer service refuses removed members before this.)
+    pub fn learn_peer(&mut self, id: u64, peer_urls: Vec<String>) {
+        if id == self.member_id || peer_urls.is_empty() || self.peers.contains_key(&id) {
+            return;
+        }
+        tracing::info!(
+            peer = format_args!("{id:x}"),
+            ?peer_urls,
+            "answering a member not yet in the applied member list"
+        );
+        let peer = self.start_peer(id, peer_urls, true);
+        self.peers.insert(id, peer);
+    }
+
+    fn start_peer(&self, to: u64, peer_urls: Vec<String>, learned: bool) -> Peer {
         let (messages, message_queue) = mpsc::channel(PEER_QUEUE_MAX);
         let (snapshots, snapshot_queue) = mpsc::channel(1);
         let sender = PeerSender {
             cluster_id: self.cluster_id,
             from: self.member_id,
+            from_peer_urls: self.peer_urls.clone(),
             to,
             peer_urls: peer_urls.clone(),
             clock: self.clock.clone(),
@@ -113,6 +140,7 @@ impl Transport {
         let snapshot_sender = sender.clone_config();
         Peer {
             peer_urls,
+            learned,
             messages,
             snapshots,
             tasks: [
@@ -163,6 +191,7 @@ enum Lane {
 struct PeerSender {
     cluster_id: u64,
     from: u64,
+    from_peer_urls: Vec<String>,
     to: u64,
     peer_urls: Vec<String>,
     clock: Arc<dyn Clock>,
@@ -177,6 +206,7 @@ impl PeerSender {
         PeerSender {
             cluster_id: self.cluster_id,
             from: self.from,
+            from_peer_urls: self.from_peer_urls.clone(),
             to: self.to,
             peer_urls: self.peer_urls.clone(),
             clock: self.clock.clone(),
@@ -241,6 +271,7 @@ impl PeerSender {
             cluster_id: self.cluster_id,
             from: self.from,
             to: self.to,
+            from_peer_urls: self.from_peer_urls.clone(),
             messages: batch
                 .iter()
                 .map(|m| m.write_to_bytes().expect("raft messages encode"))

@@ -151,6 +151,7 @@ impl EtcdServer {
                 transport: Transport::new(
                     metadata.cluster_id,
                     metadata.member_id,
+                    config.initial_advertise_peer_urls.clone(),
                     io.clock.clone(),
                     raft_inputs.clone(),
                 ),
@@ -219,12 +220,12 @@ impl EtcdServer {
     }
 
     /// The receiving side of the peer transport.
-    pub fn peer_service(&self) -> PeerService {
-        PeerService::new(
-            self.member_id,
-            self.membership.clone(),
-            self.raft_inputs.clone(),
-        )
+    pub fn peer_service(self: &Arc<Self>) -> PeerService {
+        PeerService::new(self.clone(), self.raft_inputs.clone())
+    }
+
+    pub(crate) fn membership(&self) -> &Mutex<Membership> {
+        &self.membership
     }
 
     pub fn raft_status(&self) -> RaftStatus {
@@ -604,7 +605,7 @@ impl EtcdServer {
 
     /// Waits until this member has applied everything committed when the read arrived (raft's
     /// ReadIndex), so a read never returns older data than a write already acknowledged.
-    async fn linearizable_read_barrier(&self) -> Result<(), ServerError> {
+    pub(crate) async fn linearizable_read_barrier(&self) -> Result<(), ServerError> {
         if crate::planted_bug!(ReadWithoutReadIndex) {
             return Ok(());
         }

@@ -25,6 +25,7 @@ use rand::Rng;
 use super::{sleep, wait_until, Faults, WAIT_MAX};
 use crate::client::Client;
 use crate::cluster::{rejoin_flags, Cluster, Member};
+use crate::options::FaultKind;
 
 /// How long one step of the fault keeps retrying before leaving the rest to heal.
 const FAULT_STEP_BUDGET: Duration = Duration::from_secs(20);
@@ -186,13 +187,26 @@ impl<'a> Faults<'a> {
         while let Some(replacement) = self.replacing {
             let member = &cluster.members[replacement.index];
             let next = match replacement.step {
-                Step::Remove(id) => self.remove(member, id, budget).await.then_some(Step::Add),
-                Step::Add => self
-                    .add(member, replacement.as_learner, budget)
-                    .await
-                    .map(Step::Rejoin),
+                Step::Remove(id) => {
+                    let armed = self.arm_on_another(member, "beforeApplyOneConfChange");
+                    let removed = self.remove(member, id, budget).await;
+                    disarm(armed);
+                    removed.then_some(Step::Add)
+                }
+                Step::Add => {
+                    let armed = self.arm_on_another(member, "beforeApplyOneConfChange");
+                    let added = self.add(member, replacement.as_learner, budget).await;
+                    disarm(armed);
+                    added.map(Step::Rejoin)
+                }
                 Step::Rejoin(id) => {
-                    if self.rejoin(member, id, budget).await {
+                    let rejoined = self.rejoin(member, id, budget).await;
+                    // A point armed at its start that it never reached (it caught up from the
+                    // log) must not fire later, in the middle of another fault.
+                    if member.armed_failpoint().is_some() && !member.is_awaiting_restart() {
+                        member.disarm_failpoint();
+                    }
+                    if rejoined {
                         self.replacing = None;
                         return true;
                     }
@@ -330,6 +344,12 @@ impl<'a> Faults<'a> {
             let what = format!("restart as {id:x}, joining the existing cluster");
             self.record("heal", &member.name, what);
             member.restart();
+            // It starts empty, so it installs the leader's snapshot if the leader's log no
+            // longer starts at 1.
+            let point = *["raftBeforeApplySnap", "raftAfterApplySnap"]
+                .choose(&mut self.reach_rng)
+                .expect("points");
+            self.arm_where_reached(member, point);
         }
         let leader = self.leader_index().await.ok_or("no leader")?;
         let leader = &self.cluster.members[leader];
@@ -364,6 +384,40 @@ impl<'a> Faults<'a> {
             ));
         }
         Ok(())
+    }
+
+    /// Crash faults at the points a replacement reaches, which a crash armed at a random moment
+    /// rarely meets: with crashes among the seed's faults, half the time arms `point` on
+    /// `member`, which is about to reach it; returns the member if armed.
+    fn arm_where_reached<'m>(
+        &mut self,
+        member: &'m Member,
+        point: &'static str,
+    ) -> Option<&'m Member> {
+        let crashes = self
+            .options
+            .faults
+            .iter()
+            .any(|(kind, _)| *kind == FaultKind::Crash);
+        if !crashes || member.armed_failpoint().is_some() || !self.reach_rng.random_bool(0.5) {
+            return None;
+        }
+        self.record("fault", &member.name, format!("arm failpoint {point}"));
+        member.arm_failpoint(point);
+        Some(member)
+    }
+
+    /// [`Faults::arm_where_reached`] on a running member other than `member`: every member
+    /// applies the membership change.
+    fn arm_on_another(&mut self, member: &Member, point: &'static str) -> Option<&'a Member> {
+        let cluster: &'a Cluster = self.cluster;
+        let others: Vec<&'a Member> = cluster
+            .members
+            .iter()
+            .filter(|m| m.index != member.index && m.is_running())
+            .collect();
+        let other = *others.choose(&mut self.reach_rng)?;
+        self.arm_where_reached(other, point)
     }
 
     /// Runs `attempt` until it succeeds or `budget` is spent, which it records as giving up on
@@ -454,6 +508,14 @@ impl<'a> Faults<'a> {
             .choose(&mut self.rng)
             .copied()
             .ok_or_else(|| "no other member runs".to_string())
+    }
+}
+
+/// Disarms a point armed for one step if the member did not reach it within the step, so it
+/// does not fire later in the middle of another fault.
+fn disarm(armed: Option<&Member>) {
+    if let Some(member) = armed.filter(|m| !m.is_awaiting_restart()) {
+        member.disarm_failpoint();
     }
 }
 

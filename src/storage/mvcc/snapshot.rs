@@ -1,7 +1,7 @@
-//! The store as a raft snapshot payload: every retained revision plus the two revision counters.
-//! Restoring replays the retained changes in revision order, which rebuilds exactly the index
-//! that compaction left, so a member restored from a snapshot answers every read (and hashes)
-//! like the member that took it.
+//! The store as a raft snapshot payload: every retained revision, the two revision counters, and
+//! the deletes the last compaction dropped. Restoring replays the retained changes in revision
+//! order, which rebuilds exactly the index that compaction left, so a member restored from a
+//! snapshot answers every read (and hashes, and cancels watches) like the member that took it.
 
 use crate::pb::detcdpb::{KvChange, KvSnapshot};
 
@@ -24,6 +24,7 @@ impl KvStore {
                     tombstone: change.tombstone,
                 })
                 .collect(),
+            deletes_at_compact_revision: self.deletes_at_compact_rev.clone(),
         }
     }
 
@@ -55,6 +56,8 @@ impl KvStore {
         }
         store.current_rev = snapshot.current_revision;
         store.compact_rev = snapshot.compact_revision;
+        // The compaction dropped these tombstones, so replaying the changes cannot rebuild them.
+        store.deletes_at_compact_rev = snapshot.deletes_at_compact_revision.clone();
         store
     }
 }
@@ -92,6 +95,10 @@ mod tests {
         assert_eq!(restored.current_revision(), store.current_revision());
         assert_eq!(restored.compacted_revision(), store.compacted_revision());
         assert_eq!(restored.hash_kv(0).unwrap(), store.hash_kv(0).unwrap());
+        assert_eq!(
+            restored.deletes_dropped_by_compaction(),
+            store.deletes_dropped_by_compaction()
+        );
         for revision in [6, 8, 12, 0] {
             let all = RangeRequest {
                 key: vec![0],

@@ -39,17 +39,13 @@ pub enum Bug {
     /// A WAL save that fills its segment skips its fsync, "since the cut syncs", but the cut
     /// makes only the new segment durable: the old one's last records stay unsynced for good.
     CutWithoutSync,
-}
-
-impl Bug {
-    pub const ALL: [Bug; 13] = [
     /// A member answers only the members it has applied: one that missed the addition of the
     /// leader (down, or cut off, across the change) never acknowledges it, so never catches up.
     AnswerOnlyKnownMembers,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 9] = [
+    pub const ALL: &[Bug] = &[
         Bug::AckBeforeFsync,
         Bug::ReadWithoutReadIndex,
         Bug::SkipWalChecksum,
@@ -85,7 +81,7 @@ impl Bug {
     }
 
     pub fn from_name(name: &str) -> Option<Bug> {
-        Bug::ALL.into_iter().find(|bug| bug.name() == name)
+        Bug::ALL.iter().copied().find(|bug| bug.name() == name)
     }
 
     fn bit(self) -> u32 {

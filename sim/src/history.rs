@@ -156,6 +156,21 @@ pub struct History {
     /// The lease client's leases and the reads of lease keys after heal (`lease` workload).
     #[serde(default)]
     pub leases: LeaseHistory,
+    /// `HashKV` answers taken while the run went on (`state_hashes`).
+    #[serde(default)]
+    pub state_hashes: Vec<StateHash>,
+}
+
+/// One member's `HashKV` at one revision, taken during the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateHash {
+    /// Simulated ns when the answer came.
+    pub taken_ns: u64,
+    pub member: String,
+    pub revision: i64,
+    /// The member's compaction revision (-1: never compacted); the hash covers only what it kept.
+    pub compact_revision: i64,
+    pub hash: u32,
 }
 
 /// One watch stream: a create request and the responses it got until it ended. A watcher's

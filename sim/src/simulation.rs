@@ -15,6 +15,7 @@ use crate::checkers::acknowledged_writes::CHECKER_CLIENT;
 use crate::checkers::{self, Class, Findings};
 use crate::client::Client;
 use crate::cluster::Cluster;
+use crate::coverage::{self, Coverage};
 use crate::faults::Faults;
 use crate::history::{History, Input, Output, RevisionRead};
 use crate::options::SwarmOptions;
@@ -62,6 +63,9 @@ pub struct SeedRun {
     pub simulated: Duration,
     pub wall: Duration,
     pub trace_hash: u64,
+    /// The failpoints and fault kinds this seed reached.
+    #[serde(default)]
+    pub coverage: Coverage,
 }
 
 thread_local! {
@@ -122,12 +126,14 @@ fn run_on_this_thread(options: &SwarmOptions) -> SeedRun {
     let recorder = Recorder::default();
     IN_RUN.with(|in_run| *in_run.borrow_mut() = true);
     PANIC.with(|panic| panic.borrow_mut().take());
+    coverage::take();
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
         runtime.block_on(simulate(options.clone(), trace.clone(), recorder.clone()))
     }));
     drop(runtime);
     IN_RUN.with(|in_run| *in_run.borrow_mut() = false);
     set_bugs(&[]);
+    let coverage = coverage::take();
     let events = trace.events();
     let (history, panic, simulated) = match outcome {
         Ok((history, simulated)) => (history, None, simulated),
@@ -143,14 +149,17 @@ fn run_on_this_thread(options: &SwarmOptions) -> SeedRun {
             (history, Some(message), simulated)
         }
     };
-    finish(
-        options.clone(),
-        history,
-        events,
-        panic,
-        simulated,
-        started.elapsed(),
-    )
+    SeedRun {
+        coverage,
+        ..finish(
+            options.clone(),
+            history,
+            events,
+            panic,
+            simulated,
+            started.elapsed(),
+        )
+    }
 }
 
 /// Checks a finished run and classifies it.
@@ -192,6 +201,7 @@ pub fn finish(
         simulated,
         wall,
         trace_hash,
+        coverage: Coverage::default(),
     }
 }
 
@@ -249,6 +259,12 @@ async fn simulate(options: SwarmOptions, trace: Trace, recorder: Recorder) -> (H
             trace.clone(),
         ))
     });
+    let state_hashes = crate::state_hashes::StateHashRecorder::default();
+    let auditor = observer.spawn(crate::state_hashes::audit(
+        urls.clone(),
+        options.seed,
+        state_hashes.clone(),
+    ));
     let mut faults = Faults::new(&cluster, client_ids, &options, observer.clone());
     tokio::select! {
         biased;
@@ -262,6 +278,7 @@ async fn simulate(options: SwarmOptions, trace: Trace, recorder: Recorder) -> (H
         task.abort();
     }
     lease_task.abort();
+    auditor.abort();
     trace.record(
         "phase",
         "",
@@ -293,6 +310,7 @@ async fn simulate(options: SwarmOptions, trace: Trace, recorder: Recorder) -> (H
             .expect("the lease read after heal does not panic");
     }
     history.watches = watch_recorder.all();
+    history.state_hashes = state_hashes.all();
     leaders.abort();
     if !faults.problems.is_empty() {
         let problems = faults.problems.join("; ");

@@ -9,6 +9,7 @@ pub mod lease_safety;
 pub mod linearizability;
 pub mod liveness;
 pub mod replica_convergence;
+pub mod state_hashes;
 pub mod watch_guarantees;
 
 use serde::{Deserialize, Serialize};
@@ -62,6 +63,9 @@ pub fn check_all(history: &History) -> Findings {
     findings
         .violations
         .extend(replica_convergence::check(&history.replica_hashes));
+    findings
+        .violations
+        .extend(state_hashes::check(&history.state_hashes));
     findings.violations.extend(liveness::check(history));
     findings
         .violations

@@ -28,10 +28,15 @@ pub enum Bug {
     DropEventOnResume,
     /// Keys put with a lease are never attached to it, so its revoke (or expiry) deletes none.
     RevokeKeepsKeys,
+    /// A follower stamps every third delete's tombstone with a create revision (a tombstone is
+    /// only a key): its history diverges where no read looks, until a compaction drops it.
+    FollowerTombstoneDrift,
+    /// A follower applying a lease revoke deletes the lease's keys but keeps the lease.
+    FollowerKeepsRevokedLease,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 8] = [
+    pub const ALL: [Bug; 10] = [
         Bug::AckBeforeFsync,
         Bug::ReadWithoutReadIndex,
         Bug::SkipWalChecksum,
@@ -40,6 +45,8 @@ impl Bug {
         Bug::KeepTornTail,
         Bug::DropEventOnResume,
         Bug::RevokeKeepsKeys,
+        Bug::FollowerTombstoneDrift,
+        Bug::FollowerKeepsRevokedLease,
     ];
 
     /// The kebab-case name the simulator's `--bug` flag takes.
@@ -53,6 +60,8 @@ impl Bug {
             Bug::KeepTornTail => "keep-torn-tail",
             Bug::DropEventOnResume => "drop-event-on-resume",
             Bug::RevokeKeepsKeys => "revoke-keeps-keys",
+            Bug::FollowerTombstoneDrift => "follower-tombstone-drift",
+            Bug::FollowerKeepsRevokedLease => "follower-keeps-revoked-lease",
         }
     }
 

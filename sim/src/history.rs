@@ -156,9 +156,25 @@ pub struct History {
     /// The lease client's leases and the reads of lease keys after heal (`lease` workload).
     #[serde(default)]
     pub leases: LeaseHistory,
+    /// Each replica's leases and member list after heal, at one applied index.
+    #[serde(default)]
+    pub replica_states: Vec<ReplicaState>,
     /// `HashKV` answers taken while the run went on (`state_hashes`).
     #[serde(default)]
     pub state_hashes: Vec<StateHash>,
+}
+
+/// The state beside the key-value store that a replica holds, read after heal while its raft
+/// applied index stood still, so that replicas at one index must hold the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaState {
+    pub member: String,
+    pub applied_index: u64,
+    /// Lease ids, in id order.
+    pub leases: Vec<i64>,
+    /// The member list, one `id name peer-urls client-urls [learner]` line per member, in id
+    /// order.
+    pub members: Vec<String>,
 }
 
 /// One member's `HashKV` at one revision, taken during the run.

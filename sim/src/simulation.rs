@@ -4,6 +4,7 @@
 //! what the checkers need, then run the checkers.
 
 use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::panic::AssertUnwindSafe;
 use std::sync::Once;
 use std::time::{Duration, Instant};
@@ -17,7 +18,7 @@ use crate::client::Client;
 use crate::cluster::Cluster;
 use crate::coverage::{self, Coverage};
 use crate::faults::Faults;
-use crate::history::{History, Input, Output, RevisionRead};
+use crate::history::{History, Input, Output, ReplicaState, RevisionRead};
 use crate::options::SwarmOptions;
 use crate::trace::{self, Event, Trace};
 use crate::workload::{Recorder, Workload};
@@ -405,6 +406,7 @@ async fn check_after_heal(urls: Vec<String>, recorder: Recorder, trace: Trace) -
             return history;
         }
     }
+    history.replica_states = replica_states(&urls, deadline).await;
     // Final reads, recorded as operations so that linearizability covers them too.
     let mut client = Client::new(urls[0].clone());
     let keys: std::collections::BTreeSet<String> = recorder
@@ -429,6 +431,58 @@ async fn check_after_heal(urls: Vec<String>, recorder: Recorder, trace: Trace) -
         }
     }
     history
+}
+
+/// Each replica's leases and member list, once every member reports one applied index before and
+/// after reading them (expiring leases keep the index moving for a while after heal). Empty if
+/// the index did not stand still before `deadline`: there is nothing to compare then.
+async fn replica_states(urls: &[String], deadline: madsim::time::Instant) -> Vec<ReplicaState> {
+    let applied_index = || async {
+        let mut indexes = BTreeSet::new();
+        for url in urls {
+            let status = Client::new(url.clone()).status().await.ok()?;
+            indexes.insert(status.raft_applied_index);
+        }
+        (indexes.len() == 1).then(|| indexes.into_iter().next().expect("one index"))
+    };
+    while madsim::time::Instant::now() < deadline {
+        if let Some(index) = applied_index().await {
+            let mut states = Vec::new();
+            for (i, url) in urls.iter().enumerate() {
+                let client = Client::new(url.clone());
+                let (Ok(leases), Ok(members)) = (client.lease_ids().await, client.member_list().await)
+                else {
+                    break;
+                };
+                let mut members: Vec<(u64, String)> = members
+                    .iter()
+                    .map(|m| {
+                        let line = format!(
+                            "{:x} {} {:?} {:?}{}",
+                            m.id,
+                            m.name,
+                            m.peer_ur_ls,
+                            m.client_ur_ls,
+                            if m.is_learner { " learner" } else { "" }
+                        );
+                        (m.id, line)
+                    })
+                    .collect();
+                members.sort();
+                states.push(ReplicaState {
+                    member: format!("n{}", i + 1),
+                    applied_index: index,
+                    leases,
+                    members: members.into_iter().map(|(_, line)| line).collect(),
+                });
+            }
+            if states.len() == urls.len() && applied_index().await == Some(index) {
+                return states;
+            }
+        }
+        madsim::time::sleep(Duration::from_millis(200)).await;
+    }
+    Vec::new()
 }
 
 /// Waits until every member reports the same revision (at least `revision`), then takes `HashKV`

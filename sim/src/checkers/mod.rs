@@ -65,6 +65,9 @@ pub fn check_all(history: &History) -> Findings {
         .extend(replica_convergence::check(&history.replica_hashes));
     findings
         .violations
+        .extend(replica_convergence::check_states(&history.replica_states));
+    findings
+        .violations
         .extend(state_hashes::check(&history.state_hashes));
     findings.violations.extend(liveness::check(history));
     findings

@@ -33,10 +33,15 @@ pub enum Bug {
     FollowerTombstoneDrift,
     /// A follower applying a lease revoke deletes the lease's keys but keeps the lease.
     FollowerKeepsRevokedLease,
+    /// A progress request is answered with the applied revision without first sending the
+    /// events up to it, so the answer runs ahead of what the watches were sent.
+    ProgressAheadOfEvents,
+    /// A watch that filters out puts drops deletes too.
+    NoPutFilterDropsDeletes,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 10] = [
+    pub const ALL: [Bug; 12] = [
         Bug::AckBeforeFsync,
         Bug::ReadWithoutReadIndex,
         Bug::SkipWalChecksum,
@@ -47,6 +52,8 @@ impl Bug {
         Bug::RevokeKeepsKeys,
         Bug::FollowerTombstoneDrift,
         Bug::FollowerKeepsRevokedLease,
+        Bug::ProgressAheadOfEvents,
+        Bug::NoPutFilterDropsDeletes,
     ];
 
     /// The kebab-case name the simulator's `--bug` flag takes.
@@ -62,6 +69,8 @@ impl Bug {
             Bug::RevokeKeepsKeys => "revoke-keeps-keys",
             Bug::FollowerTombstoneDrift => "follower-tombstone-drift",
             Bug::FollowerKeepsRevokedLease => "follower-keeps-revoked-lease",
+            Bug::ProgressAheadOfEvents => "progress-ahead-of-events",
+            Bug::NoPutFilterDropsDeletes => "noput-filter-drops-deletes",
         }
     }
 

@@ -13,9 +13,10 @@ use detcd::pb::etcdserverpb::maintenance_client::MaintenanceClient;
 use detcd::pb::etcdserverpb::request_op::Request as RequestOpKind;
 use detcd::pb::etcdserverpb::response_op::Response as ResponseOpKind;
 use detcd::pb::etcdserverpb::{
-    CompactionRequest, Compare, DeleteRangeRequest, HashKvRequest, HashKvResponse, LeaseLeasesRequest, Member,
-    MemberAddRequest, MemberListRequest, MemberPromoteRequest, MemberRemoveRequest, PutRequest,
-    RangeRequest, RequestOp, StatusRequest, StatusResponse, TxnRequest,
+    CompactionRequest, Compare, DeleteRangeRequest, HashKvRequest, HashKvResponse,
+    LeaseLeasesRequest, Member, MemberAddRequest, MemberListRequest, MemberPromoteRequest,
+    MemberRemoveRequest, PutRequest, RangeRequest, RequestOp, StatusRequest, StatusResponse,
+    TxnRequest,
 };
 use detcd::pb::mvccpb::KeyValue;
 use tonic::transport::Channel;

@@ -202,6 +202,18 @@ pub struct WatchRecord {
     /// The requested `start_revision` (0: from now on).
     pub start_revision: i64,
     pub prev_kv: bool,
+    /// The end of the watched range, which begins at `k` (`l`: the kv keys; `m`: `lease/` keys
+    /// too).
+    #[serde(default = "kv_range_end")]
+    pub range_end: String,
+    /// The event types the watch filters out.
+    #[serde(default)]
+    pub no_put: bool,
+    #[serde(default)]
+    pub no_delete: bool,
+    /// Whether the watch asked for progress notifications.
+    #[serde(default)]
+    pub progress_notify: bool,
     /// The created response's header revision, once it came.
     pub created_revision: Option<i64>,
     pub responses: Vec<WatchResponseRecord>,
@@ -211,12 +223,28 @@ pub struct WatchRecord {
     pub ended: Option<String>,
 }
 
-/// One response carrying events.
+fn kv_range_end() -> String {
+    "l".to_string()
+}
+
+impl WatchRecord {
+    /// Whether the watch covers `key` and passes its event type through its filters.
+    pub fn covers(&self, key: &str, delete: bool) -> bool {
+        let filtered = if delete { self.no_delete } else { self.no_put };
+        key >= "k" && key < self.range_end.as_str() && !filtered
+    }
+}
+
+/// One response carrying events, or a progress response (no events: every event at or below
+/// `header_revision` was sent before it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WatchResponseRecord {
     pub received_ns: u64,
     pub header_revision: i64,
     pub events: Vec<WatchEvent>,
+    /// A progress notification or the answer to a progress request.
+    #[serde(default)]
+    pub progress: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -450,7 +450,8 @@ async fn replica_states(urls: &[String], deadline: madsim::time::Instant) -> Vec
             let mut states = Vec::new();
             for (i, url) in urls.iter().enumerate() {
                 let client = Client::new(url.clone());
-                let (Ok(leases), Ok(members)) = (client.lease_ids().await, client.member_list().await)
+                let (Ok(leases), Ok(members)) =
+                    (client.lease_ids().await, client.member_list().await)
                 else {
                     break;
                 };

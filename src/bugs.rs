@@ -33,8 +33,8 @@ pub enum Bug {
     FollowerTombstoneDrift,
     /// A follower applying a lease revoke deletes the lease's keys but keeps the lease.
     FollowerKeepsRevokedLease,
-    /// A progress request is answered with the applied revision without first sending the
-    /// events up to it, so the answer runs ahead of what the watches were sent.
+    /// A progress request is answered with the revision after the one caught up to (off by one),
+    /// so the answer runs ahead of what the watches were sent.
     ProgressAheadOfEvents,
     /// A watch that filters out puts drops deletes too.
     NoPutFilterDropsDeletes,

@@ -26,7 +26,7 @@ type Known = BTreeMap<(String, i64), Option<String>>;
 
 /// Whether some watch may watch `key` (the widest range a watcher draws).
 fn watchable(key: &str) -> bool {
-    key >= crate::watchers::WATCH_KEY && key < crate::watchers::WITH_LEASE_KEYS
+    (crate::watchers::WATCH_KEY..crate::watchers::WITH_LEASE_KEYS).contains(&key)
 }
 
 pub fn check(history: &History) -> Vec<Violation> {

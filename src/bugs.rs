@@ -42,6 +42,16 @@ pub enum Bug {
     /// A member answers only the members it has applied: one that missed the addition of the
     /// leader (down, or cut off, across the change) never acknowledges it, so never catches up.
     AnswerOnlyKnownMembers,
+    /// A follower stamps every third delete's tombstone with a create revision (a tombstone is
+    /// only a key): its history diverges where no read looks, until a compaction drops it.
+    FollowerTombstoneDrift,
+    /// A follower applying a lease revoke deletes the lease's keys but keeps the lease.
+    FollowerKeepsRevokedLease,
+    /// A progress request is answered with the revision after the one caught up to (off by one),
+    /// so the answer runs ahead of what the watches were sent.
+    ProgressAheadOfEvents,
+    /// A watch that filters out puts drops deletes too.
+    NoPutFilterDropsDeletes,
 }
 
 impl Bug {
@@ -59,6 +69,10 @@ impl Bug {
         Bug::FollowerAckBeforeFsync,
         Bug::CutWithoutSync,
         Bug::AnswerOnlyKnownMembers,
+        Bug::FollowerTombstoneDrift,
+        Bug::FollowerKeepsRevokedLease,
+        Bug::ProgressAheadOfEvents,
+        Bug::NoPutFilterDropsDeletes,
     ];
 
     /// The kebab-case name the simulator's `--bug` flag takes.
@@ -77,6 +91,10 @@ impl Bug {
             Bug::FollowerAckBeforeFsync => "follower-ack-before-fsync",
             Bug::CutWithoutSync => "cut-without-sync",
             Bug::AnswerOnlyKnownMembers => "answer-only-known-members",
+            Bug::FollowerTombstoneDrift => "follower-tombstone-drift",
+            Bug::FollowerKeepsRevokedLease => "follower-keeps-revoked-lease",
+            Bug::ProgressAheadOfEvents => "progress-ahead-of-events",
+            Bug::NoPutFilterDropsDeletes => "noput-filter-drops-deletes",
         }
     }
 

@@ -52,11 +52,13 @@ macro_rules! failpoint {
 #[cfg(madsim)]
 mod armed {
     use std::cell::RefCell;
-    use std::collections::BTreeSet;
+    use std::collections::{BTreeMap, BTreeSet};
 
     thread_local! {
         // madsim runs every node on one thread, so armed points are keyed by member id.
         static ARMED: RefCell<BTreeSet<(u64, &'static str)>> = const { RefCell::new(BTreeSet::new()) };
+        // How often each point fired on this thread (the sweep's coverage report).
+        static FIRED: RefCell<BTreeMap<&'static str, u64>> = const { RefCell::new(BTreeMap::new()) };
     }
 
     /// Arms `name` on member `member_id`: the next time it gets there, it crashes (once).
@@ -72,10 +74,37 @@ mod armed {
 
     pub fn hit(member_id: u64, name: &'static str) {
         if ARMED.with(|armed| armed.borrow_mut().remove(&(member_id, name))) {
+            FIRED.with(|fired| *fired.borrow_mut().entry(name).or_default() += 1);
             panic!("failpoint {name}: simulated crash");
+        }
+    }
+
+    /// How often each point crashed its member on this thread since the last call, which resets
+    /// the counts (a run starts from zero).
+    pub fn take_fired() -> BTreeMap<&'static str, u64> {
+        FIRED.with(|fired| std::mem::take(&mut *fired.borrow_mut()))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn only_an_armed_point_counts_as_fired_and_take_resets() {
+            take_fired();
+            hit(1, "raftAfterSave");
+            arm(1, "raftAfterSave");
+            arm(2, "raftAfterSave");
+            for member in [1, 2] {
+                let crash = std::panic::catch_unwind(|| hit(member, "raftAfterSave"));
+                assert!(crash.is_err(), "an armed point crashes");
+            }
+            hit(1, "raftAfterSave");
+            assert_eq!(take_fired(), BTreeMap::from([("raftAfterSave", 2)]));
+            assert!(take_fired().is_empty());
         }
     }
 }
 
 #[cfg(madsim)]
-pub use armed::{arm, disarm, hit};
+pub use armed::{arm, disarm, hit, take_fired};

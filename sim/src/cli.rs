@@ -3,7 +3,8 @@
 //!
 //! Exit codes (a sweep exits with the worst seed's): 0 all seeds passed · 1 correctness (a checker
 //! found a violation) · 2 bad command line · 3 liveness (no progress after heal, or a hang) ·
-//! 4 crash (a member panicked outside an armed failpoint) · 5 nondeterminism (`--check-determinism`).
+//! 4 crash (a member panicked outside an armed failpoint) · 5 nondeterminism (`--check-determinism`) ·
+//! 6 coverage (`--require-coverage`: a failpoint never fired, or a fault kind never injected).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -11,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::options::{FaultKind, RunSpec, SwarmOptions};
+use crate::coverage::Coverage;
+use crate::options::{FaultKind, RunSpec, SwarmOptions, CLUSTER_SIZES};
 use crate::simulation::{self, SeedRun, Verdict};
 use crate::{report, trace, workload};
 
@@ -20,6 +22,7 @@ pub const EXIT_USAGE: i32 = 2;
 pub const EXIT_LIVENESS: i32 = 3;
 pub const EXIT_CRASH: i32 = 4;
 pub const EXIT_NONDETERMINISM: i32 = 5;
+pub const EXIT_COVERAGE: i32 = 6;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -42,6 +45,10 @@ enum Command {
         /// Run each seed twice and require the same trace hash.
         #[arg(long)]
         check_determinism: bool,
+        /// Fail the sweep (exit 6) if a failpoint never fired or a drawn fault kind was never
+        /// injected: a point the sweep never reaches is a point it never tested.
+        #[arg(long)]
+        require_coverage: bool,
         /// Print every seed's options and result, not only failures.
         #[arg(short, long)]
         verbose: bool,
@@ -219,10 +226,18 @@ pub fn main() -> i32 {
             seeds,
             spec,
             check_determinism,
+            require_coverage,
             verbose,
             report_dir,
         } => match spec.into_spec() {
-            Ok(spec) => run(&seeds, &spec, check_determinism, verbose, &report_dir),
+            Ok(spec) => {
+                let flags = SweepFlags {
+                    check_determinism,
+                    require_coverage,
+                    verbose,
+                };
+                run(&seeds, &spec, &flags, &report_dir)
+            }
             Err(error) => usage(error),
         },
         Command::Replay { seed, spec, trace } => match spec.into_spec() {
@@ -305,15 +320,34 @@ struct Tally {
     indeterminate: u64,
     unknown: u64,
     nondeterministic: Vec<u64>,
+    coverage: Coverage,
 }
 
-fn run(
-    seeds: &SeedArgs,
-    spec: &RunSpec,
+/// How a sweep runs and what fails it, besides its seeds' verdicts.
+struct SweepFlags {
     check_determinism: bool,
+    require_coverage: bool,
     verbose: bool,
-    report_dir: &std::path::Path,
-) -> i32 {
+}
+
+/// The fault kinds a sweep of `spec` draws from on some cluster size it runs.
+fn sweep_kinds(spec: &RunSpec) -> Vec<FaultKind> {
+    let largest = spec
+        .nodes
+        .unwrap_or_else(|| *CLUSTER_SIZES.iter().max().expect("sizes"));
+    spec.faults
+        .iter()
+        .copied()
+        .filter(|kind| kind.applies_to(largest))
+        .collect()
+}
+
+fn run(seeds: &SeedArgs, spec: &RunSpec, flags: &SweepFlags, report_dir: &std::path::Path) -> i32 {
+    let SweepFlags {
+        check_determinism,
+        verbose,
+        ..
+    } = *flags;
     let seeds = seed_list(seeds);
     let muted = crate::quiet::Muted::stderr();
     let started = Instant::now();
@@ -354,6 +388,7 @@ fn run(
             .count() as u64;
         tally.unknown += run.findings.unknown.len() as u64;
         tally.by_verdict.entry(run.verdict).or_default().push(seed);
+        tally.coverage.add(&run.coverage);
         if verbose {
             println!(
                 "seed {seed:#x} {} sim {:.1}s wall {:.2}s ops {} hash {:#018x}\n  options: {}",
@@ -396,6 +431,12 @@ fn run(
         }
     }
     print_summary(&tally, started.elapsed());
+    let kinds = sweep_kinds(spec);
+    print!("{}", tally.coverage.table(&kinds));
+    let gaps = tally.coverage.gaps(&kinds);
+    for gap in &gaps {
+        println!("COVERAGE GAP: {gap}");
+    }
     let worst = tally
         .by_verdict
         .keys()
@@ -404,6 +445,9 @@ fn run(
         .unwrap_or(Verdict::Pass);
     if worst == Verdict::Pass && !tally.nondeterministic.is_empty() {
         return EXIT_NONDETERMINISM;
+    }
+    if worst == Verdict::Pass && flags.require_coverage && !gaps.is_empty() {
+        return EXIT_COVERAGE;
     }
     exit_code(worst)
 }
@@ -550,6 +594,24 @@ mod tests {
             let error = Cli::try_parse_from(args).unwrap_err();
             assert_eq!(error.exit_code(), EXIT_USAGE);
         }
+    }
+
+    #[test]
+    fn a_sweep_of_one_member_is_not_asked_for_partitions() {
+        let spec = RunSpec {
+            nodes: Some(1),
+            faults: FaultKind::ALL.to_vec(),
+            ops: 1,
+            bugs: Vec::new(),
+        };
+        let kinds = sweep_kinds(&spec);
+        assert!(!kinds.contains(&FaultKind::Partition));
+        assert!(kinds.contains(&FaultKind::Crash));
+        let drawn = RunSpec {
+            nodes: None,
+            ..spec
+        };
+        assert_eq!(sweep_kinds(&drawn), FaultKind::ALL.to_vec());
     }
 
     #[test]

@@ -8,15 +8,13 @@ use std::time::Duration;
 use detcd::pb::etcdserverpb::cluster_client::ClusterClient;
 use detcd::pb::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use detcd::pb::etcdserverpb::kv_client::KvClient;
+use detcd::pb::etcdserverpb::lease_client::LeaseClient;
 use detcd::pb::etcdserverpb::maintenance_client::MaintenanceClient;
 use detcd::pb::etcdserverpb::range_request::{SortOrder, SortTarget};
 use detcd::pb::etcdserverpb::request_op::Request as RequestOpKind;
 use detcd::pb::etcdserverpb::response_op::Response as ResponseOpKind;
 use detcd::pb::etcdserverpb::{
-    CompactionRequest, Compare, DeleteRangeRequest, DeleteRangeResponse, HashKvRequest,
-    HashKvResponse, Member, MemberAddRequest, MemberListRequest, MemberPromoteRequest,
-    MemberRemoveRequest, PutRequest, RangeRequest, RangeResponse, RequestOp, ResponseHeader,
-    StatusRequest, StatusResponse, TxnRequest, TxnResponse,
+    CompactionRequest, Compare, DeleteRangeRequest, DeleteRangeResponse, HashKvRequest, HashKvResponse, LeaseLeasesRequest, Member, MemberAddRequest, MemberListRequest, MemberPromoteRequest, MemberRemoveRequest, PutRequest, RangeRequest, RangeResponse, RequestOp, ResponseHeader, StatusRequest, StatusResponse, TxnRequest, TxnResponse,
 };
 use detcd::pb::mvccpb::KeyValue;
 use tonic::transport::Channel;
@@ -224,16 +222,35 @@ impl Client {
         within(ClusterClient::connect(self.url.clone())).await
     }
 
-    /// The member list as of a linearizable read on this member: the read waits until the member
-    /// has applied everything committed before it, so the list has every membership change
-    /// committed before the call (a plain `member list` is whatever the member applied so far).
-    pub async fn fresh_member_list(&mut self) -> Result<Vec<Member>, String> {
-        self.get_at("membership-barrier", 0).await?;
+    /// The member list as this member applied it so far (`etcdctl member list`).
+    pub async fn member_list(&self) -> Result<Vec<Member>, String> {
         let mut cluster = self.cluster().await?;
         Ok(within(cluster.member_list(MemberListRequest {}))
             .await?
             .into_inner()
             .members)
+    }
+
+    /// The ids of the leases this member knows, in id order (`etcdctl lease list`).
+    pub async fn lease_ids(&self) -> Result<Vec<i64>, String> {
+        let mut lease = within(LeaseClient::connect(self.url.clone())).await?;
+        let mut ids: Vec<i64> = within(lease.lease_leases(LeaseLeasesRequest {}))
+            .await?
+            .into_inner()
+            .leases
+            .iter()
+            .map(|lease| lease.id)
+            .collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// The member list as of a linearizable read on this member: the read waits until the member
+    /// has applied everything committed before it, so the list has every membership change
+    /// committed before the call (a plain `member list` is whatever the member applied so far).
+    pub async fn fresh_member_list(&mut self) -> Result<Vec<Member>, String> {
+        self.get_at("membership-barrier", 0).await?;
+        self.member_list().await
     }
 
     /// Adds a member with `peer_url`; returns it with the id the cluster gave it.

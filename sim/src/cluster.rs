@@ -74,6 +74,9 @@ fn common_flags(index: usize, options: &SwarmOptions) -> Vec<String> {
         format!("--heartbeat-interval={}", options.heartbeat_interval_ms),
         format!("--election-timeout={}", options.election_timeout_ms),
         format!("--snapshot-count={}", options.snapshot_count),
+        // etcd's 10-minute default would never tick in a run: the watchers' progress_notify
+        // sessions need notifications to check.
+        "--experimental-watch-progress-notify-interval=1s".to_string(),
         "--log-level=error".to_string(),
     ];
     if let Some(bytes) = options.wal_segment_bytes {

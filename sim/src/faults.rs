@@ -1,11 +1,14 @@
 //! Faults from a seeded schedule (the safety phase), and the heal that ends it.
 //!
-//! One fault at a time: draw a kind by the seed's weights, inject it, hold it, undo what can be
-//! undone, wait a drawn gap, repeat. Every step goes to the trace. [`heal`] undoes everything, even
-//! a fault cut short when the workload finished, so the liveness phase starts from a healed cluster.
+//! Draw a kind by the seed's weights, inject it, hold it, undo what can be undone, wait a drawn gap,
+//! repeat. While one fault holds, others may strike on top of it, up to [`NESTING_MAX`] deep (a
+//! partition while the network is lossy while a member is down), as on an operator's bad day.
+//! Every step goes to the trace. [`heal`] undoes everything, even faults cut short when the
+//! workload finished, so the liveness phase starts from a healed cluster.
 
 mod membership;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -19,6 +22,12 @@ use rand::{Rng, SeedableRng};
 
 use crate::cluster::{Cluster, Member};
 use crate::options::{FaultKind, SwarmOptions};
+
+/// How many faults may hold at once, one on top of another.
+const NESTING_MAX: usize = 3;
+
+/// A directed link between two nodes, clogged by one or more faults.
+type Link = (NodeId, NodeId);
 
 /// Longest a failpoint crash, a graceful stop or a failing start may take before we stop waiting.
 const WAIT_MAX: Duration = Duration::from_secs(15);
@@ -40,11 +49,18 @@ pub struct Faults<'a> {
     /// [`Faults::arm_where_reached`]): a stream of its own, so the schedule's draws stay as they
     /// were.
     reach_rng: StdRng,
-    clogged_links: Vec<(NodeId, NodeId)>,
+    /// Each clogged link and how many holding faults clog it. Each fault clogs and unclogs its
+    /// own set of links; a link opens only when the last fault clogging it heals, so one fault's
+    /// heal never reopens another's link.
+    clogged: BTreeMap<Link, u32>,
+    /// The kinds of the faults holding now, outermost first.
+    holding: Vec<FaultKind>,
+    /// The members the holding faults act on. A fault on top leaves them alone: it would undo
+    /// the outer fault's state (resume a paused member, reset a drifted clock, restart a member
+    /// that is down).
+    busy: BTreeSet<usize>,
     /// The member a `Pause` fault holds paused.
     paused: Option<usize>,
-    /// A second fault is being injected while the first holds.
-    nested: bool,
     /// Packet loss and latency are raised (a `Network` fault not yet undone).
     network_degraded: bool,
     /// A WAL bit flipped by a crash and not yet restored: (member index, file, byte, bit).
@@ -92,9 +108,10 @@ impl<'a> Faults<'a> {
             options: options.clone(),
             rng: StdRng::seed_from_u64(options.seed ^ 0xfa_0175),
             reach_rng: StdRng::seed_from_u64(options.seed ^ 0xa4_3ed0),
-            clogged_links: Vec::new(),
+            clogged: BTreeMap::new(),
+            holding: Vec::new(),
+            busy: BTreeSet::new(),
             paused: None,
-            nested: false,
             network_degraded: false,
             flipped_bit: None,
             interrupted: None,
@@ -130,11 +147,35 @@ impl<'a> Faults<'a> {
     async fn inject(&mut self, kind: FaultKind) {
         let index = self.rng.random_range(0..self.cluster.members.len());
         let member = &self.cluster.members[index];
-        // A paused process handles ctrl-c only once resumed: no interrupt while it is paused.
-        let paused = self.paused == Some(index);
-        if !member.is_running() || (paused && kind == FaultKind::Interrupt) {
+        let on_busy_member = kind.acts_on_member() && self.busy.contains(&index);
+        if !member.is_running() || on_busy_member || self.holds_the_only(kind) {
             return;
         }
+        crate::coverage::note_fault(&self.holding, kind);
+        self.holding.push(kind);
+        if kind.acts_on_member() {
+            self.busy.insert(index);
+        }
+        self.inject_on(kind, index).await;
+        self.busy.remove(&index);
+        self.holding.pop();
+    }
+
+    /// Whether a fault of `kind` holds whose state has room for one only (one lossy network
+    /// config, one interrupted or paused member, one flipped bit to restore). A membership
+    /// fault never holds: one on top resumes a replacement left unfinished.
+    fn holds_the_only(&self, kind: FaultKind) -> bool {
+        match kind {
+            FaultKind::Network => self.network_degraded,
+            FaultKind::Interrupt => self.interrupted.is_some(),
+            FaultKind::Pause => self.paused.is_some(),
+            FaultKind::Crash => self.flipped_bit.is_some(),
+            _ => false,
+        }
+    }
+
+    async fn inject_on(&mut self, kind: FaultKind, index: usize) {
+        let member = &self.cluster.members[index];
         match kind {
             FaultKind::Crash => self.crash(member).await,
             FaultKind::Interrupt => self.interrupt(member).await,
@@ -157,44 +198,64 @@ impl<'a> Faults<'a> {
         }
     }
 
-    /// Holds a fault that leaves members running (a pause, a skewed clock, clogged or lossy links)
-    /// for a time drawn from `range_ms`; see [`Faults::hold`].
+    /// Holds a fault for a time drawn from `range_ms`; see [`Faults::hold`].
     async fn hold_within(&mut self, range_ms: std::ops::Range<u64>) {
         let hold = ms(&mut self.rng, range_ms);
         self.hold(hold).await;
     }
 
-    /// Holds a fault that leaves members running (a pause, a skewed clock, clogged or lossy links)
-    /// for `hold`. Sometimes a second fault strikes meanwhile: faults overlap in real outages,
-    /// and quorum bugs hide where they do (a crash while the cluster is partitioned). The second
-    /// fault is of a kind that [`FaultKind::may_overlap`].
+    /// Holds the innermost fault (a pause, a skewed clock, clogged or lossy links, a partition,
+    /// a member down) for `hold`. Sometimes another fault strikes meanwhile, of any kind the seed
+    /// draws: faults overlap in real outages, and quorum bugs hide where they do (a crash while
+    /// the cluster is partitioned, a partition while a member is down). That one may hold in
+    /// turn and have a third strike on top of it, up to [`NESTING_MAX`] deep.
     async fn hold(&mut self, hold: Duration) {
-        let nested: Vec<(FaultKind, u32)> = self
-            .options
-            .faults
-            .iter()
-            .copied()
-            .filter(|(kind, _)| kind.may_overlap())
-            .collect();
-        if self.nested || nested.is_empty() || !self.rng.random_bool(0.3) {
+        if self.holding.len() >= NESTING_MAX || !self.rng.random_bool(0.3) {
             return sleep(hold).await;
         }
         let before = ms(&mut self.rng, 0..hold.as_millis() as u64 + 1);
         sleep(before).await;
-        let kind = nested
+        let kind = self
+            .options
+            .faults
             .choose_weighted(&mut self.rng, |(_, weight)| *weight)
             .expect("weights are positive")
             .0;
-        self.nested = true;
         Box::pin(self.inject(kind)).await;
-        self.nested = false;
         sleep(hold.saturating_sub(before)).await;
+    }
+
+    /// Clogs `links` for one fault (see [`Faults::clogged`]).
+    fn clog_links(&mut self, links: &[Link]) {
+        for &(source, target) in links {
+            let count = self.clogged.entry((source, target)).or_default();
+            if *count == 0 {
+                NetSim::current().clog_link(source, target);
+            }
+            *count += 1;
+        }
+    }
+
+    /// Undoes [`Faults::clog_links`] for one fault: opens those of `links` no other fault clogs.
+    fn unclog_links(&mut self, links: &[Link]) {
+        for link in links {
+            let count = self
+                .clogged
+                .get_mut(link)
+                .expect("a fault unclogs only links it clogged");
+            *count -= 1;
+            if *count == 0 {
+                self.clogged.remove(link);
+                NetSim::current().unclog_link(link.0, link.1);
+            }
+        }
     }
 
     /// Power loss now, or at the next durability boundary (a failpoint), or of every member at
     /// once (a data centre's power cut: only what each member fsynced survives anywhere).
     async fn crash(&mut self, member: &Member) {
-        if self.cluster.members.len() > 1 && self.rng.random_bool(0.1) {
+        // On top of other faults, not everyone: the outer faults' members are theirs to restart.
+        if self.cluster.members.len() > 1 && self.rng.random_bool(0.1) && self.holding.len() == 1 {
             return self.crash_everyone().await;
         }
         if self.rng.random_bool(0.3) {
@@ -221,7 +282,8 @@ impl<'a> Faults<'a> {
         if self.rng.random_range(0..100) < self.options.bit_flip_percent {
             self.flipped_bit = self.flip_wal_bit(member);
         }
-        sleep(ms(&mut self.rng, 0..3_000)).await;
+        // Down for a while, maybe while other faults strike the rest of the cluster.
+        self.hold_within(0..3_000).await;
         let starts = member.starts();
         member.restart();
         self.record("heal", &member.name, "restart");
@@ -315,7 +377,7 @@ impl<'a> Faults<'a> {
         self.interrupted = Some(member.index);
         Handle::current().send_ctrl_c(member.id());
         self.await_interrupted_stop(member).await;
-        sleep(ms(&mut self.rng, 0..2_000)).await;
+        self.hold_within(0..2_000).await;
         member.restart();
         self.interrupted = None;
         self.record("heal", &member.name, "restart");
@@ -395,7 +457,7 @@ impl<'a> Faults<'a> {
     /// Clogs links between clients and a member, and (with peers) between members; swizzle-clog
     /// (clog one by one, unclog in another order) when there are several.
     async fn clog(&mut self, member: &Member) {
-        let mut links: Vec<(NodeId, NodeId)> = Vec::new();
+        let mut links: Vec<Link> = Vec::new();
         let peers: Vec<NodeId> = self.cluster.members.iter().map(Member::id).collect();
         for &client in &self.clients {
             if self.rng.random_bool(0.5) {
@@ -420,22 +482,23 @@ impl<'a> Faults<'a> {
                 links.len()
             ),
         );
-        for &(source, target) in &links {
-            NetSim::current().clog_link(source, target);
-            self.clogged_links.push((source, target));
+        links.sort();
+        links.dedup();
+        links.shuffle(&mut self.rng);
+        for link in &links {
+            self.clog_links(std::slice::from_ref(link));
             if swizzle {
                 sleep(ms(&mut self.rng, 10..500)).await;
             }
         }
         self.hold_within(100..3_000).await;
         links.shuffle(&mut self.rng);
-        for &(source, target) in &links {
-            NetSim::current().unclog_link(source, target);
+        for link in &links {
+            self.unclog_links(std::slice::from_ref(link));
             if swizzle {
                 sleep(ms(&mut self.rng, 10..500)).await;
             }
         }
-        self.clogged_links.clear();
         self.record("heal", &member.name, "unclog");
     }
 
@@ -495,21 +558,18 @@ impl<'a> Faults<'a> {
                 names(right)
             ),
         );
+        let mut links: Vec<Link> = Vec::new();
         for a in left {
             for b in right {
-                self.clogged_links.push((a.id(), b.id()));
+                links.push((a.id(), b.id()));
                 if !one_way {
-                    self.clogged_links.push((b.id(), a.id()));
+                    links.push((b.id(), a.id()));
                 }
             }
         }
-        for &(source, target) in &self.clogged_links {
-            NetSim::current().clog_link(source, target);
-        }
+        self.clog_links(&links);
         self.hold_within(500..5_000).await;
-        for (source, target) in std::mem::take(&mut self.clogged_links) {
-            NetSim::current().unclog_link(source, target);
-        }
+        self.unclog_links(&links);
         self.record("heal", "", "partition healed");
     }
 
@@ -517,9 +577,12 @@ impl<'a> Faults<'a> {
     /// are down (waiting first for madsim's own restart of a member that crashed at a failpoint).
     pub async fn heal(&mut self) {
         self.restore_network();
-        for (source, target) in std::mem::take(&mut self.clogged_links) {
+        for (source, target) in std::mem::take(&mut self.clogged).into_keys() {
             NetSim::current().unclog_link(source, target);
         }
+        // The faults cut short hold no more.
+        self.holding.clear();
+        self.busy.clear();
         for member in &self.cluster.members {
             Handle::current().resume(member.id());
             member.clock.set_rate_ppm(0);

@@ -439,6 +439,37 @@ pub struct History {
     /// The lease client's leases and the reads of lease keys after heal (`lease` workload).
     #[serde(default)]
     pub leases: LeaseHistory,
+    /// Each replica's leases and member list after heal, at one applied index.
+    #[serde(default)]
+    pub replica_states: Vec<ReplicaState>,
+    /// `HashKV` answers taken while the run went on (`state_hashes`).
+    #[serde(default)]
+    pub state_hashes: Vec<StateHash>,
+}
+
+/// The state beside the key-value store that a replica holds, read after heal while its raft
+/// applied index stood still, so that replicas at one index must hold the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaState {
+    pub member: String,
+    pub applied_index: u64,
+    /// Lease ids, in id order.
+    pub leases: Vec<i64>,
+    /// The member list, one `id name peer-urls client-urls [learner]` line per member, in id
+    /// order.
+    pub members: Vec<String>,
+}
+
+/// One member's `HashKV` at one revision, taken during the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateHash {
+    /// Simulated ns when the answer came.
+    pub taken_ns: u64,
+    pub member: String,
+    pub revision: i64,
+    /// The member's compaction revision (-1: never compacted); the hash covers only what it kept.
+    pub compact_revision: i64,
+    pub hash: u32,
 }
 
 /// One watch stream: a create request and the responses it got until it ended. A watcher's
@@ -454,6 +485,18 @@ pub struct WatchRecord {
     /// The requested `start_revision` (0: from now on).
     pub start_revision: i64,
     pub prev_kv: bool,
+    /// The end of the watched range, which begins at `k` (`l`: the kv keys; `m`: `lease/` keys
+    /// too).
+    #[serde(default = "kv_range_end")]
+    pub range_end: String,
+    /// The event types the watch filters out.
+    #[serde(default)]
+    pub no_put: bool,
+    #[serde(default)]
+    pub no_delete: bool,
+    /// Whether the watch asked for progress notifications.
+    #[serde(default)]
+    pub progress_notify: bool,
     /// The created response's header revision, once it came.
     pub created_revision: Option<i64>,
     pub responses: Vec<WatchResponseRecord>,
@@ -463,12 +506,28 @@ pub struct WatchRecord {
     pub ended: Option<String>,
 }
 
-/// One response carrying events.
+fn kv_range_end() -> String {
+    "l".to_string()
+}
+
+impl WatchRecord {
+    /// Whether the watch covers `key` and passes its event type through its filters.
+    pub fn covers(&self, key: &str, delete: bool) -> bool {
+        let filtered = if delete { self.no_delete } else { self.no_put };
+        key >= "k" && key < self.range_end.as_str() && !filtered
+    }
+}
+
+/// One response carrying events, or a progress response (no events: every event at or below
+/// `header_revision` was sent before it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WatchResponseRecord {
     pub received_ns: u64,
     pub header_revision: i64,
     pub events: Vec<WatchEvent>,
+    /// A progress notification or the answer to a progress request.
+    #[serde(default)]
+    pub progress: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

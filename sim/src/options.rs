@@ -67,13 +67,11 @@ impl FaultKind {
         FaultKind::ALL.into_iter().find(|kind| kind.name() == name)
     }
 
-    /// Whether this kind may strike while another fault holds. Not link faults (each heal must
-    /// undo only its own links), and not membership changes, which need a connected majority.
-    pub fn may_overlap(self) -> bool {
-        !matches!(
-            self,
-            FaultKind::Partition | FaultKind::Clog | FaultKind::Network | FaultKind::Membership
-        )
+    /// Whether this kind acts on the one member it is drawn for (the others act on links or on
+    /// the whole network). Faults overlap freely, but not two on one member: the inner one would
+    /// undo the outer one's state.
+    pub fn acts_on_member(self) -> bool {
+        !matches!(self, FaultKind::Partition | FaultKind::Network)
     }
 
     /// Whether this kind means anything for a cluster of `nodes`.

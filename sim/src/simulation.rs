@@ -4,6 +4,7 @@
 //! what the checkers need, then run the checkers.
 
 use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::panic::AssertUnwindSafe;
 use std::sync::Once;
 use std::time::{Duration, Instant};
@@ -15,8 +16,9 @@ use crate::checkers::acknowledged_writes::CHECKER_CLIENT;
 use crate::checkers::{self, Class, Findings};
 use crate::client::Client;
 use crate::cluster::Cluster;
+use crate::coverage::{self, Coverage};
 use crate::faults::Faults;
-use crate::history::{History, Input, Output, RevisionRead};
+use crate::history::{History, Input, Output, ReplicaState, RevisionRead};
 use crate::options::SwarmOptions;
 use crate::trace::{self, Event, Trace};
 use crate::workload::{Recorder, Workload};
@@ -65,6 +67,9 @@ pub struct SeedRun {
     pub simulated: Duration,
     pub wall: Duration,
     pub trace_hash: u64,
+    /// The failpoints and fault kinds this seed reached.
+    #[serde(default)]
+    pub coverage: Coverage,
 }
 
 thread_local! {
@@ -125,12 +130,14 @@ fn run_on_this_thread(options: &SwarmOptions) -> SeedRun {
     let recorder = Recorder::default();
     IN_RUN.with(|in_run| *in_run.borrow_mut() = true);
     PANIC.with(|panic| panic.borrow_mut().take());
+    coverage::take();
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
         runtime.block_on(simulate(options.clone(), trace.clone(), recorder.clone()))
     }));
     drop(runtime);
     IN_RUN.with(|in_run| *in_run.borrow_mut() = false);
     set_bugs(&[]);
+    let coverage = coverage::take();
     let events = trace.events();
     let (history, panic, simulated) = match outcome {
         Ok((history, simulated)) => (history, None, simulated),
@@ -146,14 +153,17 @@ fn run_on_this_thread(options: &SwarmOptions) -> SeedRun {
             (history, Some(message), simulated)
         }
     };
-    finish(
-        options.clone(),
-        history,
-        events,
-        panic,
-        simulated,
-        started.elapsed(),
-    )
+    SeedRun {
+        coverage,
+        ..finish(
+            options.clone(),
+            history,
+            events,
+            panic,
+            simulated,
+            started.elapsed(),
+        )
+    }
 }
 
 /// Checks a finished run and classifies it.
@@ -195,6 +205,7 @@ pub fn finish(
         simulated,
         wall,
         trace_hash,
+        coverage: Coverage::default(),
     }
 }
 
@@ -253,6 +264,12 @@ async fn simulate(options: SwarmOptions, trace: Trace, recorder: Recorder) -> (H
             options.breadth.then(|| recorder.clone()),
         ))
     });
+    let state_hashes = crate::state_hashes::StateHashRecorder::default();
+    let auditor = observer.spawn(crate::state_hashes::audit(
+        urls.clone(),
+        options.seed,
+        state_hashes.clone(),
+    ));
     let mut faults = Faults::new(&cluster, client_ids, &options, observer.clone());
     tokio::select! {
         biased;
@@ -266,6 +283,7 @@ async fn simulate(options: SwarmOptions, trace: Trace, recorder: Recorder) -> (H
         task.abort();
     }
     lease_task.abort();
+    auditor.abort();
     trace.record(
         "phase",
         "",
@@ -297,6 +315,7 @@ async fn simulate(options: SwarmOptions, trace: Trace, recorder: Recorder) -> (H
             .expect("the lease read after heal does not panic");
     }
     history.watches = watch_recorder.all();
+    history.state_hashes = state_hashes.all();
     leaders.abort();
     if !faults.problems.is_empty() {
         let problems = faults.problems.join("; ");
@@ -416,6 +435,7 @@ async fn check_after_heal(urls: Vec<String>, recorder: Recorder, trace: Trace) -
             return history;
         }
     }
+    history.replica_states = replica_states(&urls, deadline).await;
     // Final reads, recorded as operations so that linearizability covers them too.
     let mut client = Client::new(urls[0].clone());
     let keys: std::collections::BTreeSet<String> = recorder
@@ -446,6 +466,59 @@ async fn check_after_heal(urls: Vec<String>, recorder: Recorder, trace: Trace) -
         }
     }
     history
+}
+
+/// Each replica's leases and member list, once every member reports one applied index before and
+/// after reading them (expiring leases keep the index moving for a while after heal). Empty if
+/// the index did not stand still before `deadline`: there is nothing to compare then.
+async fn replica_states(urls: &[String], deadline: madsim::time::Instant) -> Vec<ReplicaState> {
+    let applied_index = || async {
+        let mut indexes = BTreeSet::new();
+        for url in urls {
+            let status = Client::new(url.clone()).status().await.ok()?;
+            indexes.insert(status.raft_applied_index);
+        }
+        (indexes.len() == 1).then(|| indexes.into_iter().next().expect("one index"))
+    };
+    while madsim::time::Instant::now() < deadline {
+        if let Some(index) = applied_index().await {
+            let mut states = Vec::new();
+            for (i, url) in urls.iter().enumerate() {
+                let client = Client::new(url.clone());
+                let (Ok(leases), Ok(members)) =
+                    (client.lease_ids().await, client.member_list().await)
+                else {
+                    break;
+                };
+                let mut members: Vec<(u64, String)> = members
+                    .iter()
+                    .map(|m| {
+                        let line = format!(
+                            "{:x} {} {:?} {:?}{}",
+                            m.id,
+                            m.name,
+                            m.peer_ur_ls,
+                            m.client_ur_ls,
+                            if m.is_learner { " learner" } else { "" }
+                        );
+                        (m.id, line)
+                    })
+                    .collect();
+                members.sort();
+                states.push(ReplicaState {
+                    member: format!("n{}", i + 1),
+                    applied_index: index,
+                    leases,
+                    members: members.into_iter().map(|(_, line)| line).collect(),
+                });
+            }
+            if states.len() == urls.len() && applied_index().await == Some(index) {
+                return states;
+            }
+        }
+        madsim::time::sleep(Duration::from_millis(200)).await;
+    }
+    Vec::new()
 }
 
 /// Waits until every member reports the same revision (at least `revision`), then takes `HashKV`

@@ -1,14 +1,17 @@
-//! The `watch` workload: 1–2 watcher nodes watch the kv workload's key space (`k`… keys) while it
-//! runs, as etcd clients do: some watches start from an earlier revision, some ask for `prev_kv`,
-//! and after an error a watcher reconnects (maybe to another member) and resumes from the last
-//! revision it saw + 1. Every response with events is recorded for `watch_guarantees`.
+//! The `watch` workload: 1–2 watcher nodes watch the kv workload's key space (`k`… keys, and in
+//! some sessions the lease client's `lease/` keys too) while it runs, as etcd clients do: some
+//! watches start from an earlier revision, some ask for `prev_kv`, some filter out puts or
+//! deletes, some ask for progress notifications or send progress requests; after an error a
+//! watcher reconnects (maybe to another member) and resumes from the last revision it saw + 1.
+//! Every response with events, and every progress response, is recorded for `watch_guarantees`.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use detcd::pb::etcdserverpb::watch_client::WatchClient;
+use detcd::pb::etcdserverpb::watch_create_request::FilterType;
 use detcd::pb::etcdserverpb::watch_request::RequestUnion;
-use detcd::pb::etcdserverpb::{WatchCreateRequest, WatchRequest};
+use detcd::pb::etcdserverpb::{WatchCreateRequest, WatchProgressRequest, WatchRequest};
 use detcd::pb::mvccpb::event::EventType;
 use futures::StreamExt;
 use madsim::runtime::{Handle, NodeHandle};
@@ -20,9 +23,42 @@ use crate::options::SwarmOptions;
 use crate::recorded::Recorded;
 use crate::trace::{now_ns, Trace};
 
-/// The watched range: every key of the kv workload (`k0`…), nothing else (`lease/…`, `liveness`).
+/// The watched range: every key of the kv workload (`k0`…), and with [`WITH_LEASE_KEYS`] the
+/// lease client's `lease/…` keys too (`liveness` is written only once the watchers stopped).
 pub const WATCH_KEY: &str = "k";
 pub const WATCH_RANGE_END: &str = "l";
+pub const WITH_LEASE_KEYS: &str = "m";
+
+/// How one session watches, beyond where it starts: drawn per session from the watcher's second
+/// RNG, so the draws the watchers made before these options existed stay as they were.
+#[derive(Debug, Clone)]
+struct Breadth {
+    range_end: &'static str,
+    no_put: bool,
+    no_delete: bool,
+    progress_notify: bool,
+    /// Send a progress request this often, if at all.
+    progress_requests: Option<Duration>,
+}
+
+impl Breadth {
+    fn draw(rng: &mut StdRng) -> Breadth {
+        let filter = rng.random_range(0..5);
+        Breadth {
+            range_end: if rng.random_bool(0.5) {
+                WITH_LEASE_KEYS
+            } else {
+                WATCH_RANGE_END
+            },
+            no_put: filter == 0,
+            no_delete: filter == 1,
+            progress_notify: rng.random_bool(0.5),
+            progress_requests: rng
+                .random_bool(0.5)
+                .then(|| Duration::from_millis(rng.random_range(100..1_500))),
+        }
+    }
+}
 
 /// The recorded watch streams, shared by the watchers.
 pub type WatchRecorder = Recorded<WatchRecord>;
@@ -72,6 +108,8 @@ async fn watch_loop(
     trace: Trace,
 ) {
     let mut rng = StdRng::seed_from_u64(seed ^ (u64::from(watcher) << 36) ^ 0x3a7c4);
+    let mut breadth_rng = StdRng::seed_from_u64(seed ^ (u64::from(watcher) << 36) ^ 0xb7ead);
+    let mut breadth = Breadth::draw(&mut breadth_rng);
     let name = format!("watcher{watcher}");
     let mut session = 0;
     // The highest revision this watcher saw, over all sessions.
@@ -88,20 +126,35 @@ async fn watch_loop(
             opened_ns: now_ns(),
             start_revision: next,
             prev_kv,
+            range_end: breadth.range_end.to_string(),
+            no_put: breadth.no_put,
+            no_delete: breadth.no_delete,
+            progress_notify: breadth.progress_notify,
             created_revision: None,
             responses: Vec::new(),
             compacted: None,
             ended: None,
         });
-        let outcome = watch_once(&url, next, prev_kv, session_end, &recorder, index).await;
+        let outcome =
+            watch_once(&url, next, prev_kv, &breadth, session_end, &recorder, index).await;
         let record = recorder.get(index);
-        if let Some(last) = record
+        // A progress response at R says every event up to R was sent: resume after R, as an
+        // etcd client does.
+        let seen = record
             .responses
-            .last()
-            .and_then(|response| response.events.last())
-        {
-            next = last.revision + 1;
-            highest = highest.max(last.revision);
+            .iter()
+            .rev()
+            .find_map(|response| match response {
+                WatchResponseRecord {
+                    progress: true,
+                    header_revision,
+                    ..
+                } => Some(*header_revision),
+                _ => response.events.last().map(|event| event.revision),
+            });
+        if let Some(last) = seen {
+            next = next.max(last + 1);
+            highest = highest.max(last);
         }
         match outcome {
             StreamOutcome::Broken => {
@@ -129,6 +182,7 @@ async fn watch_loop(
         }
         session += 1;
         prev_kv = rng.random_bool(0.5);
+        breadth = Breadth::draw(&mut breadth_rng);
         session_end = madsim::time::Instant::now() + random_session(&mut rng);
     }
 }
@@ -141,6 +195,7 @@ async fn watch_once(
     url: &str,
     start_revision: i64,
     prev_kv: bool,
+    breadth: &Breadth,
     session_end: madsim::time::Instant,
     recorder: &WatchRecorder,
     index: usize,
@@ -154,17 +209,37 @@ async fn watch_once(
         Ok(Err(error)) => return broken(recorder, index, error.to_string()),
         Err(_) => return broken(recorder, index, "connect timeout".to_string()),
     };
+    let filters = [
+        (breadth.no_put, FilterType::Noput),
+        (breadth.no_delete, FilterType::Nodelete),
+    ]
+    .into_iter()
+    .filter_map(|(on, filter)| on.then_some(filter as i32))
+    .collect();
     let create = WatchRequest {
         request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
             key: WATCH_KEY.into(),
-            range_end: WATCH_RANGE_END.into(),
+            range_end: breadth.range_end.into(),
             start_revision,
             prev_kv,
+            filters,
+            progress_notify: breadth.progress_notify,
             ..Default::default()
         })),
     };
-    // The request side stays open: closing it would end the watch.
-    let requests = futures::stream::iter([create]).chain(futures::stream::pending());
+    // The request side stays open (closing it would end the watch), sending progress requests.
+    let progress_requests =
+        futures::stream::unfold(breadth.progress_requests, |every| async move {
+            match every {
+                Some(every) => madsim::time::sleep(every).await,
+                None => std::future::pending().await,
+            }
+            let request = WatchRequest {
+                request_union: Some(RequestUnion::ProgressRequest(WatchProgressRequest {})),
+            };
+            Some((request, every))
+        });
+    let requests = futures::stream::iter([create]).chain(progress_requests);
     let call = madsim::time::timeout(Duration::from_secs(5), client.watch(requests));
     let mut responses = match call.await {
         Ok(Ok(responses)) => responses.into_inner(),
@@ -195,6 +270,15 @@ async fn watch_once(
             return broken(recorder, index, response.cancel_reason);
         }
         if response.events.is_empty() {
+            if !response.created {
+                let progress = WatchResponseRecord {
+                    received_ns: now_ns(),
+                    header_revision,
+                    events: Vec::new(),
+                    progress: true,
+                };
+                recorder.update(index, |r| r.responses.push(progress));
+            }
             continue;
         }
         let events = response
@@ -218,6 +302,7 @@ async fn watch_once(
             received_ns: now_ns(),
             header_revision,
             events,
+            progress: false,
         };
         recorder.update(index, |r| r.responses.push(received));
     }

@@ -144,4 +144,65 @@ fn a_segment_cut_that_leaves_the_last_save_unsynced_stops_a_later_restart() {
 fn answering_only_applied_members_strands_a_member_that_missed_the_leaders_addition() {
     let caught = first_failing_seed("answer-only-known-members", 5, &FaultKind::ALL[..9], 45);
     assert!(matches!(caught, Some((_, Verdict::Liveness))), "{caught:?}");
+/// The first seed in `1..=seeds_max` on which `bug` fails checks, and every violation is one that
+/// `new_reach` accepts: a seed that only the new reach catches, which main's harness passed.
+fn first_seed_caught_only_by(
+    bug: &str,
+    nodes: usize,
+    seeds_max: u64,
+    new_reach: impl Fn(&detcd_sim::checkers::Violation) -> bool,
+) -> Option<u64> {
+    let spec = RunSpec {
+        nodes: Some(nodes),
+        faults: FaultKind::ALL.to_vec(),
+        ops: 200,
+        bugs: vec![bug.to_string()],
+    };
+    (1..=seeds_max).find(|&seed| {
+        let violations = simulation::run(&SwarmOptions::draw(seed, &spec))
+            .findings
+            .violations;
+        !violations.is_empty() && violations.iter().all(&new_reach)
+    })
+}
+
+/// A follower's tombstones differ where no read looks, and compactions drop them again: the
+/// end-of-run `HashKV` may find equal replicas, the hashes taken during the run do not.
+#[test]
+fn a_follower_history_that_diverges_for_a_while_is_caught_during_the_run() {
+    let caught = first_seed_caught_only_by("follower-tombstone-drift", 3, 8, |v| {
+        v.checker == "state_hashes"
+    });
+    assert!(
+        caught.is_some(),
+        "not caught by state_hashes alone within 8 seeds"
+    );
+}
+
+/// Keys are deleted on every member, so `HashKV` agrees; only the lease lists differ.
+#[test]
+fn a_follower_that_keeps_a_revoked_lease_is_caught_by_comparing_lease_lists() {
+    let caught = first_seed_caught_only_by("follower-keeps-revoked-lease", 3, 3, |v| {
+        v.checker == "replica_convergence" && v.message.contains("has leases")
+    });
+    assert!(
+        caught.is_some(),
+        "not caught by the lease lists within 3 seeds"
+    );
+}
+
+/// Main's watchers never sent progress requests, so they never reached this bug.
+#[test]
+fn a_progress_response_ahead_of_the_events_sent_is_caught() {
+    let caught = first_seed_caught_only_by("progress-ahead-of-events", 1, 6, |v| {
+        v.checker == "watch_guarantees" && v.message.contains("after a progress response")
+    });
+    assert!(caught.is_some(), "not caught within 6 seeds");
+}
+
+/// Main's watchers never filtered events, so they never reached this bug.
+#[test]
+fn a_noput_filter_that_drops_deletes_leaves_a_gap() {
+    let caught = first_seed_caught_by("noput-filter-drops-deletes", "watch_guarantees", 1, 3);
+    assert!(caught.is_some(), "not caught within 3 seeds");
 }

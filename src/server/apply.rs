@@ -169,7 +169,19 @@ impl Applier {
             }
             raft_request::Request::DeleteRange(delete) => {
                 self.metrics.mvcc_delete.inc();
-                kv.delete_range(&delete).map(Applied::DeleteRange)
+                let deleted = kv.delete_range(&delete);
+                #[cfg(feature = "sim-bugs")]
+                {
+                    let revision = kv.current_revision();
+                    if crate::planted_bug!(FollowerTombstoneDrift)
+                        && !lessor.is_primary()
+                        && revision > revision_before
+                        && revision % 3 == 0
+                    {
+                        kv.plant_tombstone_drift(revision);
+                    }
+                }
+                deleted.map(Applied::DeleteRange)
             }
             raft_request::Request::Txn(txn) => {
                 self.metrics.mvcc_txn.inc();

@@ -10,6 +10,7 @@ pub mod linearizability;
 pub mod liveness;
 pub mod past_revisions;
 pub mod replica_convergence;
+pub mod state_hashes;
 pub mod watch_guarantees;
 
 use serde::{Deserialize, Serialize};
@@ -63,6 +64,12 @@ pub fn check_all(history: &History) -> Findings {
     findings
         .violations
         .extend(replica_convergence::check(&history.replica_hashes));
+    findings
+        .violations
+        .extend(replica_convergence::check_states(&history.replica_states));
+    findings
+        .violations
+        .extend(state_hashes::check(&history.state_hashes));
     findings.violations.extend(liveness::check(history));
     findings
         .violations

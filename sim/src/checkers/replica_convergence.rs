@@ -1,8 +1,49 @@
-//! Replica convergence: members that applied the same log prefix hold the same key-value state,
-//! so their `HashKV` at one revision is equal (Raft's State Machine Safety, §5.4.3; etcd's
-//! corruption check compares exactly these hashes).
+//! Replica convergence: members that applied the same log prefix hold the same state, so their
+//! `HashKV` at one revision is equal (Raft's State Machine Safety, §5.4.3; etcd's corruption
+//! check compares exactly these hashes), and so are, at one applied index, their leases and their
+//! member lists, which `HashKV` does not cover.
 
 use super::Violation;
+use crate::history::ReplicaState;
+
+/// `states`: each replica's leases and member list after heal.
+pub fn check_states(states: &[ReplicaState]) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    for (i, state) in states.iter().enumerate() {
+        let Some(other) = states[..i]
+            .iter()
+            .find(|other| other.applied_index == state.applied_index)
+        else {
+            continue;
+        };
+        let index = state.applied_index;
+        let mut differ = |what: &str, mine: String, theirs: String| {
+            violations.push(Violation::correctness(
+                "replica_convergence",
+                format!(
+                    "at applied index {index}, {} has {what} {mine} but {} {theirs}",
+                    state.member, other.member
+                ),
+                Vec::new(),
+            ))
+        };
+        if state.leases != other.leases {
+            differ(
+                "leases",
+                format!("{:x?}", state.leases),
+                format!("{:x?}", other.leases),
+            );
+        }
+        if state.members != other.members {
+            differ(
+                "members",
+                format!("{:?}", state.members),
+                format!("{:?}", other.members),
+            );
+        }
+    }
+    violations
+}
 
 /// `hashes`: (member, revision, hash) taken after heal.
 pub fn check(hashes: &[(String, i64, u32)]) -> Vec<Violation> {
@@ -35,6 +76,34 @@ mod tests {
             ("n3".into(), 7, 1),
         ];
         assert_eq!(check(&hashes).len(), 1);
+    }
+
+    fn state(member: &str, applied_index: u64, leases: Vec<i64>) -> ReplicaState {
+        ReplicaState {
+            member: member.into(),
+            applied_index,
+            leases,
+            members: vec!["1 n1".into()],
+        }
+    }
+
+    #[test]
+    fn different_leases_or_members_at_one_applied_index_are_a_violation() {
+        let mut states = vec![state("n1", 9, vec![1, 2]), state("n2", 9, vec![1])];
+        states.push(ReplicaState {
+            members: Vec::new(),
+            ..state("n3", 9, vec![1, 2])
+        });
+        let violations = check_states(&states);
+        assert_eq!(violations.len(), 2, "{violations:?}");
+        assert!(violations[0].message.contains("leases"));
+        assert!(violations[1].message.contains("members"));
+    }
+
+    #[test]
+    fn states_at_different_applied_indexes_are_not_compared() {
+        let states = vec![state("n1", 9, vec![1, 2]), state("n2", 10, vec![1])];
+        assert!(check_states(&states).is_empty());
     }
 
     #[test]

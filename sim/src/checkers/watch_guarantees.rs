@@ -9,7 +9,10 @@
 //!   delete at exactly a watch's start revision may be gone with a compaction there, as in etcd);
 //! - events match the writes: one event per (revision, key) across all watchers, a put's value is
 //!   a value some client wrote to that key, at the revision its acknowledgement reported;
-//! - `prev_kv` is the key's state just before the event, as far as the history shows it.
+//! - `prev_kv` is the key's state just before the event, as far as the history shows it;
+//! - filters and range: no event of a filtered type or outside the watch's range, and none owed;
+//! - progress: after a progress response at revision R, no event at or below R comes (R says
+//!   they were all sent), and every event up to R is owed.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -21,8 +24,9 @@ const NAME: &str = "watch_guarantees";
 /// What is known to have happened to a key at a revision: `Some(value)` a put, `None` a delete.
 type Known = BTreeMap<(String, i64), Option<String>>;
 
-fn in_range(key: &str) -> bool {
-    key.starts_with('k')
+/// Whether some watch may watch `key` (the widest range a watcher draws).
+fn watchable(key: &str) -> bool {
+    (crate::watchers::WATCH_KEY..crate::watchers::WITH_LEASE_KEYS).contains(&key)
 }
 
 pub fn check(history: &History) -> Vec<Violation> {
@@ -36,7 +40,7 @@ pub fn check(history: &History) -> Vec<Violation> {
     let mut written: BTreeMap<String, (String, Option<i64>, usize)> = BTreeMap::new();
     for op in &history.operations {
         for (key, value) in op.input.attempted_puts() {
-            if in_range(key) {
+            if watchable(key) {
                 let revision = op
                     .acknowledged_puts()
                     .find(|&(k, v, _)| (k, v) == (key, value))
@@ -45,10 +49,15 @@ pub fn check(history: &History) -> Vec<Violation> {
             }
         }
         for (key, value, revision) in op.acknowledged_writes() {
-            if in_range(key) {
+            if watchable(key) {
                 known.insert((key.to_string(), revision), value.map(str::to_string));
                 acknowledged_by.insert((key.to_string(), revision), op.id);
             }
+        }
+    }
+    for lease in &history.leases.leases {
+        for (key, value, _) in &lease.puts {
+            written.insert(value.clone(), (key.clone(), None, usize::MAX));
         }
     }
     // Every event any watcher received must agree with the writes and with the other watchers.
@@ -58,11 +67,15 @@ pub fn check(history: &History) -> Vec<Violation> {
                 let id = (event.key.clone(), event.revision);
                 let what = (!event.delete).then(|| event.value.clone());
                 let ops = acknowledged_by.get(&id).copied().into_iter().collect();
-                if !in_range(&event.key) {
+                if !record.covers(&event.key, event.delete) {
                     fail(
                         format!(
-                            "{}: event outside the watched range",
-                            describe(record, event)
+                            "{}: event outside the watched range (up to {}) or of a filtered \
+                             type (noput {}, nodelete {})",
+                            describe(record, event),
+                            record.range_end,
+                            record.no_put,
+                            record.no_delete
                         ),
                         ops,
                     );
@@ -86,6 +99,9 @@ pub fn check(history: &History) -> Vec<Violation> {
                 }
                 if !event.delete {
                     match written.get(&event.value) {
+                        // The lease client records a put once it is answered: one cut short
+                        // when the client stopped is in no record, yet may have happened.
+                        None if event.key.starts_with(crate::leases::LEASE_PREFIX) => {}
                         None => fail(
                             format!("{}: no client wrote this value", describe(record, event)),
                             Vec::new(),
@@ -97,7 +113,8 @@ pub fn check(history: &History) -> Vec<Violation> {
                                         "{}: the value was written to {key} at revision {revision:?}",
                                         describe(record, event)
                                     ),
-                                    vec![*op],
+                                    // Lease puts are no history operations.
+                                    [*op].into_iter().filter(|&op| op != usize::MAX).collect(),
                                 );
                             }
                         }
@@ -133,10 +150,25 @@ pub fn check(history: &History) -> Vec<Violation> {
             start => Some(start),
         });
         let mut last: Option<i64> = None;
+        // The highest revision a progress response said everything up to was sent.
+        let mut progress: Option<i64> = None;
         let mut seen: BTreeSet<(String, i64)> = BTreeSet::new();
         for record in &records {
             for response in &record.responses {
+                if response.progress {
+                    progress = progress.max(Some(response.header_revision));
+                    continue;
+                }
                 let first = response.events.first().map_or(0, |e| e.revision);
+                if let Some(progress) = progress.filter(|&progress| first <= progress) {
+                    fail(
+                        format!(
+                            "{name}: revision {first} after a progress response at revision \
+                             {progress} (progress ahead of the events sent)"
+                        ),
+                        Vec::new(),
+                    );
+                }
                 if let Some(last) = last {
                     if first == last {
                         fail(
@@ -177,7 +209,7 @@ pub fn check(history: &History) -> Vec<Violation> {
                 last = Some(last.map_or(previous, |last| last.max(previous)));
             }
         }
-        let (Some(from), Some(last)) = (from, last) else {
+        let (Some(from), Some(last)) = (from, last.max(progress)) else {
             continue;
         };
         // A compaction at revision R drops a delete's tombstone at R (etcd keeps only live keys),
@@ -190,6 +222,9 @@ pub fn check(history: &History) -> Vec<Violation> {
             })
             .collect();
         for ((key, revision), what) in &known {
+            if !records[0].covers(key, what.is_none()) {
+                continue;
+            }
             let excused = what.is_none() && starts.contains(revision);
             if (from..=last).contains(revision)
                 && !excused

@@ -170,7 +170,9 @@ impl<'a> Faults<'a> {
             .iter()
             .filter(|m| m.index != index && m.is_running())
             .count();
-        members[index].is_running() && others_running > members.len() / 2
+        // A member another fault holds (paused, clogged, drifting) is that fault's to undo.
+        let busy = self.busy.contains(&index);
+        !busy && members[index].is_running() && others_running > members.len() / 2
     }
 
     fn running_follower(&self, leader: usize) -> Option<usize> {

@@ -188,6 +188,10 @@ impl Lessor {
         for key in &lease.keys {
             assert_eq!(self.attached.remove(key), Some(id), "attached index agrees");
         }
+        if crate::planted_bug!(FollowerKeepsRevokedLease) && !self.primary {
+            let keys = BTreeSet::new();
+            self.leases.insert(id, Lease { keys, ..lease });
+        }
         Ok(())
     }
 

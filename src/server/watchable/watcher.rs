@@ -132,7 +132,9 @@ impl Watcher {
         let key = event.kv.as_ref().map_or(&[][..], |kv| kv.key.as_slice());
         let filtered = match event.r#type() {
             EventType::Put => self.no_put,
-            EventType::Delete => self.no_delete,
+            EventType::Delete => {
+                self.no_delete || (crate::planted_bug!(NoPutFilterDropsDeletes) && self.no_put)
+            }
         };
         !filtered && self.keys.contains(key)
     }

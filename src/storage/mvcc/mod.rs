@@ -158,6 +158,17 @@ impl KvStore {
         self.retained_bytes -= change.bytes();
     }
 
+    /// Planted bug `FollowerTombstoneDrift`: stamps the tombstones at and after `revision` with
+    /// a create revision, which no real tombstone has (byte counts stay as they were).
+    #[cfg(feature = "sim-bugs")]
+    pub fn plant_tombstone_drift(&mut self, revision: i64) {
+        for (rev, change) in self.log.range_mut(Revision::new(revision, 0)..) {
+            if change.tombstone {
+                change.kv.create_revision = rev.main;
+            }
+        }
+    }
+
     /// The last compaction revision, 0 if never compacted.
     pub fn compacted_revision(&self) -> i64 {
         self.compact_rev.max(0)

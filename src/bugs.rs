@@ -28,10 +28,13 @@ pub enum Bug {
     DropEventOnResume,
     /// Keys put with a lease are never attached to it, so its revoke (or expiry) deletes none.
     RevokeKeepsKeys,
+    /// A rename (so every `write_atomic`: a new WAL segment, a snapshot file) does not fsync its
+    /// directory, so a power loss can undo it.
+    SkipDirSync,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 8] = [
+    pub const ALL: [Bug; 9] = [
         Bug::AckBeforeFsync,
         Bug::ReadWithoutReadIndex,
         Bug::SkipWalChecksum,
@@ -40,6 +43,7 @@ impl Bug {
         Bug::KeepTornTail,
         Bug::DropEventOnResume,
         Bug::RevokeKeepsKeys,
+        Bug::SkipDirSync,
     ];
 
     /// The kebab-case name the simulator's `--bug` flag takes.
@@ -53,6 +57,7 @@ impl Bug {
             Bug::KeepTornTail => "keep-torn-tail",
             Bug::DropEventOnResume => "drop-event-on-resume",
             Bug::RevokeKeepsKeys => "revoke-keeps-keys",
+            Bug::SkipDirSync => "skip-dir-sync",
         }
     }
 

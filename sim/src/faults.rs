@@ -9,7 +9,7 @@ mod membership;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use detcd::io::Disk;
+use detcd::io::FileSystem;
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
 use madsim::task::NodeId;

@@ -20,7 +20,7 @@ mod real_disk;
 mod sim_disk;
 
 pub use clock::{Clock, SkewedClock, SystemClock};
-pub use disk::{probe_writable, Disk, DiskFile};
+pub use disk::{probe_writable, Disk, DiskFile, FileSystem};
 pub use real_disk::RealDisk;
 pub use sim_disk::{CrashMode, DiskStats, FaultRates, SimDisk};
 

@@ -88,7 +88,7 @@ impl SnapshotFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::io::SimDisk;
+    use crate::io::{FileSystem, SimDisk};
 
     fn snapshot(term: u64, index: u64, data: &[u8]) -> Snapshot {
         let mut snapshot = Snapshot::default();

@@ -93,10 +93,13 @@ impl<F: FileSystem + ?Sized> Disk for F {
             .filter(|p| !p.as_os_str().is_empty())
             .take_while(|p| !self.exists(p))
             .collect();
+        // Outermost first, each entry made durable in its parent before the next goes inside it:
+        // fsyncing only the leaf's parent (bug 5) left `member` in the data dir unsynced, so a
+        // power loss after the first start could take a member's whole WAL, votes included.
         for &new in missing.iter().rev() {
             match self.mkdir(new) {
-                Ok(()) => {}
-                // Something else made it meanwhile; a file there fails below.
+                Ok(()) => self.sync_dir(parent_dir(new))?,
+                // Made meanwhile by someone else, who makes it durable; a file there fails below.
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(e),
             }
@@ -107,8 +110,7 @@ impl<F: FileSystem + ?Sized> Disk for F {
                 format!("{}: exists and is not a directory", dir.display()),
             ));
         }
-        self.sync_dir(dir)?;
-        self.sync_dir(parent_dir(dir))
+        Ok(())
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn DiskFile>> {

@@ -296,3 +296,23 @@ fn a_lost_directory_takes_its_subtree() {
     assert!(!disk.exists(sub));
     assert!(!disk.exists(&sub.join("f")));
 }
+#[test]
+fn composite_operations_are_durable() {
+    let disk = sim_with_dir(3);
+    let deep = Path::new("/d/a/b/c");
+    disk.create_dir_all(deep).unwrap();
+    disk.write_atomic(&deep.join("state"), b"v1").unwrap();
+    let mut log = disk.open_append(&deep.join("log")).unwrap();
+    log.append(b"entry").unwrap();
+    log.sync().unwrap();
+    disk.write_atomic(&deep.join("gone"), b"x").unwrap();
+    disk.remove(&deep.join("gone")).unwrap();
+    disk.create_dir_all(Path::new("/d/a/other")).unwrap();
+    disk.rename(&deep.join("state"), Path::new("/d/a/other/state"))
+        .unwrap();
+    disk.crash();
+    assert_eq!(disk.list(deep).unwrap(), vec!["log"]);
+    assert_eq!(disk.read(&deep.join("log")).unwrap(), b"entry");
+    assert_eq!(disk.read(Path::new("/d/a/other/state")).unwrap(), b"v1");
+    assert_eq!(disk.stats().unsynced_entries_lost, 0);
+}

@@ -31,10 +31,12 @@ pub enum Bug {
     /// A rename (so every `write_atomic`: a new WAL segment, a snapshot file) does not fsync its
     /// directory, so a power loss can undo it.
     SkipDirSync,
+    /// Snapshot files are loaded without verifying their checksum.
+    SkipSnapshotChecksum,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 9] = [
+    pub const ALL: [Bug; 10] = [
         Bug::AckBeforeFsync,
         Bug::ReadWithoutReadIndex,
         Bug::SkipWalChecksum,
@@ -44,6 +46,7 @@ impl Bug {
         Bug::DropEventOnResume,
         Bug::RevokeKeepsKeys,
         Bug::SkipDirSync,
+        Bug::SkipSnapshotChecksum,
     ];
 
     /// The kebab-case name the simulator's `--bug` flag takes.
@@ -58,6 +61,7 @@ impl Bug {
             Bug::DropEventOnResume => "drop-event-on-resume",
             Bug::RevokeKeepsKeys => "revoke-keeps-keys",
             Bug::SkipDirSync => "skip-dir-sync",
+            Bug::SkipSnapshotChecksum => "skip-snapshot-checksum",
         }
     }
 

@@ -120,6 +120,11 @@ pub struct SwarmOptions {
     pub crash_mode: String,
     /// Chance that a crash also flips a bit in a WAL segment.
     pub bit_flip_percent: u32,
+    /// Media faults in any of a member's files (snapshot files too, not only the WAL): the chance
+    /// that a power loss also flips a bit or lands a misdirected write in one, and that a disk
+    /// fault's latent read errors hit one file rather than the whole WAL.
+    #[serde(default)]
+    pub media_fault_percent: u32,
     pub bugs: Vec<String>,
 }
 
@@ -154,6 +159,8 @@ impl SwarmOptions {
             }
         }
         let gap_low = rng.random_range(50..1_000);
+        // Options added later draw from their own stream, so older seeds keep all of theirs.
+        let mut later = StdRng::seed_from_u64(seed ^ 0x3ed1_a0f_a175);
         SwarmOptions {
             seed,
             nodes,
@@ -174,6 +181,7 @@ impl SwarmOptions {
                 .expect("choices")
                 .to_string(),
             bit_flip_percent: *[0, 0, 10, 30].choose(&mut rng).expect("choices"),
+            media_fault_percent: *[0, 20, 50].choose(&mut later).expect("choices"),
             bugs: spec.bugs.clone(),
         }
     }
@@ -187,7 +195,7 @@ impl SwarmOptions {
             .collect();
         format!(
             "nodes={} heartbeat={}ms election={}ms snapshot-count={} compaction={} clients={} keys={} think<{}ms ops={} \
-             faults=[{}] fault-gap={}..{}ms crash-mode={} bit-flips={}%{}",
+             faults=[{}] fault-gap={}..{}ms crash-mode={} bit-flips={}% media-faults={}%{}",
             self.nodes,
             self.heartbeat_interval_ms,
             self.election_timeout_ms,
@@ -203,6 +211,7 @@ impl SwarmOptions {
             self.fault_gap_ms.1,
             self.crash_mode,
             self.bit_flip_percent,
+            self.media_fault_percent,
             if self.bugs.is_empty() {
                 String::new()
             } else {

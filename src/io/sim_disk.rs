@@ -361,6 +361,23 @@ impl SimDisk {
         Ok(())
     }
 
+    /// Overwrites durable bytes of a file in place (a misdirected write landing on it, or an
+    /// operator repairing one); returns the bytes it replaced.
+    pub fn overwrite(&self, path: &Path, offset: u64, data: &[u8]) -> io::Result<Vec<u8>> {
+        let mut st = self.lock();
+        let file = st.file_mut(path)?;
+        let range = offset as usize..offset as usize + data.len();
+        let old = file.durable.get(range.clone()).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{}: {range:?} beyond durable data", path.display()),
+            )
+        })?;
+        let old = old.to_vec();
+        file.durable[range].copy_from_slice(data);
+        Ok(old)
+    }
+
     /// Durable and pending byte counts of a file.
     pub fn file_sizes(&self, path: &Path) -> Option<(usize, usize)> {
         self.lock()

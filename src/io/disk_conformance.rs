@@ -101,7 +101,10 @@ fn primitives(disk: &dyn Disk, dir: &Path) {
         "mkdir needs its parent"
     );
     disk.mkdir(dir).unwrap();
-    assert_eq!(disk.mkdir(dir).unwrap_err().kind(), ErrorKind::AlreadyExists);
+    assert_eq!(
+        disk.mkdir(dir).unwrap_err().kind(),
+        ErrorKind::AlreadyExists
+    );
     disk.write_file(&dir.join("f"), b"first").unwrap();
     disk.write_file(&dir.join("f"), b"2nd").unwrap();
     assert_eq!(disk.read(&dir.join("f")).unwrap(), b"2nd");
@@ -272,7 +275,11 @@ fn crash_undoes_entries_whose_directory_was_not_fsynced() {
     disk.rename_entry(&d.join("tmp"), &d.join("kept")).unwrap();
     disk.crash();
     assert_eq!(disk.list(d).unwrap(), vec!["kept"]);
-    assert_eq!(disk.read(&d.join("kept")).unwrap(), b"old", "the rename was undone");
+    assert_eq!(
+        disk.read(&d.join("kept")).unwrap(),
+        b"old",
+        "the rename was undone"
+    );
     assert_eq!(disk.stats().unsynced_entries_lost, 3);
     // An unlink is undone too; after the directory fsync it sticks.
     disk.unlink(&d.join("kept")).unwrap();

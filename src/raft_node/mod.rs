@@ -418,7 +418,8 @@ impl RaftNode {
     }
 
     /// Makes a snapshot durable: the file first, then the WAL's marker for it, so a crash between
-    /// the two leaves an unused file, never a marker without its snapshot (etcd's order).
+    /// the two leaves an unused file, never a marker without its snapshot (etcd's order); then
+    /// the purge of files older than the marker's.
     fn persist_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), ServerError> {
         crate::failpoint!(self.raw.raft.id, "raftBeforeSaveSnap");
         self.snapshot_files
@@ -428,6 +429,9 @@ impl RaftNode {
         self.wal
             .save_snapshot_marker(snapshot.get_metadata())
             .map_err(|e| ServerError::Storage(e.to_string()))?;
+        // Only now may older files go: until the marker is durable, a crash restarts from the
+        // previous one (bug 7).
+        self.snapshot_files.purge(snapshot.get_metadata());
         crate::failpoint!(self.raw.raft.id, "raftAfterSaveSnap");
         Ok(())
     }

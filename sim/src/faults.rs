@@ -105,7 +105,7 @@ impl<'a> Faults<'a> {
             nested: false,
             network_degraded: false,
             damage: None,
-            media_rng: StdRng::seed_from_u64(options.seed ^ 0x3ed1a_da4a6e),
+            media_rng: StdRng::seed_from_u64(options.seed ^ 0x3ed_1ada_4a6e),
             interrupted: None,
             replacing: None,
             problems: Vec::new(),

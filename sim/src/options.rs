@@ -160,7 +160,7 @@ impl SwarmOptions {
         }
         let gap_low = rng.random_range(50..1_000);
         // Options added later draw from their own stream, so older seeds keep all of theirs.
-        let mut later = StdRng::seed_from_u64(seed ^ 0x3ed1_a0f_a175);
+        let mut later = StdRng::seed_from_u64(seed ^ 0x03ed_1a0f_a175);
         SwarmOptions {
             seed,
             nodes,

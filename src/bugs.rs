@@ -52,6 +52,11 @@ pub enum Bug {
     ProgressAheadOfEvents,
     /// A watch that filters out puts drops deletes too.
     NoPutFilterDropsDeletes,
+    /// A rename (so every `write_atomic`: a new WAL segment, a snapshot file) does not fsync its
+    /// directory, so a power loss can undo it.
+    SkipDirSync,
+    /// Snapshot files are loaded without verifying their checksum.
+    SkipSnapshotChecksum,
 }
 
 impl Bug {
@@ -73,6 +78,8 @@ impl Bug {
         Bug::FollowerKeepsRevokedLease,
         Bug::ProgressAheadOfEvents,
         Bug::NoPutFilterDropsDeletes,
+        Bug::SkipDirSync,
+        Bug::SkipSnapshotChecksum,
     ];
 
     /// The kebab-case name the simulator's `--bug` flag takes.
@@ -95,6 +102,8 @@ impl Bug {
             Bug::FollowerKeepsRevokedLease => "follower-keeps-revoked-lease",
             Bug::ProgressAheadOfEvents => "progress-ahead-of-events",
             Bug::NoPutFilterDropsDeletes => "noput-filter-drops-deletes",
+            Bug::SkipDirSync => "skip-dir-sync",
+            Bug::SkipSnapshotChecksum => "skip-snapshot-checksum",
         }
     }
 

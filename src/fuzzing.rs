@@ -13,7 +13,7 @@ use prost::Message as _;
 use raft::prelude::{Entry, HardState, SnapshotMetadata};
 
 use crate::api::kv::{check_delete, check_put, check_range, check_txn};
-use crate::io::{Disk, SimDisk};
+use crate::io::{Disk, FileSystem, SimDisk};
 use crate::pb::etcdserverpb::{DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest};
 use crate::raft_node::SnapshotFiles;
 use crate::storage::mvcc::KvStore;

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use detcd::io::Disk;
+use detcd::io::FileSystem;
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
 use madsim::task::NodeId;
@@ -31,6 +31,16 @@ type Link = (NodeId, NodeId);
 
 /// Longest a failpoint crash, a graceful stop or a failing start may take before we stop waiting.
 const WAIT_MAX: Duration = Duration::from_secs(15);
+
+/// Bytes a fault overwrote in one of a member's files, and what they were, to repair them.
+struct Damage {
+    index: usize,
+    path: PathBuf,
+    offset: u64,
+    original: Vec<u8>,
+    /// Reads of the file before the member restarted on it: more afterwards means it read them.
+    reads_before: u64,
+}
 
 /// Problems the fault schedule itself observed (e.g. ctrl-c did not stop a member): liveness
 /// failures, reported with the checkers' findings.
@@ -63,8 +73,11 @@ pub struct Faults<'a> {
     paused: Option<usize>,
     /// Packet loss and latency are raised (a `Network` fault not yet undone).
     network_degraded: bool,
-    /// A WAL bit flipped by a crash and not yet restored: (member index, file, byte, bit).
-    flipped_bit: Option<(usize, PathBuf, u64, u8)>,
+    /// Durable bytes a crash damaged (a flipped bit, a misdirected write) and not yet restored.
+    damage: Option<Damage>,
+    /// Draws for the media faults, apart from `rng` so that seeds from before them keep their
+    /// schedules whenever they draw none.
+    media_rng: StdRng,
     /// A member sent ctrl-c whose restart has not happened yet.
     interrupted: Option<usize>,
     /// A member being replaced (the membership fault), and how far that got.
@@ -113,7 +126,8 @@ impl<'a> Faults<'a> {
             busy: BTreeSet::new(),
             paused: None,
             network_degraded: false,
-            flipped_bit: None,
+            damage: None,
+            media_rng: StdRng::seed_from_u64(options.seed ^ 0x3ed_1ada_4a6e),
             interrupted: None,
             replacing: None,
             problems: Vec::new(),
@@ -280,42 +294,125 @@ impl<'a> Faults<'a> {
             "power loss (kill, unsynced writes lost)",
         );
         if self.rng.random_range(0..100) < self.options.bit_flip_percent {
-            self.flipped_bit = self.flip_wal_bit(member);
+            self.damage = self.flip_wal_bit(member);
+        }
+        if self.damage.is_none() && self.media_fault() {
+            self.damage = self.damage_any_file(member);
         }
         // Down for a while, maybe while other faults strike the rest of the cluster.
         self.hold_within(0..3_000).await;
         let starts = member.starts();
+        if let Some(damage) = &mut self.damage {
+            damage.reads_before = member.disk.reads_of(&damage.path);
+        }
         member.restart();
         self.record("heal", &member.name, "restart");
-        if self.flipped_bit.is_some() {
-            // A member must refuse a damaged WAL, not serve from it. Then repair it by hand, as an
-            // operator restoring the bit would, so the run can go on.
-            wait_until(|| member.starts() > starts).await;
-            sleep(Duration::from_millis(500)).await;
-            if !member.is_running() {
-                self.record(
-                    "node",
-                    &member.name,
-                    format!(
-                        "refused the damaged WAL: {}",
-                        member.last_exit().unwrap_or_default()
-                    ),
-                );
-                self.restore_flipped_bit();
-                member.restart();
-            } else if let Some((_, path, offset, bit)) = self.flipped_bit.take() {
-                // Started anyway: right only if the flipped byte was in a torn tail it truncated.
-                let (durable, pending) = member.disk.file_sizes(&path).unwrap_or((0, 0));
-                if (durable + pending) as u64 > offset {
-                    self.undetected_corruption.push(format!(
-                        "{} started and served with bit {bit} of byte {offset} of {} flipped",
-                        member.name,
-                        path.display()
-                    ));
-                }
-            }
-            self.flipped_bit = None;
+        if self.damage.is_some() {
+            self.judge_damage(member, starts).await;
         }
+    }
+
+    /// A member must refuse damaged data it reads (every WAL record and snapshot file is
+    /// checksummed), not serve from it. Then the damage is repaired by hand, as an operator
+    /// restoring the bytes would, so the run can go on.
+    async fn judge_damage(&mut self, member: &Member, starts: u32) {
+        wait_until(|| member.starts() > starts).await;
+        sleep(Duration::from_millis(500)).await;
+        let Some(damage) = self.damage.take() else {
+            return;
+        };
+        let read = member.disk.reads_of(&damage.path) > damage.reads_before;
+        if !member.is_running() {
+            self.record(
+                "node",
+                &member.name,
+                format!(
+                    "refused the damaged {}: {}",
+                    damage.path.display(),
+                    member.last_exit().unwrap_or_default()
+                ),
+            );
+            self.damage = Some(damage);
+            self.restore_damage();
+            member.restart();
+        } else if !read {
+            // Never read (an old snapshot file kept for forensics): no harm yet; repair it.
+            self.damage = Some(damage);
+            self.restore_damage();
+        } else {
+            // Started on it: right only if the damage was in a torn tail it truncated away.
+            let (durable, pending) = member.disk.file_sizes(&damage.path).unwrap_or((0, 0));
+            if (durable + pending) as u64 > damage.offset {
+                self.undetected_corruption.push(format!(
+                    "{} started and served with {} byte(s) at offset {} of {} damaged",
+                    member.name,
+                    damage.original.len(),
+                    damage.offset,
+                    damage.path.display()
+                ));
+            }
+        }
+    }
+
+    /// Whether this media fault opportunity strikes (the seed's `media_fault_percent`).
+    fn media_fault(&mut self) -> bool {
+        self.media_rng.random_range(0..100) < self.options.media_fault_percent
+    }
+
+    /// A random one of a member's files with durable bytes, and how many.
+    fn any_durable_file(&mut self, member: &Member) -> Option<(PathBuf, u64)> {
+        let files: Vec<(PathBuf, u64)> = member
+            .disk
+            .files()
+            .into_iter()
+            .filter_map(|path| {
+                let (durable, _) = member.disk.file_sizes(&path)?;
+                (durable > 0).then_some((path, durable as u64))
+            })
+            .collect();
+        files.choose(&mut self.media_rng).cloned()
+    }
+
+    /// Damages one of a member's files (a snapshot file as likely as a WAL segment): a flipped
+    /// bit, or a misdirected write (bytes of some file, often a whole valid record, landing at a
+    /// wrong offset of this one).
+    fn damage_any_file(&mut self, member: &Member) -> Option<Damage> {
+        let (path, len) = self.any_durable_file(member)?;
+        let offset = self.media_rng.random_range(0..len);
+        let (data, what) = if self.media_rng.random_bool(0.5) {
+            let bit = self.media_rng.random_range(0..8u8);
+            let byte = member.disk.read(&path).ok()?[offset as usize] ^ (1 << bit);
+            (vec![byte], format!("flip bit {bit} of byte {offset}"))
+        } else {
+            let (source, source_len) = self.any_durable_file(member)?;
+            let count = self.media_rng.random_range(1..=64).min(len - offset);
+            let count = count.min(source_len);
+            let from = self.media_rng.random_range(0..=source_len - count);
+            let bytes = member.disk.read(&source).ok()?;
+            (
+                bytes[from as usize..(from + count) as usize].to_vec(),
+                format!(
+                    "misdirected write: {count} bytes of {} at {from} land at {offset}",
+                    source.display()
+                ),
+            )
+        };
+        let original = member.disk.overwrite(&path, offset, &data).ok()?;
+        if original == data {
+            return None;
+        }
+        self.record(
+            "fault",
+            &member.name,
+            format!("{what} in {}", path.display()),
+        );
+        Some(Damage {
+            index: member.index,
+            path,
+            offset,
+            original,
+            reads_before: 0,
+        })
     }
 
     async fn crash_everyone(&mut self) {
@@ -342,17 +439,25 @@ impl<'a> Faults<'a> {
         }
     }
 
-    fn restore_flipped_bit(&mut self) {
-        if let Some((index, path, offset, bit)) = self.flipped_bit.take() {
-            let member = &self.cluster.members[index];
-            if member.disk.flip_bit(&path, offset, bit).is_ok() {
-                self.record("heal", &member.name, "restore the flipped bit");
+    fn restore_damage(&mut self) {
+        if let Some(damage) = self.damage.take() {
+            let member = &self.cluster.members[damage.index];
+            if member
+                .disk
+                .overwrite(&damage.path, damage.offset, &damage.original)
+                .is_ok()
+            {
+                self.record(
+                    "heal",
+                    &member.name,
+                    format!("repair the damaged bytes of {}", damage.path.display()),
+                );
             }
         }
     }
 
     /// Flips one durable bit in a random WAL segment; returns where, to undo it.
-    fn flip_wal_bit(&mut self, member: &Member) -> Option<(usize, PathBuf, u64, u8)> {
+    fn flip_wal_bit(&mut self, member: &Member) -> Option<Damage> {
         let wal_dir = member.config().wal_dir;
         let names = member.disk.list(&wal_dir).ok()?;
         let name = names.choose(&mut self.rng)?;
@@ -363,13 +468,20 @@ impl<'a> Faults<'a> {
         }
         let offset = self.rng.random_range(0..durable as u64);
         let bit = self.rng.random_range(0..8);
+        let original = member.disk.read(&path).ok()?[offset as usize];
         member.disk.flip_bit(&path, offset, bit).ok()?;
         self.record(
             "fault",
             &member.name,
             format!("flip bit {bit} of byte {offset} in {}", path.display()),
         );
-        Some((member.index, path, offset, bit))
+        Some(Damage {
+            index: member.index,
+            path,
+            offset,
+            original: vec![original],
+            reads_before: 0,
+        })
     }
 
     async fn interrupt(&mut self, member: &Member) {
@@ -416,6 +528,8 @@ impl<'a> Faults<'a> {
             } else {
                 self.record("heal", &member.name, "no fsync happened; clear the fault");
             }
+        } else if self.media_fault() {
+            self.latent_read_error(member).await;
         } else {
             self.record(
                 "fault",
@@ -437,6 +551,38 @@ impl<'a> Faults<'a> {
             member.restart();
             self.record("heal", &member.name, "clear read errors, restart");
         }
+    }
+
+    /// A latent sector error in one file, found at the next start: a member that reads the
+    /// file must stop, not start without what it could not read.
+    async fn latent_read_error(&mut self, member: &Member) {
+        member.kill();
+        member.disk.crash();
+        let Some((path, _)) = self.any_durable_file(member) else {
+            member.restart();
+            return;
+        };
+        self.record(
+            "fault",
+            &member.name,
+            format!("kill, restart with reads of {} failing", path.display()),
+        );
+        member.disk.fail_reads(path.clone());
+        let (starts, reads_before) = (member.starts(), member.disk.reads_of(&path));
+        member.restart();
+        wait_until(|| member.starts() > starts).await;
+        sleep(Duration::from_millis(500)).await;
+        if member.is_running() && member.disk.reads_of(&path) > reads_before {
+            self.undetected_corruption.push(format!(
+                "{} started although a read of {} failed",
+                member.name,
+                path.display()
+            ));
+        }
+        member.kill();
+        member.disk.clear_faults();
+        member.restart();
+        self.record("heal", &member.name, "clear read errors, restart");
     }
 
     async fn clock_fault(&mut self, member: &Member) {
@@ -591,11 +737,11 @@ impl<'a> Faults<'a> {
                 member.disarm_failpoint();
             }
         }
-        // A crash cut short may have left a flipped bit in a member that is down: repair it, as
-        // the crash would have once the member refused to start.
-        if let Some((index, ..)) = self.flipped_bit {
-            if !self.cluster.members[index].is_running() {
-                self.restore_flipped_bit();
+        // A crash cut short may have left damage in a member that is down: repair it, as the
+        // crash would have once the member refused to start.
+        if let Some(damage) = &self.damage {
+            if !self.cluster.members[damage.index].is_running() {
+                self.restore_damage();
             }
         }
         // An interrupt cut short: let the member finish stopping, so it is restarted below.

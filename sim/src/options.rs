@@ -150,6 +150,11 @@ pub struct SwarmOptions {
     pub crash_mode: String,
     /// Chance that a crash also flips a bit in a WAL segment.
     pub bit_flip_percent: u32,
+    /// Media faults in any of a member's files (snapshot files too, not only the WAL): the chance
+    /// that a power loss also flips a bit or lands a misdirected write in one, and that a disk
+    /// fault's latent read errors hit one file rather than the whole WAL.
+    #[serde(default)]
+    pub media_fault_percent: u32,
     pub bugs: Vec<String>,
     /// Clients also draw from the breadth mix (multi-op and nested txns, ranges with limits,
     /// serializable and past-revision reads, delete-ranges, `prev_kv`, compactions through any
@@ -210,6 +215,8 @@ impl SwarmOptions {
         let wal_segment_bytes = disk_rng
             .random_bool(0.5)
             .then(|| *WAL_SEGMENT_SIZES.choose(&mut disk_rng).expect("sizes"));
+        // The media-fault rate, likewise on a stream of its own.
+        let mut media_rng = StdRng::seed_from_u64(seed ^ 0x03ed_1a0f_a175);
         SwarmOptions {
             seed,
             nodes,
@@ -230,6 +237,7 @@ impl SwarmOptions {
                 .expect("choices")
                 .to_string(),
             bit_flip_percent: *[0, 0, 10, 30].choose(&mut rng).expect("choices"),
+            media_fault_percent: *[0, 20, 50].choose(&mut media_rng).expect("choices"),
             bugs: spec.bugs.clone(),
             breadth: later.random_bool(0.5),
             fsync_latency,
@@ -246,7 +254,7 @@ impl SwarmOptions {
             .collect();
         format!(
             "nodes={} heartbeat={}ms election={}ms snapshot-count={} compaction={} clients={} keys={} think<{}ms ops={} \
-             faults=[{}] fault-gap={}..{}ms crash-mode={} bit-flips={}% breadth={} fsync={} wal-segment={}{}",
+             faults=[{}] fault-gap={}..{}ms crash-mode={} bit-flips={}% media-faults={}% breadth={} fsync={} wal-segment={}{}",
             self.nodes,
             self.heartbeat_interval_ms,
             self.election_timeout_ms,
@@ -262,6 +270,7 @@ impl SwarmOptions {
             self.fault_gap_ms.1,
             self.crash_mode,
             self.bit_flip_percent,
+            self.media_fault_percent,
             if self.breadth { "on" } else { "off" },
             self.fsync_latency.name(),
             self.wal_segment_bytes

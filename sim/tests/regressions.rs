@@ -108,3 +108,17 @@ fn a_member_that_missed_the_leaders_addition_catches_up() {
         "seed 0x7a12ac crashed a member applying a membership change"
     );
 }
+
+/// Bug 5: `create_dir_all` fsynced only the new leaf's parent, so the data dir's `member` entry
+/// was never durable. With SimDisk modelling unsynced directory entries, the first power loss
+/// took a member's whole WAL (votes and acknowledged entries): it bootstrapped afresh, and raft
+/// panicked at "to_commit 56 is out of range [last_index 3]". Found by
+/// `scripts/sim run --seeds 100 --first-seed 10000000 --nodes 3 --faults crash` (its first seed).
+#[test]
+fn a_power_loss_after_the_first_start_keeps_the_wal() {
+    let run = assert_passes(0x989680, 3, &[FaultKind::Crash]);
+    assert!(
+        run.trace.iter().any(|e| e.what.contains("power loss")),
+        "seed 0x989680 had a power loss"
+    );
+}

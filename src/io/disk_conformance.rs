@@ -8,7 +8,7 @@ use futures::executor::block_on;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{probe_writable, CrashMode, Disk, RealDisk, SimDisk, SyncLatency};
+use super::{probe_writable, CrashMode, Disk, FileSystem, RealDisk, SimDisk, SyncLatency};
 
 /// Runs every generic check against `disk`, using the (existing or not) directory `root`.
 fn run_all(disk: &dyn Disk, root: &Path) {
@@ -17,6 +17,7 @@ fn run_all(disk: &dyn Disk, root: &Path) {
     truncate_rename_remove(disk, &root.join("c"));
     write_atomic_replaces(disk, &root.join("d"));
     missing_things_are_not_found(disk, &root.join("e"));
+    primitives(disk, &root.join("g"));
     probe_writable(disk, &root.join("f/data")).expect("probe");
 }
 
@@ -92,6 +93,38 @@ fn missing_things_are_not_found(disk: &dyn Disk, dir: &Path) {
     );
     assert!(disk.open_append(&dir.join("sub/file")).is_err());
     assert!(disk.write_atomic(&dir.join("sub/file"), b"x").is_err());
+}
+
+/// The primitives behave alike on both disks (what each makes durable is checked by the crash
+/// tests below, which only the simulated disk can run).
+fn primitives(disk: &dyn Disk, dir: &Path) {
+    assert_eq!(
+        disk.mkdir(&dir.join("sub")).unwrap_err().kind(),
+        ErrorKind::NotFound,
+        "mkdir needs its parent"
+    );
+    disk.mkdir(dir).unwrap();
+    assert_eq!(
+        disk.mkdir(dir).unwrap_err().kind(),
+        ErrorKind::AlreadyExists
+    );
+    disk.write_file(&dir.join("f"), b"first").unwrap();
+    disk.write_file(&dir.join("f"), b"2nd").unwrap();
+    assert_eq!(disk.read(&dir.join("f")).unwrap(), b"2nd");
+    disk.rename_entry(&dir.join("f"), &dir.join("g")).unwrap();
+    disk.unlink(&dir.join("g")).unwrap();
+    assert_eq!(
+        disk.unlink(&dir.join("g")).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    let mut file = disk.open_file(&dir.join("h")).unwrap();
+    file.append(b"x").unwrap();
+    file.sync().unwrap();
+    disk.sync_dir(dir).unwrap();
+    assert_eq!(disk.list(dir).unwrap(), vec!["h"]);
+    // A file where a directory should be.
+    assert!(disk.create_dir_all(&dir.join("h")).is_err());
+    assert!(disk.create_dir_all(&dir.join("h/sub")).is_err());
 }
 
 #[test]
@@ -253,4 +286,73 @@ fn read_faults_and_bit_flips() {
     assert!(disk.read(&p).is_err());
     disk.clear_faults();
     assert!(disk.read(&p).is_ok());
+}
+
+/// A fresh disk with `/d` created and durable.
+fn sim_with_dir(seed: u64) -> SimDisk {
+    let disk = SimDisk::new(seed);
+    disk.create_dir_all(Path::new("/d")).unwrap();
+    disk
+}
+
+#[test]
+fn crash_undoes_entries_whose_directory_was_not_fsynced() {
+    let disk = sim_with_dir(1);
+    let d = Path::new("/d");
+    disk.write_file(&d.join("kept"), b"old").unwrap();
+    disk.sync_dir(d).unwrap();
+    // Unsynced: a new directory, a new file, a rename over `kept`, an unlink.
+    disk.mkdir(&d.join("newdir")).unwrap();
+    disk.write_file(&d.join("new"), b"new").unwrap();
+    disk.write_file(&d.join("tmp"), b"replacement").unwrap();
+    disk.rename_entry(&d.join("tmp"), &d.join("kept")).unwrap();
+    disk.crash();
+    assert_eq!(disk.list(d).unwrap(), vec!["kept"]);
+    assert_eq!(
+        disk.read(&d.join("kept")).unwrap(),
+        b"old",
+        "the rename was undone"
+    );
+    assert_eq!(disk.stats().unsynced_entries_lost, 3);
+    // An unlink is undone too; after the directory fsync it sticks.
+    disk.unlink(&d.join("kept")).unwrap();
+    disk.crash();
+    assert!(disk.exists(&d.join("kept")));
+    disk.unlink(&d.join("kept")).unwrap();
+    disk.sync_dir(d).unwrap();
+    disk.crash();
+    assert!(!disk.exists(&d.join("kept")));
+}
+
+#[test]
+fn a_lost_directory_takes_its_subtree() {
+    let disk = sim_with_dir(1);
+    let sub = Path::new("/d/sub");
+    disk.mkdir(sub).unwrap();
+    disk.write_file(&sub.join("f"), b"data").unwrap();
+    // The file's entry is durable inside `sub`, but `sub`'s own entry in `/d` is not.
+    disk.sync_dir(sub).unwrap();
+    disk.crash();
+    assert!(!disk.exists(sub));
+    assert!(!disk.exists(&sub.join("f")));
+}
+#[test]
+fn composite_operations_are_durable() {
+    let disk = sim_with_dir(3);
+    let deep = Path::new("/d/a/b/c");
+    disk.create_dir_all(deep).unwrap();
+    disk.write_atomic(&deep.join("state"), b"v1").unwrap();
+    let mut log = disk.open_append(&deep.join("log")).unwrap();
+    log.append(b"entry").unwrap();
+    log.sync().unwrap();
+    disk.write_atomic(&deep.join("gone"), b"x").unwrap();
+    disk.remove(&deep.join("gone")).unwrap();
+    disk.create_dir_all(Path::new("/d/a/other")).unwrap();
+    disk.rename(&deep.join("state"), Path::new("/d/a/other/state"))
+        .unwrap();
+    disk.crash();
+    assert_eq!(disk.list(deep).unwrap(), vec!["log"]);
+    assert_eq!(disk.read(&deep.join("log")).unwrap(), b"entry");
+    assert_eq!(disk.read(Path::new("/d/a/other/state")).unwrap(), b"v1");
+    assert_eq!(disk.stats().unsynced_entries_lost, 0);
 }

@@ -21,7 +21,7 @@ mod real_disk;
 mod sim_disk;
 
 pub use clock::{Clock, SkewedClock, SystemClock};
-pub use disk::{probe_writable, Disk, DiskFile, Syncing};
+pub use disk::{probe_writable, Disk, DiskFile, FileSystem, Syncing};
 pub use real_disk::RealDisk;
 pub use sim_disk::{CrashMode, DiskStats, FaultRates, SimDisk, SyncLatency};
 

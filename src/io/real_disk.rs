@@ -1,11 +1,11 @@
-//! [`RealDisk`]: the production [`Disk`], a thin layer over `std::fs` that adds
-//! the fsyncs (of files *and* their directories) the durability contract needs.
+//! [`RealDisk`]: the production disk, the [`FileSystem`] primitives over `std::fs`. The fsyncs of
+//! directories that make them durable are added once, for both disks, by [`crate::io::Disk`].
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 
-use super::disk::{Disk, DiskFile, Syncing};
+use super::disk::{DiskFile, FileSystem, Syncing};
 
 /// The operating system's file system.
 #[derive(Debug, Default, Clone, Copy)]
@@ -17,32 +17,19 @@ impl RealDisk {
     }
 }
 
-/// Makes a directory entry change (create, rename, remove) durable.
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    File::open(dir)?.sync_all()
-}
-
-fn sync_parent(path: &Path) -> io::Result<()> {
-    match path.parent() {
-        Some(parent) => sync_dir(parent),
-        None => Ok(()),
-    }
-}
-
 fn with_path(e: io::Error, what: &str, path: &Path) -> io::Error {
     io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
 }
 
-impl Disk for RealDisk {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        fs::create_dir_all(dir).map_err(|e| with_path(e, "create directory", dir))?;
-        sync_dir(dir)?;
-        sync_parent(dir)
+impl FileSystem for RealDisk {
+    fn mkdir(&self, dir: &Path) -> io::Result<()> {
+        fs::create_dir(dir).map_err(|e| with_path(e, "create directory", dir))
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| with_path(e, "fsync directory", dir))
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
@@ -58,17 +45,23 @@ impl Disk for RealDisk {
         fs::read(path).map_err(|e| with_path(e, "read", path))
     }
 
-    fn open_append(&self, path: &Path) -> io::Result<Box<dyn DiskFile>> {
-        let existed = path.exists();
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+
+    fn open_file(&self, path: &Path) -> io::Result<Box<dyn DiskFile>> {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
             .map_err(|e| with_path(e, "open", path))?;
-        if !existed {
-            sync_parent(path)?;
-        }
         Ok(Box::new(RealFile { file }))
+    }
+
+    fn write_file(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        let mut file = File::create(path).map_err(|e| with_path(e, "create", path))?;
+        file.write_all(data)?;
+        file.sync_all()
     }
 
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
@@ -80,35 +73,12 @@ impl Disk for RealDisk {
         file.sync_all()
     }
 
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        fs::rename(from, to).map_err(|e| with_path(e, "rename", from))?;
-        sync_parent(to)?;
-        if from.parent() != to.parent() {
-            sync_parent(from)?;
-        }
-        Ok(())
+    fn rename_entry(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to).map_err(|e| with_path(e, "rename", from))
     }
 
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        fs::remove_file(path).map_err(|e| with_path(e, "remove", path))?;
-        sync_parent(path)
-    }
-
-    fn exists(&self, path: &Path) -> bool {
-        path.exists()
-    }
-
-    fn write_atomic(&self, path: &Path, data: &[u8]) -> io::Result<()> {
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = Path::new(&tmp);
-        {
-            let mut file = File::create(tmp).map_err(|e| with_path(e, "create", tmp))?;
-            file.write_all(data)?;
-            file.sync_all()?;
-        }
-        fs::rename(tmp, path).map_err(|e| with_path(e, "rename", tmp))?;
-        sync_parent(path)
+    fn unlink(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path).map_err(|e| with_path(e, "remove", path))
     }
 }
 

@@ -8,10 +8,16 @@
 //! in simulated time; the member's other tasks run meanwhile, and a crash before
 //! then loses (some of) them like any other unsynced bytes. [`SimDisk::crash`] models a power loss: pending
 //! bytes are dropped, or, depending on [`CrashMode`], a random prefix of them
-//! survives (a torn write). Metadata operations (create, rename, remove,
-//! truncate, `write_atomic`) are durable as soon as they return; that is what
-//! [`crate::io::RealDisk`] guarantees by syncing the directory, so the model does
-//! not need to represent unsynced metadata.
+//! survives (a torn write).
+//!
+//! Directory entries are modelled as ext4 and xfs treat them: files are inodes,
+//! and there are two namespaces mapping paths to them. The *live* one is what
+//! processes see; the *durable* one holds each directory's entries as of its
+//! last [`FileSystem::sync_dir`]. A created file or directory, a rename and an
+//! unlink change only the live namespace; a power loss restores the durable one,
+//! so an entry whose directory was never fsynced is lost (and with a directory,
+//! everything below it). The composite operations of [`crate::io::Disk`] add
+//! those directory fsyncs, the same code for this disk and the real one.
 //!
 //! The handle is an `Arc<Mutex<..>>`, cheap to clone, so the simulator can keep a
 //! node's disk across the node's crash and restart. File handles opened before a
@@ -30,7 +36,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::disk::{Disk, DiskFile, Syncing};
+use super::disk::{DiskFile, FileSystem, Syncing};
 
 /// What a crash does to bytes that were appended but not synced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +108,9 @@ pub struct DiskStats {
     pub torn_bytes_kept: u64,
     /// Bytes that were pending at a crash and were lost.
     pub unsynced_bytes_lost: u64,
+    /// Directory entries (created, renamed or removed) that a crash undid because their
+    /// directory had not been fsynced.
+    pub unsynced_entries_lost: u64,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -118,10 +127,58 @@ impl SimFile {
     }
 }
 
+/// Paths to inode numbers: the files and directories one view of the disk holds.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Namespace {
+    files: BTreeMap<PathBuf, u64>,
+    dirs: BTreeSet<PathBuf>,
+}
+
+/// The top of the tree, which always exists: `/`, or `""` (`.`) for relative paths.
+fn is_root(dir: &Path) -> bool {
+    dir.parent().is_none() || dir.as_os_str().is_empty() || dir == Path::new(".")
+}
+
+/// The directory holding `path`'s entry, with `.` spelled `""` as `Path::parent` does.
+fn parent_of(path: &Path) -> &Path {
+    path.parent().unwrap_or(Path::new(""))
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    a == b || (is_root(a) && is_root(b) && a.has_root() == b.has_root())
+}
+
+impl Namespace {
+    fn has_dir(&self, dir: &Path) -> bool {
+        is_root(dir) || self.dirs.contains(dir)
+    }
+
+    /// Drops entries whose directory is gone (a lost directory takes its subtree with it).
+    /// Sorted paths list a directory before everything inside it, so one pass suffices.
+    fn prune(&mut self) {
+        let mut kept = BTreeSet::new();
+        for dir in std::mem::take(&mut self.dirs) {
+            let parent = parent_of(&dir);
+            if is_root(parent) || kept.contains(parent) {
+                kept.insert(dir);
+            }
+        }
+        self.dirs = kept;
+        let dirs = &self.dirs;
+        self.files
+            .retain(|path, _| is_root(parent_of(path)) || dirs.contains(parent_of(path)));
+    }
+}
+
 #[derive(Debug)]
 struct State {
-    files: BTreeMap<PathBuf, SimFile>,
-    dirs: BTreeSet<PathBuf>,
+    /// File contents by inode number.
+    inodes: BTreeMap<u64, SimFile>,
+    next_inode: u64,
+    /// What processes see.
+    live: Namespace,
+    /// What a power loss leaves: each directory's entries as of its last fsync.
+    durable: Namespace,
     rng: StdRng,
     crash_mode: CrashMode,
     rates: FaultRates,
@@ -132,6 +189,8 @@ struct State {
     fail_syncs: u64,
     read_fault_prefixes: Vec<PathBuf>,
     write_fault_prefixes: Vec<PathBuf>,
+    /// Reads of each path, for the simulator's checks of who read damaged data.
+    reads_by_path: BTreeMap<PathBuf, u64>,
     /// Bumped by every crash; handles from an older generation are dead.
     generation: u64,
     stats: DiskStats,
@@ -156,14 +215,22 @@ fn injected(what: &str, path: &Path) -> io::Error {
 
 impl State {
     fn parent_exists(&self, path: &Path) -> io::Result<()> {
-        match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() && !self.dir_exists(p) => Err(not_found(p)),
-            _ => Ok(()),
+        let parent = parent_of(path);
+        if self.live.has_dir(parent) {
+            Ok(())
+        } else {
+            Err(not_found(parent))
         }
     }
 
-    fn dir_exists(&self, dir: &Path) -> bool {
-        dir.parent().is_none() || self.dirs.contains(dir)
+    fn not_a_dir(&self, path: &Path) -> io::Result<()> {
+        if self.live.dirs.contains(path) {
+            return Err(io::Error::other(format!(
+                "{}: is a directory",
+                path.display()
+            )));
+        }
+        Ok(())
     }
 
     fn check_writable(&self, path: &Path) -> io::Result<()> {
@@ -179,6 +246,29 @@ impl State {
         }
         Ok(())
     }
+
+    /// The live file at `path`.
+    fn file_mut(&mut self, path: &Path) -> io::Result<&mut SimFile> {
+        let inode = *self.live.files.get(path).ok_or_else(|| not_found(path))?;
+        Ok(self.inodes.get_mut(&inode).expect("live files have inodes"))
+    }
+
+    fn file(&self, path: &Path) -> Option<&SimFile> {
+        self.live.files.get(path).map(|inode| &self.inodes[inode])
+    }
+
+    /// The live file at `path`, created (as a new, empty inode) if missing.
+    fn create_file(&mut self, path: &Path) -> &mut SimFile {
+        let inode = match self.live.files.get(path) {
+            Some(&inode) => inode,
+            None => {
+                self.next_inode += 1;
+                self.live.files.insert(path.to_path_buf(), self.next_inode);
+                self.next_inode
+            }
+        };
+        self.inodes.entry(inode).or_default()
+    }
 }
 
 impl SimDisk {
@@ -186,8 +276,10 @@ impl SimDisk {
     pub fn new(seed: u64) -> SimDisk {
         SimDisk {
             state: Arc::new(Mutex::new(State {
-                files: BTreeMap::new(),
-                dirs: BTreeSet::new(),
+                inodes: BTreeMap::new(),
+                next_inode: 0,
+                live: Namespace::default(),
+                durable: Namespace::default(),
                 rng: StdRng::seed_from_u64(seed),
                 crash_mode: CrashMode::TornPrefix,
                 rates: FaultRates::default(),
@@ -196,6 +288,7 @@ impl SimDisk {
                 fail_syncs: 0,
                 read_fault_prefixes: Vec::new(),
                 write_fault_prefixes: Vec::new(),
+                reads_by_path: BTreeMap::new(),
                 generation: 0,
                 stats: DiskStats::default(),
             })),
@@ -209,13 +302,14 @@ impl SimDisk {
     }
 
     /// Power loss: every file loses (some of) its unsynced bytes according to
-    /// the [`CrashMode`], and every open [`DiskFile`] handle becomes invalid.
+    /// the [`CrashMode`], every directory entry not yet fsynced is undone, and
+    /// every open [`DiskFile`] handle becomes invalid.
     pub fn crash(&self) {
         let mut st = self.lock();
         let st = &mut *st;
         st.generation += 1;
         st.stats.crashes += 1;
-        for file in st.files.values_mut() {
+        for file in st.inodes.values_mut() {
             let pending = std::mem::take(&mut file.pending);
             let keep = match st.crash_mode {
                 CrashMode::DropUnsynced => 0,
@@ -226,6 +320,23 @@ impl SimDisk {
             st.stats.torn_bytes_kept += keep as u64;
             st.stats.unsynced_bytes_lost += (pending.len() - keep) as u64;
         }
+        st.durable.prune();
+        let (live, durable) = (&st.live, &st.durable);
+        let changed_files = live
+            .files
+            .iter()
+            .filter(|(path, inode)| durable.files.get(*path) != Some(inode))
+            .count()
+            + durable
+                .files
+                .keys()
+                .filter(|path| !live.files.contains_key(*path))
+                .count();
+        let changed_dirs = live.dirs.symmetric_difference(&durable.dirs).count();
+        st.stats.unsynced_entries_lost += (changed_files + changed_dirs) as u64;
+        st.live = st.durable.clone();
+        let reachable: BTreeSet<u64> = st.live.files.values().copied().collect();
+        st.inodes.retain(|inode, _| reachable.contains(inode));
     }
 
     /// An operator's `rm -rf` of everything on the disk (replacing a member starts it on an empty
@@ -234,8 +345,9 @@ impl SimDisk {
     pub fn wipe(&self) {
         let mut st = self.lock();
         st.generation += 1;
-        st.files.clear();
-        st.dirs.clear();
+        st.inodes.clear();
+        st.live = Namespace::default();
+        st.durable = Namespace::default();
     }
 
     pub fn set_crash_mode(&self, mode: CrashMode) {
@@ -280,7 +392,7 @@ impl SimDisk {
     /// Flips one bit of a file's *durable* bytes (bit rot, a bad sector).
     pub fn flip_bit(&self, path: &Path, byte_offset: u64, bit: u8) -> io::Result<()> {
         let mut st = self.lock();
-        let file = st.files.get_mut(path).ok_or_else(|| not_found(path))?;
+        let file = st.file_mut(path)?;
         let byte = file.durable.get_mut(byte_offset as usize).ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -294,12 +406,38 @@ impl SimDisk {
         Ok(())
     }
 
+    /// Overwrites durable bytes of a file in place (a misdirected write landing on it, or an
+    /// operator repairing one); returns the bytes it replaced.
+    pub fn overwrite(&self, path: &Path, offset: u64, data: &[u8]) -> io::Result<Vec<u8>> {
+        let mut st = self.lock();
+        let file = st.file_mut(path)?;
+        let range = offset as usize..offset as usize + data.len();
+        let old = file.durable.get(range.clone()).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{}: {range:?} beyond durable data", path.display()),
+            )
+        })?;
+        let old = old.to_vec();
+        file.durable[range].copy_from_slice(data);
+        Ok(old)
+    }
+
     /// Durable and pending byte counts of a file.
     pub fn file_sizes(&self, path: &Path) -> Option<(usize, usize)> {
         self.lock()
-            .files
-            .get(path)
+            .file(path)
             .map(|f| (f.durable.len(), f.pending.len()))
+    }
+
+    /// Every file on the disk (its live paths), sorted.
+    pub fn files(&self) -> Vec<PathBuf> {
+        self.lock().live.files.keys().cloned().collect()
+    }
+
+    /// How often `path` was read (successfully or not).
+    pub fn reads_of(&self, path: &Path) -> u64 {
+        self.lock().reads_by_path.get(path).copied().unwrap_or(0)
     }
 
     pub fn stats(&self) -> DiskStats {
@@ -307,32 +445,47 @@ impl SimDisk {
     }
 }
 
-impl Disk for SimDisk {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+impl FileSystem for SimDisk {
+    fn mkdir(&self, dir: &Path) -> io::Result<()> {
         let mut st = self.lock();
         st.check_writable(dir)?;
-        if st.files.contains_key(dir) {
+        st.parent_exists(dir)?;
+        if st.live.has_dir(dir) || st.live.files.contains_key(dir) {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
-                format!("{}: is a file", dir.display()),
+                format!("{}: already exists", dir.display()),
             ));
         }
-        for anc in dir.ancestors() {
-            if anc.parent().is_some() && !anc.as_os_str().is_empty() {
-                st.dirs.insert(anc.to_path_buf());
-            }
+        st.live.dirs.insert(dir.to_path_buf());
+        Ok(())
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut st = self.lock();
+        let st = &mut *st;
+        if !st.live.has_dir(dir) {
+            return Err(not_found(dir));
+        }
+        let inside = |path: &PathBuf| same_dir(parent_of(path), dir);
+        st.durable.files.retain(|path, _| !inside(path));
+        st.durable.dirs.retain(|path| !inside(path));
+        for (path, &inode) in st.live.files.iter().filter(|(path, _)| inside(path)) {
+            st.durable.files.insert(path.clone(), inode);
+        }
+        for path in st.live.dirs.iter().filter(|path| inside(path)) {
+            st.durable.dirs.insert(path.clone());
         }
         Ok(())
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         let st = self.lock();
-        if !st.dir_exists(dir) {
+        if !st.live.has_dir(dir) {
             return Err(not_found(dir));
         }
-        let children = st.files.keys().chain(st.dirs.iter());
+        let children = st.live.files.keys().chain(st.live.dirs.iter());
         let names: BTreeSet<String> = children
-            .filter(|p| p.parent() == Some(dir))
+            .filter(|p| same_dir(parent_of(p), dir))
             .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
             .collect();
         Ok(names.into_iter().collect())
@@ -341,6 +494,7 @@ impl Disk for SimDisk {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         let mut st = self.lock();
         st.stats.reads += 1;
+        *st.reads_by_path.entry(path.to_path_buf()).or_default() += 1;
         let random_fail = st.rates.read_fail > 0.0 && {
             let p = st.rates.read_fail;
             st.rng.random_bool(p.min(1.0))
@@ -349,23 +503,22 @@ impl Disk for SimDisk {
             st.stats.failed_reads += 1;
             return Err(injected("read", path));
         }
-        st.files
-            .get(path)
+        st.file(path)
             .map(SimFile::contents)
             .ok_or_else(|| not_found(path))
     }
 
-    fn open_append(&self, path: &Path) -> io::Result<Box<dyn DiskFile>> {
+    fn exists(&self, path: &Path) -> bool {
+        let st = self.lock();
+        st.live.files.contains_key(path) || st.live.dirs.contains(path)
+    }
+
+    fn open_file(&self, path: &Path) -> io::Result<Box<dyn DiskFile>> {
         let mut st = self.lock();
         st.check_writable(path)?;
         st.parent_exists(path)?;
-        if st.dirs.contains(path) {
-            return Err(io::Error::other(format!(
-                "{}: is a directory",
-                path.display()
-            )));
-        }
-        st.files.entry(path.to_path_buf()).or_default();
+        st.not_a_dir(path)?;
+        st.create_file(path);
         Ok(Box::new(SimFileHandle {
             disk: self.clone(),
             path: path.to_path_buf(),
@@ -373,10 +526,23 @@ impl Disk for SimDisk {
         }))
     }
 
+    fn write_file(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        let mut st = self.lock();
+        st.check_writable(path)?;
+        st.parent_exists(path)?;
+        st.not_a_dir(path)?;
+        // Like `File::create`: an existing file is truncated in place (same inode).
+        *st.create_file(path) = SimFile {
+            durable: data.to_vec(),
+            pending: Vec::new(),
+        };
+        Ok(())
+    }
+
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
         let mut st = self.lock();
         st.check_writable(path)?;
-        let file = st.files.get_mut(path).ok_or_else(|| not_found(path))?;
+        let file = st.file_mut(path)?;
         let mut all = file.contents();
         all.resize(len as usize, 0);
         file.durable = all;
@@ -384,42 +550,25 @@ impl Disk for SimDisk {
         Ok(())
     }
 
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+    fn rename_entry(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut st = self.lock();
         st.check_writable(from)?;
         st.check_writable(to)?;
         st.parent_exists(to)?;
-        let file = st.files.remove(from).ok_or_else(|| not_found(from))?;
-        st.files.insert(to.to_path_buf(), file);
+        st.not_a_dir(to)?;
+        let inode = st.live.files.remove(from).ok_or_else(|| not_found(from))?;
+        st.live.files.insert(to.to_path_buf(), inode);
         Ok(())
     }
 
-    fn remove(&self, path: &Path) -> io::Result<()> {
+    fn unlink(&self, path: &Path) -> io::Result<()> {
         let mut st = self.lock();
         st.check_writable(path)?;
-        st.files
+        st.live
+            .files
             .remove(path)
             .map(|_| ())
             .ok_or_else(|| not_found(path))
-    }
-
-    fn exists(&self, path: &Path) -> bool {
-        let st = self.lock();
-        st.files.contains_key(path) || st.dirs.contains(path)
-    }
-
-    fn write_atomic(&self, path: &Path, data: &[u8]) -> io::Result<()> {
-        let mut st = self.lock();
-        st.check_writable(path)?;
-        st.parent_exists(path)?;
-        st.files.insert(
-            path.to_path_buf(),
-            SimFile {
-                durable: data.to_vec(),
-                pending: Vec::new(),
-            },
-        );
-        Ok(())
     }
 }
 
@@ -451,10 +600,7 @@ impl DiskFile for SimFileHandle {
             st.stats.failed_appends += 1;
             return Err(injected("append to", &self.path));
         }
-        let file = st
-            .files
-            .get_mut(&self.path)
-            .ok_or_else(|| not_found(&self.path))?;
+        let file = st.file_mut(&self.path)?;
         file.pending.extend_from_slice(data);
         st.stats.appends += 1;
         st.stats.appended_bytes += data.len() as u64;
@@ -473,7 +619,7 @@ impl DiskFile for SimFileHandle {
                     st.rates.sync_fail > 0.0 && st.rng.random_bool(st.rates.sync_fail.min(1.0));
                 let fail = st.fail_syncs > 0 || random_fail;
                 st.fail_syncs = st.fail_syncs.saturating_sub(u64::from(fail));
-                let pending = st.files.get(&self.path).map_or(0, |f| f.pending.len());
+                let pending = st.file(&self.path).map_or(0, |f| f.pending.len());
                 let latency = st.sync_latency.draw(&mut st.latency_rng);
                 st.stats.sync_wait_us += latency.as_micros() as u64;
                 (fail, pending, latency)
@@ -492,10 +638,7 @@ impl DiskFile for SimFileHandle {
                 st.stats.failed_syncs += 1;
                 return Err(injected("fsync of", &self.path));
             }
-            let file = st
-                .files
-                .get_mut(&self.path)
-                .ok_or_else(|| not_found(&self.path))?;
+            let file = st.file_mut(&self.path)?;
             // Only what was appended before the call: later appends wait for a later fsync.
             let synced = pending.min(file.pending.len());
             file.durable.extend(file.pending.drain(..synced));

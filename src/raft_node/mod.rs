@@ -438,7 +438,8 @@ impl RaftNode {
     }
 
     /// Makes a snapshot durable: the file first, then the WAL's marker for it, so a crash between
-    /// the two leaves an unused file, never a marker without its snapshot (etcd's order).
+    /// the two leaves an unused file, never a marker without its snapshot (etcd's order); then
+    /// the purge of files older than the marker's.
     async fn persist_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), ServerError> {
         crate::failpoint!(self.raw.raft.id, "raftBeforeSaveSnap");
         self.snapshot_files
@@ -449,6 +450,9 @@ impl RaftNode {
             .save_snapshot_marker(snapshot.get_metadata())
             .await
             .map_err(|e| ServerError::Storage(e.to_string()))?;
+        // Only now may older files go: until the marker is durable, a crash restarts from the
+        // previous one (bug 7).
+        self.snapshot_files.purge(snapshot.get_metadata());
         crate::failpoint!(self.raw.raft.id, "raftAfterSaveSnap");
         Ok(())
     }

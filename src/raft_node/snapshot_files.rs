@@ -3,8 +3,11 @@
 //! (metadata + detcd's `SnapshotData`).
 //!
 //! The file is written atomically and durably *before* the WAL records the snapshot marker, so a
-//! marker never points at a snapshot that a crash lost. A checksum mismatch on load refuses the
-//! start: a snapshot stands in for log entries that are gone.
+//! marker never points at a snapshot that a crash lost; old files are purged only *after* the
+//! marker is durable, and never the one it names (bug 7: purging inside `save`, with orphans of
+//! earlier crashes between file and marker sorting after the marker's file, deleted the file the
+//! durable marker still named, and the member could no longer start). A checksum mismatch on load
+//! refuses the start: a snapshot stands in for log entries that are gone.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,7 +45,6 @@ impl SnapshotFiles {
             .create_dir_all(&self.dir)
             .and_then(|()| self.disk.write_atomic(&self.dir.join(&name), &file))
             .map_err(|e| format!("writing snapshot {name}: {e}"))?;
-        self.purge_old();
         Ok(())
     }
 
@@ -58,7 +60,8 @@ impl SnapshotFiles {
             return Err(corrupt("shorter than its checksum"));
         }
         let (crc, body) = file.split_at(4);
-        if crc32fast::hash(body).to_le_bytes() != crc {
+        if crc32fast::hash(body).to_le_bytes() != crc && !crate::planted_bug!(SkipSnapshotChecksum)
+        {
             return Err(corrupt("checksum mismatch"));
         }
         let snapshot = Snapshot::parse_from_bytes(body).map_err(|e| corrupt(&e.to_string()))?;
@@ -70,14 +73,22 @@ impl SnapshotFiles {
         Ok(snapshot)
     }
 
-    fn purge_old(&self) {
+    /// Once the WAL's marker for `latest` is durable: removes the files of snapshots no marker
+    /// will name again (orphans after `latest`, left by crashes between file and marker) and all
+    /// but [`OLD_SNAPSHOTS_KEPT`] of those before it.
+    pub fn purge(&self, latest: &SnapshotMetadata) {
         let Ok(mut names) = self.disk.list(&self.dir) else {
             return;
         };
         names.retain(|name| name.ends_with(".snap"));
-        // Names sort by (term, index); the newest is last.
-        let excess = names.len().saturating_sub(OLD_SNAPSHOTS_KEPT + 1);
-        for name in &names[..excess] {
+        let latest = Self::file_name(latest);
+        // Names sort by (term, index).
+        let older = names.iter().filter(|name| **name < latest).count();
+        let excess = older.saturating_sub(OLD_SNAPSHOTS_KEPT);
+        let doomed = names[..excess]
+            .iter()
+            .chain(names.iter().filter(|name| **name > latest));
+        for name in doomed {
             if let Err(error) = self.disk.remove(&self.dir.join(name)) {
                 tracing::warn!(%name, %error, "could not remove an old snapshot file");
             }
@@ -88,7 +99,7 @@ impl SnapshotFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::io::SimDisk;
+    use crate::io::{FileSystem, SimDisk};
 
     fn snapshot(term: u64, index: u64, data: &[u8]) -> Snapshot {
         let mut snapshot = Snapshot::default();
@@ -103,11 +114,40 @@ mod tests {
         let disk = SimDisk::new(1);
         let files = SnapshotFiles::new(Arc::new(disk.clone()), "/snap".into());
         for index in 1..=5 {
-            files.save(&snapshot(2, index * 10, b"payload")).unwrap();
+            let saved = snapshot(2, index * 10, b"payload");
+            files.save(&saved).unwrap();
+            files.purge(saved.get_metadata());
         }
         let loaded = files.load(snapshot(2, 50, b"").get_metadata()).unwrap();
         assert_eq!(&loaded.data[..], b"payload");
         assert_eq!(disk.list(std::path::Path::new("/snap")).unwrap().len(), 3);
+    }
+
+    /// Orphans (files whose marker a crash prevented) never push out the file the latest
+    /// durable marker names, and go once a newer marker is durable.
+    #[test]
+    fn orphans_never_purge_the_file_the_marker_names() {
+        let disk = SimDisk::new(1);
+        let files = SnapshotFiles::new(Arc::new(disk.clone()), "/snap".into());
+        let marked = snapshot(2, 10, b"marked");
+        files.save(&marked).unwrap();
+        files.purge(marked.get_metadata());
+        for index in [20, 30, 40, 50] {
+            files.save(&snapshot(2, index, b"orphan")).unwrap();
+        }
+        assert_eq!(
+            &files.load(marked.get_metadata()).unwrap().data[..],
+            b"marked"
+        );
+        let next = snapshot(3, 60, b"next");
+        files.save(&next).unwrap();
+        files.purge(next.get_metadata());
+        let names = disk.list(std::path::Path::new("/snap")).unwrap();
+        assert_eq!(names.len(), 3, "{names:?}");
+        assert_eq!(
+            names.last().unwrap(),
+            &SnapshotFiles::file_name(next.get_metadata())
+        );
     }
 
     #[test]

@@ -176,14 +176,14 @@ impl<'a> Faults<'a> {
     }
 
     /// Whether a fault of `kind` holds whose state has room for one only (one lossy network
-    /// config, one interrupted or paused member, one flipped bit to restore). A membership
+    /// config, one interrupted or paused member, one damaged file to restore). A membership
     /// fault never holds: one on top resumes a replacement left unfinished.
     fn holds_the_only(&self, kind: FaultKind) -> bool {
         match kind {
             FaultKind::Network => self.network_degraded,
             FaultKind::Interrupt => self.interrupted.is_some(),
             FaultKind::Pause => self.paused.is_some(),
-            FaultKind::Crash => self.flipped_bit.is_some(),
+            FaultKind::Crash => self.damage.is_some(),
             _ => false,
         }
     }

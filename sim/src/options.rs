@@ -69,9 +69,14 @@ impl FaultKind {
 
     /// Whether this kind acts on the one member it is drawn for (the others act on links or on
     /// the whole network). Faults overlap freely, but not two on one member: the inner one would
-    /// undo the outer one's state.
+    /// undo the outer one's state. A membership change picks its own member (maybe the leader)
+    /// and itself skips one another fault holds: marking the drawn member busy for it would make
+    /// it skip that member every time, and no replacement of a drawn follower would ever run.
     pub fn acts_on_member(self) -> bool {
-        !matches!(self, FaultKind::Partition | FaultKind::Network)
+        !matches!(
+            self,
+            FaultKind::Partition | FaultKind::Network | FaultKind::Membership
+        )
     }
 
     /// Whether this kind means anything for a cluster of `nodes`.

@@ -14,7 +14,10 @@ use detcd::pb::etcdserverpb::range_request::{SortOrder, SortTarget};
 use detcd::pb::etcdserverpb::request_op::Request as RequestOpKind;
 use detcd::pb::etcdserverpb::response_op::Response as ResponseOpKind;
 use detcd::pb::etcdserverpb::{
-    CompactionRequest, Compare, DeleteRangeRequest, DeleteRangeResponse, HashKvRequest, HashKvResponse, LeaseLeasesRequest, Member, MemberAddRequest, MemberListRequest, MemberPromoteRequest, MemberRemoveRequest, PutRequest, RangeRequest, RangeResponse, RequestOp, ResponseHeader, StatusRequest, StatusResponse, TxnRequest, TxnResponse,
+    CompactionRequest, Compare, DeleteRangeRequest, DeleteRangeResponse, HashKvRequest,
+    HashKvResponse, LeaseLeasesRequest, Member, MemberAddRequest, MemberListRequest,
+    MemberPromoteRequest, MemberRemoveRequest, PutRequest, RangeRequest, RangeResponse, RequestOp,
+    ResponseHeader, StatusRequest, StatusResponse, TxnRequest, TxnResponse,
 };
 use detcd::pb::mvccpb::KeyValue;
 use tonic::transport::Channel;

@@ -29,6 +29,9 @@ const NESTING_MAX: usize = 3;
 /// A directed link between two nodes, clogged by one or more faults.
 type Link = (NodeId, NodeId);
 
+/// The failpoint only a leader reaches.
+const LEADER_ONLY_FAILPOINT: &str = "raftBeforeLeaderSend";
+
 /// Longest a failpoint crash, a graceful stop or a failing start may take before we stop waiting.
 const WAIT_MAX: Duration = Duration::from_secs(15);
 
@@ -276,6 +279,12 @@ impl<'a> Faults<'a> {
             let point = *detcd::failpoint::NAMES
                 .choose(&mut self.rng)
                 .expect("failpoints");
+            // Only a leader sends appends before its own fsync: armed on a follower, the point
+            // would almost never fire (none did in a 300-seed sweep).
+            let member = match point {
+                LEADER_ONLY_FAILPOINT => self.leader_to_crash().await.unwrap_or(member),
+                _ => member,
+            };
             self.record("fault", &member.name, format!("arm failpoint {point}"));
             let starts = member.starts();
             member.arm_failpoint(point);
@@ -413,6 +422,13 @@ impl<'a> Faults<'a> {
             original,
             reads_before: 0,
         })
+    }
+
+    /// The leader, if it is running and no other fault holds it.
+    async fn leader_to_crash(&self) -> Option<&'a Member> {
+        let cluster: &'a Cluster = self.cluster;
+        let leader = &cluster.members[self.leader_index().await?];
+        (leader.is_running() && !self.busy.contains(&leader.index)).then_some(leader)
     }
 
     async fn crash_everyone(&mut self) {

@@ -129,6 +129,8 @@ fn a_txn_range_that_misses_the_txns_own_writes_is_not_linearizable() {
 fn a_limited_range_that_counts_only_what_it_returns_is_caught() {
     let caught = first_seed_caught_by("range-count-stops-at-limit", "linearizability", 1, 8);
     assert!(caught.is_some(), "not caught within 8 seeds");
+}
+
 /// Needs peers and time on disk: a follower's acknowledgement that leaves before its fsync is
 /// counted by the leader while the entry may still be lost, and only an fsync that takes longer
 /// than the message's trip (`fsync=slow` or `spiky`) lets a crash fall in between. Seed 24
@@ -148,6 +150,8 @@ fn acknowledging_an_append_before_its_fsync_loses_the_entry_at_a_power_loss() {
 fn a_segment_cut_that_leaves_the_last_save_unsynced_stops_a_later_restart() {
     let caught = first_failing_seed("cut-without-sync", 1, &FaultKind::ALL, 15);
     assert!(caught.is_some(), "not caught within 15 seeds");
+}
+
 /// A member that missed the leader's addition (it crashed applying a membership change, and was
 /// down while the leader was replaced) never acknowledges the leader, so it never catches up.
 /// Found only since membership changes arm `beforeApplyOneConfChange` where it is reached.
@@ -155,6 +159,8 @@ fn a_segment_cut_that_leaves_the_last_save_unsynced_stops_a_later_restart() {
 fn answering_only_applied_members_strands_a_member_that_missed_the_leaders_addition() {
     let caught = first_failing_seed("answer-only-known-members", 5, &FaultKind::ALL[..9], 45);
     assert!(matches!(caught, Some((_, Verdict::Liveness))), "{caught:?}");
+}
+
 /// The first seed in `1..=seeds_max` on which `bug` fails checks, and every violation is one that
 /// `new_reach` accepts: a seed that only the new reach catches, which main's harness passed.
 fn first_seed_caught_only_by(
@@ -216,6 +222,8 @@ fn a_progress_response_ahead_of_the_events_sent_is_caught() {
 fn a_noput_filter_that_drops_deletes_leaves_a_gap() {
     let caught = first_seed_caught_by("noput-filter-drops-deletes", "watch_guarantees", 1, 3);
     assert!(caught.is_some(), "not caught within 3 seeds");
+}
+
 /// A rename that never fsyncs its directory is undone by a power loss: a new WAL segment or a
 /// snapshot file vanishes. Only SimDisk's model of unsynced directory entries can see it.
 #[test]

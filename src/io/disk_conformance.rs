@@ -119,7 +119,7 @@ fn primitives(disk: &dyn Disk, dir: &Path) {
     );
     let mut file = disk.open_file(&dir.join("h")).unwrap();
     file.append(b"x").unwrap();
-    file.sync().unwrap();
+    block_on(file.sync()).unwrap();
     disk.sync_dir(dir).unwrap();
     assert_eq!(disk.list(dir).unwrap(), vec!["h"]);
     // A file where a directory should be.
@@ -344,7 +344,7 @@ fn composite_operations_are_durable() {
     disk.write_atomic(&deep.join("state"), b"v1").unwrap();
     let mut log = disk.open_append(&deep.join("log")).unwrap();
     log.append(b"entry").unwrap();
-    log.sync().unwrap();
+    block_on(log.sync()).unwrap();
     disk.write_atomic(&deep.join("gone"), b"x").unwrap();
     disk.remove(&deep.join("gone")).unwrap();
     disk.create_dir_all(Path::new("/d/a/other")).unwrap();

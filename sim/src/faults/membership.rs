@@ -452,7 +452,7 @@ impl<'a> Faults<'a> {
     }
 
     /// The member whose id the first member to answer `Status` names as leader.
-    async fn leader_index(&self) -> Option<usize> {
+    pub(super) async fn leader_index(&self) -> Option<usize> {
         for member in self.cluster.members.iter().filter(|m| m.is_running()) {
             let Ok(status) = self
                 .request(member, |client| async move { client.status().await })

@@ -116,7 +116,7 @@ fn a_member_that_missed_the_leaders_addition_catches_up() {
 /// `scripts/sim run --seeds 100 --first-seed 10000000 --nodes 3 --faults crash` (its first seed).
 #[test]
 fn a_power_loss_after_the_first_start_keeps_the_wal() {
-    let run = assert_passes(0x989680, 3, &[FaultKind::Crash]);
+    let run = assert_passes(0x989680, Some(3), &[FaultKind::Crash]);
     assert!(
         run.trace.iter().any(|e| e.what.contains("power loss")),
         "seed 0x989680 had a power loss"

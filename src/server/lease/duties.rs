@@ -1,14 +1,13 @@
-//! The leader's lease duties (etcd's `lessor.runLoop` plus the `Promote`/`Demote` calls on
-//! leadership changes): promote leases when this member has become leader and applied what came
-//! before its term, demote them when it stops leading, and every half second propose revokes
-//! for expired leases and checkpoints for long ones.
+//! The leader's lease duties (etcd's `lessor.runLoop`): every half second, propose revokes for
+//! expired leases and checkpoints for long ones. (Promotion and demotion happen in the raft loop,
+//! as leadership changes: `raft_node`.)
 //!
 //! Only the leader proposes these, and all members apply them, so expiry is decided in one place
 //! by one clock (the Clock seam), and a revoke is a log entry like any other write.
 //!
-//! The task polls the raft status once per heartbeat rather than awaiting `watch` changes: tokio's
-//! `watch` wakes concurrent waiters in an order drawn from a thread-local RNG that madsim does not
-//! control, which makes simulator runs of the same seed diverge.
+//! The task polls once per heartbeat rather than awaiting `watch` changes: tokio's `watch` wakes
+//! concurrent waiters in an order drawn from a thread-local RNG that madsim does not control,
+//! which makes simulator runs of the same seed diverge.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,7 +31,9 @@ pub async fn run(server: Arc<EtcdServer>) {
     let mut promoted_term = None;
     let mut next_duty = clock.now() + DUTY_INTERVAL;
     while !server.stop.get() {
-        follow_leadership(&server, server.raft_status(), &mut promoted_term);
+        if crate::planted_bug!(EarlyPromotion) {
+            promote_once_caught_up(&server, server.raft_status(), &mut promoted_term);
+        }
         if clock.now() >= next_duty {
             next_duty = clock.now() + DUTY_INTERVAL;
             propose_revokes_and_checkpoints(&server);
@@ -41,10 +42,10 @@ pub async fn run(server: Arc<EtcdServer>) {
     }
 }
 
-/// Promotes once per term in which this member leads, as soon as it has applied everything
-/// committed (etcd promotes when it applies its term's first, empty, entry); demotes when it
-/// stops leading.
-fn follow_leadership(server: &EtcdServer, raft: RaftStatus, promoted_term: &mut Option<u64>) {
+/// The planted early promotion (detcd's before seed-finding): once per term, as soon as the
+/// leader has applied its commit index, which after a restart may predate its predecessor's
+/// last commits.
+fn promote_once_caught_up(server: &EtcdServer, raft: RaftStatus, promoted_term: &mut Option<u64>) {
     let leading = raft.leader_id == server.member_id;
     if leading && raft.applied_index >= raft.commit_index && *promoted_term != Some(raft.term) {
         server
@@ -53,11 +54,6 @@ fn follow_leadership(server: &EtcdServer, raft: RaftStatus, promoted_term: &mut 
             .unwrap()
             .promote(server.election_timeout());
         *promoted_term = Some(raft.term);
-        tracing::debug!(term = raft.term, "promoted leases");
-    } else if !leading && promoted_term.is_some() {
-        server.lessor.lock().unwrap().demote();
-        *promoted_term = None;
-        tracing::debug!(term = raft.term, "demoted leases");
     }
 }
 

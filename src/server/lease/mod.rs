@@ -129,7 +129,27 @@ impl EtcdServer {
         if !self.await_primary().await? {
             return Err(ServerError::NotLeader);
         }
+        self.confirm_leadership().await?;
         self.lessor.lock().unwrap().renew(id)
+    }
+
+    /// A quorum round (a ReadIndex) proves this member still led after the request arrived
+    /// (etcd's `ensureLeadership`): a leader cut off from the majority believes it leads until
+    /// check-quorum deposes it, while a new leader may already have revoked the lease.
+    async fn confirm_leadership(&self) -> Result<(), ServerError> {
+        if crate::planted_bug!(RenewWithoutQuorum) {
+            return Ok(());
+        }
+        let term = self.raft_status().term;
+        let (reply, receiver) = tokio::sync::oneshot::channel();
+        self.submit(crate::raft_node::RaftInput::ReadIndex { reply })
+            .await?;
+        self.await_with_timeout(receiver).await??;
+        let raft = self.raft_status();
+        if raft.leader_id != self.member_id || raft.term != term {
+            return Err(ServerError::NotLeader);
+        }
+        Ok(())
     }
 
     /// Whether this member leads, with its leases promoted: a leader that has not promoted them
@@ -164,6 +184,7 @@ impl EtcdServer {
         if !self.await_primary().await? {
             return Err(ServerError::NotLeader);
         }
+        self.confirm_leadership().await?;
         let found = self
             .lessor
             .lock()

@@ -28,17 +28,10 @@ pub enum Bug {
     DropEventOnResume,
     /// Keys put with a lease are never attached to it, so its revoke (or expiry) deletes none.
     RevokeKeepsKeys,
-    /// A new leader promotes its leases once it has applied its (possibly stale) commit index,
-    /// before its own term's first entry: a lease revoked and acknowledged under the old leader
-    /// can still be renewed.
-    EarlyPromotion,
-    /// A leader renews a lease on its own word, without a quorum round confirming it still
-    /// leads: a deposed leader cut off from the majority keeps renewing leases.
-    RenewWithoutQuorum,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 10] = [
+    pub const ALL: [Bug; 8] = [
         Bug::AckBeforeFsync,
         Bug::ReadWithoutReadIndex,
         Bug::SkipWalChecksum,
@@ -47,8 +40,6 @@ impl Bug {
         Bug::KeepTornTail,
         Bug::DropEventOnResume,
         Bug::RevokeKeepsKeys,
-        Bug::EarlyPromotion,
-        Bug::RenewWithoutQuorum,
     ];
 
     /// The kebab-case name the simulator's `--bug` flag takes.
@@ -62,8 +53,6 @@ impl Bug {
             Bug::KeepTornTail => "keep-torn-tail",
             Bug::DropEventOnResume => "drop-event-on-resume",
             Bug::RevokeKeepsKeys => "revoke-keeps-keys",
-            Bug::EarlyPromotion => "early-promotion",
-            Bug::RenewWithoutQuorum => "renew-without-quorum",
         }
     }
 

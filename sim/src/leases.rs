@@ -253,7 +253,9 @@ async fn revoke_until_done(
         madsim::time::sleep(Duration::from_millis(rng.random_range(100..1_000))).await;
         member = rng.random_range(0..urls.len());
     }
-    recorder.update(index, |r| r.revoke = Some((invoke, now_ns(), revoker.is_some())));
+    recorder.update(index, |r| {
+        r.revoke = Some((invoke, now_ns(), revoker.is_some()))
+    });
     revoker
 }
 
@@ -287,7 +289,7 @@ async fn lease_loop(seed: u64, member_urls: Vec<String>, recorder: LeaseRecorder
     let mut active: Vec<(usize, u32)> = Vec::new();
     let mut next_id = 0x1000;
     // Apart from `rng`, so that this loop's own draws stay what they were for every seed.
-    let mut holder_rng = StdRng::seed_from_u64(seed ^ 0x1ea5e_401d);
+    let mut holder_rng = StdRng::seed_from_u64(seed ^ 0x0001_ea5e_401d);
     loop {
         madsim::time::sleep(Duration::from_millis(rng.random_range(100..800))).await;
         if connection.is_none() {
@@ -351,7 +353,7 @@ async fn revoke_loop(
     recorder: LeaseRecorder,
     trace: Trace,
 ) {
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x1ea5e_0b0e ^ first_id as u64);
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x0001_ea5e_0b0e ^ first_id as u64);
     let mut next_id = first_id;
     loop {
         madsim::time::sleep(Duration::from_millis(rng.random_range(100..1_000))).await;
@@ -371,7 +373,9 @@ async fn revoke_loop(
             madsim::time::sleep(Duration::from_millis(rng.random_range(50..500))).await;
             keep_alive_recorded(&mut connected.0, index, &recorder).await;
         }
-        if let Some(revoker) = revoke_until_done(&member_urls, member, index, &recorder, &trace, &mut rng).await {
+        if let Some(revoker) =
+            revoke_until_done(&member_urls, member, index, &recorder, &trace, &mut rng).await
+        {
             let first = other_member(&mut rng, member_urls.len(), revoker);
             spawn_holder(&member_urls, first, index, &recorder, &mut rng);
         }

@@ -292,7 +292,10 @@ impl RaftNode {
         let mut ready = self.raw.ready();
         // 0. A member that stops leading demotes its leases before anything else in this Ready:
         //    a snapshot from the new leader may follow at once (etcd's raft loop demotes here).
-        if ready.ss().is_some_and(|soft| soft.raft_state != StateRole::Leader) {
+        if ready
+            .ss()
+            .is_some_and(|soft| soft.raft_state != StateRole::Leader)
+        {
             self.applier.lessor().lock().unwrap().demote();
         }
         // 1. A snapshot from the leader replaces the state machine before any entry after it

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::pb::etcdserverpb::LeaseRevokeRequest;
-use crate::raft_node::RaftStatus;
 use crate::server::{EtcdServer, ServerError};
 
 /// How often expired leases and due checkpoints are looked for (etcd's 500 ms).
@@ -28,32 +27,13 @@ const CHECKPOINTS_PER_BATCH_MAX: usize = 1000;
 /// Runs the duties until the server stops.
 pub async fn run(server: Arc<EtcdServer>) {
     let clock = server.io.clock.clone();
-    let mut promoted_term = None;
     let mut next_duty = clock.now() + DUTY_INTERVAL;
     while !server.stop.get() {
-        if crate::planted_bug!(EarlyPromotion) {
-            promote_once_caught_up(&server, server.raft_status(), &mut promoted_term);
-        }
         if clock.now() >= next_duty {
             next_duty = clock.now() + DUTY_INTERVAL;
             propose_revokes_and_checkpoints(&server);
         }
         clock.sleep(server.config.heartbeat_interval).await;
-    }
-}
-
-/// The planted early promotion (detcd's before seed-finding): once per term, as soon as the
-/// leader has applied its commit index, which after a restart may predate its predecessor's
-/// last commits.
-fn promote_once_caught_up(server: &EtcdServer, raft: RaftStatus, promoted_term: &mut Option<u64>) {
-    let leading = raft.leader_id == server.member_id;
-    if leading && raft.applied_index >= raft.commit_index && *promoted_term != Some(raft.term) {
-        server
-            .lessor
-            .lock()
-            .unwrap()
-            .promote(server.election_timeout());
-        *promoted_term = Some(raft.term);
     }
 }
 

@@ -31,11 +31,6 @@ use crate::server::{EtcdServer, ServerError};
 const PROMOTION_POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 impl EtcdServer {
-    /// The election timeout: how much longer than their TTL leases live across a leader change.
-    fn election_timeout(&self) -> Duration {
-        self.config.heartbeat_interval * self.config.election_ticks as u32
-    }
-
     fn current_revision(&self) -> i64 {
         self.kv.lock().unwrap().current_revision()
     }
@@ -137,9 +132,6 @@ impl EtcdServer {
     /// (etcd's `ensureLeadership`): a leader cut off from the majority believes it leads until
     /// check-quorum deposes it, while a new leader may already have revoked the lease.
     async fn confirm_leadership(&self) -> Result<(), ServerError> {
-        if crate::planted_bug!(RenewWithoutQuorum) {
-            return Ok(());
-        }
         let term = self.raft_status().term;
         let (reply, receiver) = tokio::sync::oneshot::channel();
         self.submit(crate::raft_node::RaftInput::ReadIndex { reply })

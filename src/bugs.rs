@@ -28,10 +28,14 @@ pub enum Bug {
     DropEventOnResume,
     /// Keys put with a lease are never attached to it, so its revoke (or expiry) deletes none.
     RevokeKeepsKeys,
+    /// A keep-alive renews a lease for half its TTL, so it expires before the TTL it answered.
+    ExpireEarly,
+    /// TimeToLive answers the granted TTL instead of the remaining one.
+    TtlReportsGranted,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 8] = [
+    pub const ALL: [Bug; 10] = [
         Bug::AckBeforeFsync,
         Bug::ReadWithoutReadIndex,
         Bug::SkipWalChecksum,
@@ -40,6 +44,8 @@ impl Bug {
         Bug::KeepTornTail,
         Bug::DropEventOnResume,
         Bug::RevokeKeepsKeys,
+        Bug::ExpireEarly,
+        Bug::TtlReportsGranted,
     ];
 
     /// The kebab-case name the simulator's `--bug` flag takes.
@@ -53,6 +59,8 @@ impl Bug {
             Bug::KeepTornTail => "keep-torn-tail",
             Bug::DropEventOnResume => "drop-event-on-resume",
             Bug::RevokeKeepsKeys => "revoke-keeps-keys",
+            Bug::ExpireEarly => "expire-early",
+            Bug::TtlReportsGranted => "ttl-reports-granted",
         }
     }
 

@@ -230,4 +230,8 @@ pub struct LeaseRecord {
     pub keep_alives: Vec<(u64, u64, i64)>,
     /// A revoke: (invoke ns, complete ns, acknowledged).
     pub revoke: Option<(u64, u64, bool)>,
+    /// TimeToLive polls that got an answer: (invoke ns, complete ns, remaining TTL, granted TTL;
+    /// granted 0 = not found).
+    #[serde(default)]
+    pub time_to_lives: Vec<(u64, u64, i64, i64)>,
 }

@@ -10,7 +10,8 @@ use std::time::Duration;
 use detcd::pb::etcdserverpb::kv_client::KvClient;
 use detcd::pb::etcdserverpb::lease_client::LeaseClient;
 use detcd::pb::etcdserverpb::{
-    LeaseGrantRequest, LeaseKeepAliveRequest, LeaseRevokeRequest, PutRequest, RangeRequest,
+    LeaseGrantRequest, LeaseKeepAliveRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest,
+    PutRequest, RangeRequest,
 };
 use futures::StreamExt;
 use madsim::runtime::{Handle, NodeHandle};
@@ -36,6 +37,10 @@ const REVOKE_LOOP_FIRST_IDS: [i64; 2] = [0x10_0000, 0x20_0000];
 
 /// How often a revoke loop tries one revoke.
 const REVOKE_TRIES_MAX: usize = 5;
+
+/// How often a [`TtlPoller`] asks at most, and how many "not found" answers end it.
+const TTL_POLLS_MAX: usize = 60;
+const TTL_POLLS_AFTER_GONE: usize = 2;
 
 /// The lease client's records.
 pub type LeaseRecorder = Recorded<LeaseRecord>;
@@ -145,10 +150,55 @@ impl HolderAfterRevoke {
     }
 }
 
+/// Asks TimeToLive of one granted lease through any member, every few hundred ms, until it has
+/// answered "not found" a few times: the answers show when the lease expired (`lease_expiry`)
+/// and whether they are consistent with each other and the keep-alives (`lease_time_to_live`).
+struct TtlPoller {
+    urls: Vec<String>,
+    index: usize,
+    recorder: LeaseRecorder,
+    rng: StdRng,
+}
+
+impl TtlPoller {
+    async fn poll_until_gone(mut self) {
+        let id = self.recorder.get(self.index).id;
+        let mut gone = 0;
+        for _ in 0..TTL_POLLS_MAX {
+            madsim::time::sleep(Duration::from_millis(self.rng.random_range(200..800))).await;
+            let member = self.rng.random_range(0..self.urls.len());
+            let invoke = now_ns();
+            let answer = match connect(&self.urls[member]).await {
+                Ok((mut lease, _)) => {
+                    within(lease.lease_time_to_live(LeaseTimeToLiveRequest { id, keys: false }))
+                        .await
+                }
+                Err(error) => Err(error),
+            };
+            let Ok(answer) = answer else {
+                continue;
+            };
+            let poll = (invoke, now_ns(), answer.ttl, answer.granted_ttl);
+            self.recorder
+                .update(self.index, |r| r.time_to_lives.push(poll));
+            if answer.granted_ttl == 0 {
+                gone += 1;
+                if gone == TTL_POLLS_AFTER_GONE {
+                    break;
+                }
+            }
+        }
+    }
+}
+
 /// Grants lease `id` through `lease` and puts `keys` keys with it; its record's index, and
-/// whether every request succeeded.
+/// whether every request succeeded. A granted lease gets a [`TtlPoller`] (its draws from
+/// `poll_seed`, apart from the caller's).
+#[allow(clippy::too_many_arguments)]
 async fn grant_with_keys(
     (lease, kv): &mut Connection,
+    urls: &[String],
+    poll_seed: u64,
     id: i64,
     ttl: i64,
     keys: usize,
@@ -166,6 +216,7 @@ async fn grant_with_keys(
         puts: Vec::new(),
         keep_alives: Vec::new(),
         revoke: None,
+        time_to_lives: Vec::new(),
     });
     trace.record(
         "lease",
@@ -174,6 +225,13 @@ async fn grant_with_keys(
     );
     let mut ok = granted.is_ok();
     if ok {
+        let poller = TtlPoller {
+            urls: urls.to_vec(),
+            index,
+            recorder: recorder.clone(),
+            rng: StdRng::seed_from_u64(poll_seed ^ 0x0771_0a11 ^ id as u64),
+        };
+        madsim::task::spawn(poller.poll_until_gone());
         for j in 0..keys {
             let key = format!("{LEASE_PREFIX}{id:x}/{j}");
             let value = format!("l{id:x}-{j}");
@@ -305,7 +363,17 @@ async fn lease_loop(seed: u64, member_urls: Vec<String>, recorder: LeaseRecorder
             next_id += 1;
             let ttl = rng.random_range(2..=5);
             let keys = rng.random_range(1..=2);
-            let (index, ok) = grant_with_keys(connected, id, ttl, keys, &recorder, &trace).await;
+            let (index, ok) = grant_with_keys(
+                connected,
+                &member_urls,
+                seed,
+                id,
+                ttl,
+                keys,
+                &recorder,
+                &trace,
+            )
+            .await;
             if ok {
                 active.push((index, rng.random_range(0..6)));
             }
@@ -364,7 +432,17 @@ async fn revoke_loop(
         let id = next_id;
         next_id += 1;
         let ttl = rng.random_range(2..=5);
-        let (index, ok) = grant_with_keys(&mut connected, id, ttl, 1, &recorder, &trace).await;
+        let (index, ok) = grant_with_keys(
+            &mut connected,
+            &member_urls,
+            seed,
+            id,
+            ttl,
+            1,
+            &recorder,
+            &trace,
+        )
+        .await;
         if !ok {
             continue;
         }

@@ -104,3 +104,18 @@ fn a_revoke_that_deletes_no_keys_leaves_keys_that_outlive_their_lease() {
     let caught = first_seed_caught_by("revoke-keeps-keys", "lease_safety", 1, 3);
     assert!(caught.is_some(), "not caught within 3 seeds");
 }
+
+/// A keep-alive that renews for half the TTL it answers: the lease's TimeToLive polls and later
+/// keep-alives find it expired before that TTL ran out.
+#[test]
+fn renewing_for_half_the_ttl_expires_a_lease_before_the_ttl_its_keep_alive_answered() {
+    let caught = first_seed_caught_by("expire-early", "lease_expiry", 3, 4);
+    assert!(caught.is_some(), "not caught within 4 seeds");
+}
+
+/// TimeToLive answering the granted TTL near a lease's end promises more than the lease lives.
+#[test]
+fn time_to_live_answering_the_granted_ttl_promises_more_than_the_lease_lives() {
+    let caught = first_seed_caught_by("ttl-reports-granted", "lease_time_to_live", 3, 4);
+    assert!(caught.is_some(), "not caught within 4 seeds");
+}

@@ -329,7 +329,11 @@ impl Lessor {
         if expiry <= now {
             return Err(ServerError::LeaseNotFound);
         }
-        lease.expiry = Some(now + seconds(lease.ttl_seconds));
+        let mut ttl = seconds(lease.ttl_seconds);
+        if crate::planted_bug!(ExpireEarly) {
+            ttl /= 2;
+        }
+        lease.expiry = Some(now + ttl);
         Ok(Renewed {
             ttl_seconds: lease.ttl_seconds,
             clear_checkpoint: lease.remaining_ttl_seconds > 0,

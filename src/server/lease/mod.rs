@@ -183,6 +183,9 @@ impl EtcdServer {
             .unwrap()
             .time_to_live(request.id, request.keys);
         let (ttl, granted_ttl, keys) = match found {
+            Some(found) if crate::planted_bug!(TtlReportsGranted) => {
+                (found.granted_seconds, found.granted_seconds, found.keys)
+            }
             Some(found) => (found.remaining_seconds, found.granted_seconds, found.keys),
             None => (-1, 0, Vec::new()),
         };

@@ -60,7 +60,7 @@ fn common_flags(index: usize, options: &SwarmOptions) -> Vec<String> {
         .collect();
     let client_url = format!("http://{}:{CLIENT_PORT}", member_ip(index));
     let name = member_name(index);
-    vec![
+    let mut flags = vec![
         "detcd".to_string(),
         format!("--name={name}"),
         format!("--data-dir=/{name}.etcd"),
@@ -74,7 +74,12 @@ fn common_flags(index: usize, options: &SwarmOptions) -> Vec<String> {
         format!("--election-timeout={}", options.election_timeout_ms),
         format!("--snapshot-count={}", options.snapshot_count),
         "--log-level=error".to_string(),
-    ]
+    ];
+    if let Some(ms) = options.lease_checkpoint_interval_ms {
+        flags.push("--experimental-enable-lease-checkpoint=true".to_string());
+        flags.push(format!("--experimental-lease-checkpoint-interval={ms}ms"));
+    }
+    flags
 }
 
 fn parse_config(flags: &[String]) -> Config {

@@ -32,8 +32,14 @@ const LEASE_PREFIX_END: &str = "lease0";
 /// election, the leader's expiry tick and the revoke's round through raft).
 pub const EXPIRY_MARGIN: Duration = Duration::from_secs(5);
 
-/// One revoke loop per entry, each granting ids from it up (`lease_loop` grants from 0x1000).
-const REVOKE_LOOP_FIRST_IDS: [i64; 2] = [0x10_0000, 0x20_0000];
+/// One revoke loop per entry, each granting ids from it up (`lease_loop` grants from 0x1000),
+/// with TTLs (s) from its range: the long ones outlive lease checkpoint intervals (swarm option
+/// `lease_checkpoint_interval_ms`), so a new leader restores their checkpointed remaining TTL.
+const REVOKE_LOOPS: [(i64, (i64, i64)); 3] = [
+    (0x10_0000, (2, 5)),
+    (0x20_0000, (2, 5)),
+    (0x30_0000, (10, 30)),
+];
 
 /// How often a revoke loop tries one revoke.
 const REVOKE_TRIES_MAX: usize = 5;
@@ -58,10 +64,11 @@ pub fn start(
         .build();
     let (seed, urls) = (options.seed, member_urls.to_vec());
     let (recorder, trace) = (recorder.clone(), trace.clone());
-    for first_id in REVOKE_LOOP_FIRST_IDS {
+    for (first_id, ttls) in REVOKE_LOOPS {
         node.spawn(revoke_loop(
             seed,
             first_id,
+            ttls,
             urls.clone(),
             recorder.clone(),
             trace.clone(),
@@ -417,6 +424,7 @@ async fn lease_loop(seed: u64, member_urls: Vec<String>, recorder: LeaseRecorder
 async fn revoke_loop(
     seed: u64,
     first_id: i64,
+    (ttl_min, ttl_max): (i64, i64),
     member_urls: Vec<String>,
     recorder: LeaseRecorder,
     trace: Trace,
@@ -431,7 +439,7 @@ async fn revoke_loop(
         };
         let id = next_id;
         next_id += 1;
-        let ttl = rng.random_range(2..=5);
+        let ttl = rng.random_range(ttl_min..=ttl_max);
         let (index, ok) = grant_with_keys(
             &mut connected,
             &member_urls,
@@ -479,8 +487,10 @@ pub async fn read_after_heal(
         .max()
         .unwrap_or(0)
         .max(heal_ns);
+    // A lease whose revoke was acknowledged is gone whatever its TTL.
     let ttl_max = leases
         .iter()
+        .filter(|l| !l.revoke.is_some_and(|r| r.2))
         .map(|l| l.granted_ttl_s.unwrap_or(0).max(l.requested_ttl_s))
         .max()
         .unwrap_or(0);

@@ -121,6 +121,9 @@ pub struct SwarmOptions {
     /// Chance that a crash also flips a bit in a WAL segment.
     pub bit_flip_percent: u32,
     pub bugs: Vec<String>,
+    /// Lease checkpoints (`--experimental-enable-lease-checkpoint`) every this many ms, or off.
+    #[serde(default)]
+    pub lease_checkpoint_interval_ms: Option<u64>,
 }
 
 impl SwarmOptions {
@@ -154,6 +157,11 @@ impl SwarmOptions {
             }
         }
         let gap_low = rng.random_range(50..1_000);
+        // Apart from `rng`, so that the options drawn before lease checkpoints stay each seed's.
+        let mut lease_rng = StdRng::seed_from_u64(seed ^ 0x1ea5_ec4e_c4b0);
+        let lease_checkpoint_interval_ms = lease_rng
+            .random_bool(0.5)
+            .then(|| lease_rng.random_range(500..=2_000));
         SwarmOptions {
             seed,
             nodes,
@@ -175,6 +183,7 @@ impl SwarmOptions {
                 .to_string(),
             bit_flip_percent: *[0, 0, 10, 30].choose(&mut rng).expect("choices"),
             bugs: spec.bugs.clone(),
+            lease_checkpoint_interval_ms,
         }
     }
 
@@ -187,7 +196,7 @@ impl SwarmOptions {
             .collect();
         format!(
             "nodes={} heartbeat={}ms election={}ms snapshot-count={} compaction={} clients={} keys={} think<{}ms ops={} \
-             faults=[{}] fault-gap={}..{}ms crash-mode={} bit-flips={}%{}",
+             faults=[{}] fault-gap={}..{}ms crash-mode={} bit-flips={}% lease-checkpoints={}{}",
             self.nodes,
             self.heartbeat_interval_ms,
             self.election_timeout_ms,
@@ -203,6 +212,8 @@ impl SwarmOptions {
             self.fault_gap_ms.1,
             self.crash_mode,
             self.bit_flip_percent,
+            self.lease_checkpoint_interval_ms
+                .map_or("off".to_string(), |ms| format!("every {ms}ms")),
             if self.bugs.is_empty() {
                 String::new()
             } else {

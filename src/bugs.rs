@@ -32,10 +32,13 @@ pub enum Bug {
     ExpireEarly,
     /// TimeToLive answers the granted TTL instead of the remaining one.
     TtlReportsGranted,
+    /// A leader renews a lease on its own word, without a quorum round confirming it still
+    /// leads: a deposed leader cut off from the majority keeps renewing leases.
+    RenewWithoutQuorum,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 10] = [
+    pub const ALL: [Bug; 11] = [
         Bug::AckBeforeFsync,
         Bug::ReadWithoutReadIndex,
         Bug::SkipWalChecksum,
@@ -46,6 +49,7 @@ impl Bug {
         Bug::RevokeKeepsKeys,
         Bug::ExpireEarly,
         Bug::TtlReportsGranted,
+        Bug::RenewWithoutQuorum,
     ];
 
     /// The kebab-case name the simulator's `--bug` flag takes.
@@ -61,6 +65,7 @@ impl Bug {
             Bug::RevokeKeepsKeys => "revoke-keeps-keys",
             Bug::ExpireEarly => "expire-early",
             Bug::TtlReportsGranted => "ttl-reports-granted",
+            Bug::RenewWithoutQuorum => "renew-without-quorum",
         }
     }
 

@@ -119,3 +119,21 @@ fn time_to_live_answering_the_granted_ttl_promises_more_than_the_lease_lives() {
     let caught = first_seed_caught_by("ttl-reports-granted", "lease_time_to_live", 3, 4);
     assert!(caught.is_some(), "not caught within 4 seeds");
 }
+
+/// Needs peers and a leader cut off or paused: it keeps renewing on its own word while the new
+/// leader expires or revokes the lease (seed 0x34: a keep-alive after the acknowledged revoke
+/// answers a TTL; 0x4d: the lease expires before the TTL the deposed leader's keep-alive gave).
+#[test]
+fn renewing_without_a_quorum_round_lets_a_deposed_leader_keep_a_lease_alive() {
+    let faults = [
+        FaultKind::Partition,
+        FaultKind::Clock,
+        FaultKind::Pause,
+        FaultKind::Crash,
+    ];
+    let caught = first_failing_seed("renew-without-quorum", 3, &faults, 52);
+    assert!(
+        matches!(caught, Some((_, Verdict::Correctness))),
+        "{caught:?}"
+    );
+}

@@ -279,6 +279,7 @@ async fn revoke_recorded(
 ) -> bool {
     let id = recorder.get(index).id;
     let invoke = now_ns();
+    recorder.update(index, |r| r.revoke = Some((invoke, invoke, false)));
     let revoked = within(lease.lease_revoke(LeaseRevokeRequest { id })).await;
     trace.record("lease", "leaser", format!("revoke {id:x} → {revoked:?}"));
     let acknowledged = revoked.is_ok();
@@ -300,6 +301,8 @@ async fn revoke_until_done(
 ) -> Option<usize> {
     let id = recorder.get(index).id;
     let invoke = now_ns();
+    // Sent from now on, though not acknowledged (yet): the lease may be gone at any time.
+    recorder.update(index, |r| r.revoke = Some((invoke, invoke, false)));
     let mut member = first;
     let mut revoker = None;
     for _ in 0..REVOKE_TRIES_MAX {

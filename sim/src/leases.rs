@@ -1,4 +1,4 @@
-//! The `lease` workload: one client node grants short leases (TTL 2–5 s), puts keys under
+//! The `lease` workload: one client node grants leases (TTL 2–5 s, some 10–30 s), puts keys under
 //! `lease/` with them, and then keeps some alive for a while, revokes some (then keeps them alive
 //! through other members, at once and later), and lets the rest expire. After heal, once every lease must have
 //! run out, one linearizable read of `lease/` shows which keys outlived their lease

@@ -57,6 +57,13 @@ pub enum Bug {
     SkipDirSync,
     /// Snapshot files are loaded without verifying their checksum.
     SkipSnapshotChecksum,
+    /// A keep-alive renews a lease for half its TTL, so it expires before the TTL it answered.
+    ExpireEarly,
+    /// TimeToLive answers the granted TTL instead of the remaining one.
+    TtlReportsGranted,
+    /// A leader renews a lease on its own word, without a quorum round confirming it still
+    /// leads: a deposed leader cut off from the majority keeps renewing leases.
+    RenewWithoutQuorum,
 }
 
 impl Bug {
@@ -80,6 +87,9 @@ impl Bug {
         Bug::NoPutFilterDropsDeletes,
         Bug::SkipDirSync,
         Bug::SkipSnapshotChecksum,
+        Bug::ExpireEarly,
+        Bug::TtlReportsGranted,
+        Bug::RenewWithoutQuorum,
     ];
 
     /// The kebab-case name the simulator's `--bug` flag takes.
@@ -104,6 +114,9 @@ impl Bug {
             Bug::NoPutFilterDropsDeletes => "noput-filter-drops-deletes",
             Bug::SkipDirSync => "skip-dir-sync",
             Bug::SkipSnapshotChecksum => "skip-snapshot-checksum",
+            Bug::ExpireEarly => "expire-early",
+            Bug::TtlReportsGranted => "ttl-reports-granted",
+            Bug::RenewWithoutQuorum => "renew-without-quorum",
         }
     }
 

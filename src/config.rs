@@ -117,6 +117,24 @@ pub struct Flags {
     /// segments within a seed's few hundred writes.
     #[arg(long, hide = true, default_value_t = crate::storage::wal::SEGMENT_BYTES_MAX)]
     pub experimental_wal_segment_size: u64,
+    /// Checkpoint leases' remaining TTLs through raft, so a new leader does not restart them at
+    /// their full TTL.
+    #[arg(
+        long,
+        env = "ETCD_EXPERIMENTAL_ENABLE_LEASE_CHECKPOINT",
+        default_value_t = false,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub experimental_enable_lease_checkpoint: bool,
+    /// How often a lease's remaining TTL is checkpointed, when checkpoints are enabled.
+    #[arg(
+        long,
+        env = "ETCD_EXPERIMENTAL_LEASE_CHECKPOINT_INTERVAL",
+        default_value = "5m"
+    )]
+    pub experimental_lease_checkpoint_interval: String,
     /// Print the version and exit.
     #[arg(long)]
     pub version: bool,
@@ -170,6 +188,8 @@ pub struct Config {
     pub watch_progress_notify_interval: Duration,
     /// Size after which the WAL cuts a new segment.
     pub wal_segment_bytes: u64,
+    /// How often leases' remaining TTLs are checkpointed; `None` when checkpoints are off.
+    pub lease_checkpoint_interval: Option<Duration>,
 }
 
 /// A configuration error; `main` prints it and exits with code 2, like a flag parse error.
@@ -380,6 +400,16 @@ impl Flags {
                         "expected a positive duration like 10m, 30s or 500ms",
                     )
                 })?;
+        let lease_checkpoint_interval =
+            parse_go_duration(&self.experimental_lease_checkpoint_interval)
+                .filter(|interval| !interval.is_zero())
+                .ok_or_else(|| {
+                    invalid(
+                        "experimental-lease-checkpoint-interval",
+                        &self.experimental_lease_checkpoint_interval,
+                        "expected a positive duration like 5m, 30s or 500ms",
+                    )
+                })?;
         let heartbeat_interval = Duration::from_millis(self.heartbeat_interval);
         Ok(Config {
             name: self.name,
@@ -409,6 +439,9 @@ impl Flags {
                 + 2 * Duration::from_millis(self.election_timeout),
             watch_progress_notify_interval,
             wal_segment_bytes: self.experimental_wal_segment_size,
+            lease_checkpoint_interval: self
+                .experimental_enable_lease_checkpoint
+                .then_some(lease_checkpoint_interval),
         })
     }
 }
@@ -491,6 +524,31 @@ mod tests {
         assert_eq!(small.wal_segment_bytes, 4096);
         let error = config(&["--experimental-wal-segment-size=0"]).unwrap_err();
         assert!(error.0.contains("experimental-wal-segment-size"), "{error}");
+    }
+
+    #[test]
+    fn lease_checkpoints_are_off_unless_enabled() {
+        assert_eq!(config(&[]).unwrap().lease_checkpoint_interval, None);
+        let enabled = ["--experimental-enable-lease-checkpoint"];
+        assert_eq!(
+            config(&enabled).unwrap().lease_checkpoint_interval,
+            Some(Duration::from_secs(300))
+        );
+        let flags = [
+            "--experimental-enable-lease-checkpoint=true",
+            "--experimental-lease-checkpoint-interval=750ms",
+        ];
+        assert_eq!(
+            config(&flags).unwrap().lease_checkpoint_interval,
+            Some(Duration::from_millis(750))
+        );
+        let off = ["--experimental-enable-lease-checkpoint=false"];
+        assert_eq!(config(&off).unwrap().lease_checkpoint_interval, None);
+        let bad = ["--experimental-lease-checkpoint-interval=0s"];
+        assert!(config(&bad)
+            .unwrap_err()
+            .0
+            .contains("experimental-lease-checkpoint-interval"));
     }
 
     #[test]

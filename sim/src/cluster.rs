@@ -82,6 +82,10 @@ fn common_flags(index: usize, options: &SwarmOptions) -> Vec<String> {
     if let Some(bytes) = options.wal_segment_bytes {
         flags.push(format!("--experimental-wal-segment-size={bytes}"));
     }
+    if let Some(ms) = options.lease_checkpoint_interval_ms {
+        flags.push("--experimental-enable-lease-checkpoint=true".to_string());
+        flags.push(format!("--experimental-lease-checkpoint-interval={ms}ms"));
+    }
     flags
 }
 

@@ -570,6 +570,11 @@ pub struct LeaseRecord {
     pub puts: Vec<(Key, Value, bool)>,
     /// Keep-alives that got an answer: (invoke ns, complete ns, TTL; 0 = not found).
     pub keep_alives: Vec<(u64, u64, i64)>,
-    /// A revoke: (invoke ns, complete ns, acknowledged).
+    /// A revoke: (invoke ns, complete ns, acknowledged); recorded when first sent, with complete
+    /// ns = invoke ns and not acknowledged until it is answered.
     pub revoke: Option<(u64, u64, bool)>,
+    /// TimeToLive polls that got an answer: (invoke ns, complete ns, remaining TTL, granted TTL;
+    /// granted 0 = not found).
+    #[serde(default)]
+    pub time_to_lives: Vec<(u64, u64, i64, i64)>,
 }

@@ -171,6 +171,9 @@ pub struct SwarmOptions {
     /// `--experimental-wal-segment-size`, or detcd's default (64 MiB, never reached in a seed).
     #[serde(default)]
     pub wal_segment_bytes: Option<u64>,
+    /// Lease checkpoints (`--experimental-enable-lease-checkpoint`) every this many ms, or off.
+    #[serde(default)]
+    pub lease_checkpoint_interval_ms: Option<u64>,
 }
 
 impl SwarmOptions {
@@ -222,6 +225,11 @@ impl SwarmOptions {
             .then(|| *WAL_SEGMENT_SIZES.choose(&mut disk_rng).expect("sizes"));
         // The media-fault rate, likewise on a stream of its own.
         let mut media_rng = StdRng::seed_from_u64(seed ^ 0x03ed_1a0f_a175);
+        // Apart from `rng`, so that the options drawn before lease checkpoints stay each seed's.
+        let mut lease_rng = StdRng::seed_from_u64(seed ^ 0x1ea5_ec4e_c4b0);
+        let lease_checkpoint_interval_ms = lease_rng
+            .random_bool(0.5)
+            .then(|| lease_rng.random_range(500..=2_000));
         SwarmOptions {
             seed,
             nodes,
@@ -247,6 +255,7 @@ impl SwarmOptions {
             breadth: later.random_bool(0.5),
             fsync_latency,
             wal_segment_bytes,
+            lease_checkpoint_interval_ms,
         }
     }
 
@@ -259,7 +268,8 @@ impl SwarmOptions {
             .collect();
         format!(
             "nodes={} heartbeat={}ms election={}ms snapshot-count={} compaction={} clients={} keys={} think<{}ms ops={} \
-             faults=[{}] fault-gap={}..{}ms crash-mode={} bit-flips={}% media-faults={}% breadth={} fsync={} wal-segment={}{}",
+             faults=[{}] fault-gap={}..{}ms crash-mode={} bit-flips={}% media-faults={}% breadth={} fsync={} wal-segment={} \
+             lease-checkpoints={}{}",
             self.nodes,
             self.heartbeat_interval_ms,
             self.election_timeout_ms,
@@ -280,6 +290,8 @@ impl SwarmOptions {
             self.fsync_latency.name(),
             self.wal_segment_bytes
                 .map_or("64MiB".to_string(), |bytes| format!("{}KiB", bytes >> 10)),
+            self.lease_checkpoint_interval_ms
+                .map_or("off".to_string(), |ms| format!("every {ms}ms")),
             if self.bugs.is_empty() {
                 String::new()
             } else {

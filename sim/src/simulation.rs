@@ -241,7 +241,7 @@ async fn simulate(options: SwarmOptions, trace: Trace, recorder: Recorder) -> (H
     let watch_recorder = crate::watchers::WatchRecorder::default();
     let watchers = crate::watchers::start(&options, &urls, &watch_recorder, &trace);
     let lease_recorder = crate::leases::LeaseRecorder::default();
-    let (leaser, lease_task) = crate::leases::start(&options, &urls, &lease_recorder, &trace);
+    let leaser = crate::leases::start(&options, &urls, &lease_recorder, &trace);
     // Every client node, so that client-link clogs reach watch and lease streams too.
     let client_ids = workload
         .nodes
@@ -282,8 +282,9 @@ async fn simulate(options: SwarmOptions, trace: Trace, recorder: Recorder) -> (H
     for (_, task) in &watchers {
         task.abort();
     }
-    lease_task.abort();
     auditor.abort();
+    // Killing the node stops the lease client with every task it spawned.
+    Handle::current().kill(leaser.id());
     trace.record(
         "phase",
         "",

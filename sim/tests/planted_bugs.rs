@@ -245,3 +245,35 @@ fn skipping_snapshot_checksums_lets_a_member_serve_a_damaged_snapshot() {
     );
     assert!(caught.is_some(), "not caught within 20 seeds");
 }
+/// A keep-alive that renews for half the TTL it answers: the lease's TimeToLive polls and later
+/// keep-alives find it expired before that TTL ran out.
+#[test]
+fn renewing_for_half_the_ttl_expires_a_lease_before_the_ttl_its_keep_alive_answered() {
+    let caught = first_seed_caught_by("expire-early", "lease_expiry", 3, 4);
+    assert!(caught.is_some(), "not caught within 4 seeds");
+}
+
+/// TimeToLive answering the granted TTL near a lease's end promises more than the lease lives.
+#[test]
+fn time_to_live_answering_the_granted_ttl_promises_more_than_the_lease_lives() {
+    let caught = first_seed_caught_by("ttl-reports-granted", "lease_time_to_live", 3, 4);
+    assert!(caught.is_some(), "not caught within 4 seeds");
+}
+
+/// Needs peers and a leader cut off or paused: it keeps renewing on its own word while the new
+/// leader expires or revokes the lease (seed 0x34: a keep-alive after the acknowledged revoke
+/// answers a TTL; 0x4d: the lease expires before the TTL the deposed leader's keep-alive gave).
+#[test]
+fn renewing_without_a_quorum_round_lets_a_deposed_leader_keep_a_lease_alive() {
+    let faults = [
+        FaultKind::Partition,
+        FaultKind::Clock,
+        FaultKind::Pause,
+        FaultKind::Crash,
+    ];
+    let caught = first_failing_seed("renew-without-quorum", 3, &faults, 52);
+    assert!(
+        matches!(caught, Some((_, Verdict::Correctness))),
+        "{caught:?}"
+    );
+}

@@ -8,8 +8,7 @@
 use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -45,19 +44,44 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that runs at `rate_ppm` parts-per-million fast or slow and whose wall time can be stepped,
-/// for the simulator's clock-skew faults. Changes take effect for timers started afterwards.
+/// A clock that runs at `rate_ppm` parts-per-million fast or slow and whose wall time can be
+/// stepped, for the simulator's clock-skew faults. Drift reaches `now()` too, so lease expiry and
+/// every deadline drift with the timers; a rate change takes effect for `now()` at once and for
+/// running timers when they next look (a sleep re-checks this clock's `now()` before it ends).
 #[derive(Debug, Clone, Default)]
 pub struct SkewedClock {
-    inner: Arc<Skew>,
+    inner: Arc<Mutex<Skew>>,
 }
 
 #[derive(Debug, Default)]
 struct Skew {
-    /// Signed drift in parts per million, stored as i64 bits.
-    rate_ppm: AtomicU64,
-    /// Signed wall-clock step in milliseconds, stored as i64 bits.
-    wall_offset_ms: AtomicU64,
+    /// Signed drift in parts per million.
+    rate_ppm: i64,
+    /// Signed wall-clock step in milliseconds.
+    wall_offset_ms: i64,
+    /// The last rate change, as (true instant, this clock's instant); `None` until the first
+    /// change, before which this clock reads true time.
+    anchor: Option<(Instant, Instant)>,
+}
+
+impl Skew {
+    /// This clock's instant at true instant `now`: time since the last rate change runs at the rate.
+    fn local(&self, now: Instant) -> Instant {
+        match self.anchor {
+            None => now,
+            Some((true_at, local_at)) => {
+                let factor = (1_000_000 + self.rate_ppm) as f64 / 1_000_000f64;
+                local_at + (now - true_at).mul_f64(factor)
+            }
+        }
+    }
+
+    /// How long in true time this clock takes to advance by `duration`.
+    fn scaled(&self, duration: Duration) -> Duration {
+        // A fast clock (positive rate) fires its timers early in true time.
+        let factor = 1_000_000f64 / (1_000_000 + self.rate_ppm) as f64;
+        duration.mul_f64(factor)
+    }
 }
 
 impl SkewedClock {
@@ -66,37 +90,45 @@ impl SkewedClock {
             rate_ppm.abs() < 500_000,
             "a clock drifting by 50% is not a clock"
         );
-        self.inner
-            .rate_ppm
-            .store(rate_ppm as u64, Ordering::Relaxed);
+        let now = SystemClock.now();
+        let mut skew = self.inner.lock().unwrap();
+        let local = skew.local(now);
+        skew.anchor = Some((now, local));
+        skew.rate_ppm = rate_ppm;
     }
 
     pub fn step_wall_ms(&self, offset_ms: i64) {
-        self.inner
-            .wall_offset_ms
-            .fetch_add(offset_ms as u64, Ordering::Relaxed);
+        self.inner.lock().unwrap().wall_offset_ms += offset_ms;
     }
 
     fn scaled(&self, duration: Duration) -> Duration {
-        let rate_ppm = self.inner.rate_ppm.load(Ordering::Relaxed) as i64;
-        // A fast clock (positive rate) fires its timers early in true time.
-        let factor = 1_000_000f64 / (1_000_000 + rate_ppm) as f64;
-        duration.mul_f64(factor)
+        self.inner.lock().unwrap().scaled(duration)
     }
 }
 
 impl Clock for SkewedClock {
     fn now(&self) -> Instant {
-        SystemClock.now()
+        self.inner.lock().unwrap().local(SystemClock.now())
     }
 
     fn wall_ms(&self) -> u64 {
-        let offset = self.inner.wall_offset_ms.load(Ordering::Relaxed) as i64;
+        let offset = self.inner.lock().unwrap().wall_offset_ms;
         SystemClock.wall_ms().saturating_add_signed(offset)
     }
 
     fn sleep(&self, duration: Duration) -> Sleep {
-        Box::pin(tokio::time::sleep(self.scaled(duration)))
+        let clock = self.clone();
+        let until = self.now() + duration;
+        Box::pin(async move {
+            // Sleeps again if the rate slowed meanwhile: `sleep(d)` never ends before `now() + d`.
+            loop {
+                let left = until.saturating_duration_since(clock.now());
+                if left.is_zero() {
+                    return;
+                }
+                tokio::time::sleep(clock.scaled(left)).await;
+            }
+        })
     }
 }
 
@@ -110,6 +142,20 @@ mod tests {
         clock.set_rate_ppm(100_000);
         let scaled = clock.scaled(Duration::from_millis(1100));
         assert!(scaled < Duration::from_millis(1001) && scaled > Duration::from_millis(999));
+    }
+
+    #[test]
+    fn drift_reaches_now() {
+        let start = Instant::now();
+        let skew = Skew {
+            rate_ppm: -200_000,
+            anchor: Some((start, start)),
+            ..Skew::default()
+        };
+        assert_eq!(
+            skew.local(start + Duration::from_secs(10)),
+            start + Duration::from_secs(8)
+        );
     }
 
     #[test]

@@ -305,6 +305,14 @@ impl RaftNode {
             return Ok(());
         }
         let mut ready = self.raw.ready();
+        // 0. A member that stops leading demotes its leases before anything else in this Ready:
+        //    a snapshot from the new leader may follow at once (etcd's raft loop demotes here).
+        if ready
+            .ss()
+            .is_some_and(|soft| soft.raft_state != StateRole::Leader)
+        {
+            self.applier.lessor().lock().unwrap().demote();
+        }
         // 1. A snapshot from the leader replaces the state machine before any entry after it
         //    is applied.
         if !ready.snapshot().is_empty() {
@@ -376,6 +384,7 @@ impl RaftNode {
                     if self.applier.apply_normal(&entry) {
                         self.transport.set_peers(&self.applier.members());
                     }
+                    self.promote_leases_at(&entry);
                 }
                 EntryType::EntryConfChange => {
                     crate::failpoint!(self.raw.raft.id, "beforeApplyOneConfChange");
@@ -393,6 +402,23 @@ impl RaftNode {
             self.applier.set_applied_index(entry.index);
         }
         Ok(())
+    }
+
+    /// A leader promotes its leases when it applies its own term's first entry, the empty one
+    /// raft appends on election (etcd's): only then has it applied everything its predecessors
+    /// committed, revokes included. Its commit index alone may be stale until that entry commits.
+    fn promote_leases_at(&self, entry: &Entry) {
+        let raft = &self.raw.raft;
+        if entry.get_data().is_empty() && entry.term == raft.term && raft.state == StateRole::Leader
+        {
+            let election_timeout = self.tick_interval * self.election_ticks as u32;
+            self.applier
+                .lessor()
+                .lock()
+                .unwrap()
+                .promote(election_timeout);
+            tracing::debug!(term = raft.term, "promoted leases");
+        }
     }
 
     fn apply_conf_change(&mut self, change: &ConfChange) -> Result<(), ServerError> {

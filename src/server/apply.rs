@@ -113,6 +113,11 @@ impl Applier {
         self.state.membership.lock().unwrap().members()
     }
 
+    /// The lessor, for the raft loop to promote and demote it as leadership changes.
+    pub fn lessor(&self) -> &Mutex<Lessor> {
+        &self.state.lessor
+    }
+
     /// The proposal under `id` will never be applied: wake its waiter with `error` now.
     pub fn reject(&self, id: u64, error: ServerError) {
         self.metrics.proposals_failed.inc();

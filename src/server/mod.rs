@@ -106,7 +106,7 @@ impl EtcdServer {
         let mut lessor = lease::Lessor::new(
             io.clock.clone(),
             lease::lessor::min_ttl_seconds(config.heartbeat_interval, config.election_ticks),
-            lease::lessor::CHECKPOINT_INTERVAL,
+            config.lease_checkpoint_interval,
         );
         lessor.restore(&leases, &kv);
         let kv = Arc::new(Mutex::new(kv));

@@ -5,7 +5,9 @@
 pub mod acknowledged_writes;
 pub mod client_revisions;
 pub mod corruption_detection;
+pub mod lease_expiry;
 pub mod lease_safety;
+pub mod lease_time_to_live;
 pub mod linearizability;
 pub mod liveness;
 pub mod past_revisions;
@@ -84,5 +86,11 @@ pub fn check_all(history: &History) -> Findings {
     findings
         .violations
         .extend(lease_safety::check(&history.leases));
+    findings
+        .violations
+        .extend(lease_expiry::check(&history.leases));
+    findings
+        .violations
+        .extend(lease_time_to_live::check(&history.leases));
     findings
 }

@@ -1,20 +1,18 @@
-//! The leader's lease duties (etcd's `lessor.runLoop` plus the `Promote`/`Demote` calls on
-//! leadership changes): promote leases when this member has become leader and applied what came
-//! before its term, demote them when it stops leading, and every half second propose revokes
-//! for expired leases and checkpoints for long ones.
+//! The leader's lease duties (etcd's `lessor.runLoop`): every half second, propose revokes for
+//! expired leases and checkpoints for long ones. (Promotion and demotion happen in the raft loop,
+//! as leadership changes: `raft_node`.)
 //!
 //! Only the leader proposes these, and all members apply them, so expiry is decided in one place
 //! by one clock (the Clock seam), and a revoke is a log entry like any other write.
 //!
-//! The task polls the raft status once per heartbeat rather than awaiting `watch` changes: tokio's
-//! `watch` wakes concurrent waiters in an order drawn from a thread-local RNG that madsim does not
-//! control, which makes simulator runs of the same seed diverge.
+//! The task polls once per heartbeat rather than awaiting `watch` changes: tokio's `watch` wakes
+//! concurrent waiters in an order drawn from a thread-local RNG that madsim does not control,
+//! which makes simulator runs of the same seed diverge.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::pb::etcdserverpb::LeaseRevokeRequest;
-use crate::raft_node::RaftStatus;
 use crate::server::{EtcdServer, ServerError};
 
 /// How often expired leases and due checkpoints are looked for (etcd's 500 ms).
@@ -29,35 +27,13 @@ const CHECKPOINTS_PER_BATCH_MAX: usize = 1000;
 /// Runs the duties until the server stops.
 pub async fn run(server: Arc<EtcdServer>) {
     let clock = server.io.clock.clone();
-    let mut promoted_term = None;
     let mut next_duty = clock.now() + DUTY_INTERVAL;
     while !server.stop.get() {
-        follow_leadership(&server, server.raft_status(), &mut promoted_term);
         if clock.now() >= next_duty {
             next_duty = clock.now() + DUTY_INTERVAL;
             propose_revokes_and_checkpoints(&server);
         }
         clock.sleep(server.config.heartbeat_interval).await;
-    }
-}
-
-/// Promotes once per term in which this member leads, as soon as it has applied everything
-/// committed (etcd promotes when it applies its term's first, empty, entry); demotes when it
-/// stops leading.
-fn follow_leadership(server: &EtcdServer, raft: RaftStatus, promoted_term: &mut Option<u64>) {
-    let leading = raft.leader_id == server.member_id;
-    if leading && raft.applied_index >= raft.commit_index && *promoted_term != Some(raft.term) {
-        server
-            .lessor
-            .lock()
-            .unwrap()
-            .promote(server.election_timeout());
-        *promoted_term = Some(raft.term);
-        tracing::debug!(term = raft.term, "promoted leases");
-    } else if !leading && promoted_term.is_some() {
-        server.lessor.lock().unwrap().demote();
-        *promoted_term = None;
-        tracing::debug!(term = raft.term, "demoted leases");
     }
 }
 

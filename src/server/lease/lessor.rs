@@ -33,10 +33,6 @@ pub const LEASE_TTL_SECONDS_MAX: i64 = 9_000_000_000;
 /// long after it was proposed is proposed again.
 pub const EXPIRED_LEASE_RETRY_INTERVAL: Duration = Duration::from_secs(3);
 
-/// etcd's default `--experimental-lease-checkpoint-interval`: leases with a longer TTL get their
-/// remaining TTL written through raft this often, so a new leader does not restart them at full TTL.
-pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5 * 60);
-
 /// What a TimeToLive shows for a lease that never expires here (etcd's `math.MaxInt64`
 /// nanoseconds, in seconds).
 const FOREVER_SECONDS: i64 = i64::MAX / 1_000_000_000;
@@ -95,7 +91,8 @@ pub struct TimeToLive {
 pub struct Lessor {
     clock: Arc<dyn Clock>,
     min_ttl_seconds: i64,
-    checkpoint_interval: Duration,
+    /// `None`: checkpoints are off (etcd 3.4's default, `--experimental-enable-lease-checkpoint`).
+    checkpoint_interval: Option<Duration>,
     leases: BTreeMap<i64, Lease>,
     /// Which lease each attached key belongs to: the reverse of `Lease::keys`.
     attached: BTreeMap<Vec<u8>, i64>,
@@ -104,9 +101,13 @@ pub struct Lessor {
 }
 
 impl Lessor {
-    pub fn new(clock: Arc<dyn Clock>, min_ttl_seconds: i64, checkpoint_interval: Duration) -> Self {
+    pub fn new(
+        clock: Arc<dyn Clock>,
+        min_ttl_seconds: i64,
+        checkpoint_interval: Option<Duration>,
+    ) -> Self {
         assert!(min_ttl_seconds > 0, "a lease needs a positive minimum TTL");
-        assert!(!checkpoint_interval.is_zero());
+        assert!(checkpoint_interval.is_none_or(|interval| !interval.is_zero()));
         Lessor {
             clock,
             min_ttl_seconds,
@@ -333,7 +334,11 @@ impl Lessor {
         if expiry <= now {
             return Err(ServerError::LeaseNotFound);
         }
-        lease.expiry = Some(now + seconds(lease.ttl_seconds));
+        let mut ttl = seconds(lease.ttl_seconds);
+        if crate::planted_bug!(ExpireEarly) {
+            ttl /= 2;
+        }
+        lease.expiry = Some(now + ttl);
         Ok(Renewed {
             ttl_seconds: lease.ttl_seconds,
             clear_checkpoint: lease.remaining_ttl_seconds > 0,
@@ -434,7 +439,10 @@ impl Lessor {
 }
 
 /// etcd's `scheduleCheckpointIfNeeded`: only leases that outlive a checkpoint interval need one.
-fn schedule_checkpoint(lease: &mut Lease, now: Instant, interval: Duration) {
+fn schedule_checkpoint(lease: &mut Lease, now: Instant, interval: Option<Duration>) {
+    let Some(interval) = interval else {
+        return;
+    };
     if lease.remaining_or_granted_seconds() > interval.as_secs() as i64 {
         lease.next_checkpoint = Some(now + interval);
     }

@@ -31,11 +31,6 @@ use crate::server::{EtcdServer, ServerError};
 const PROMOTION_POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 impl EtcdServer {
-    /// The election timeout: how much longer than their TTL leases live across a leader change.
-    fn election_timeout(&self) -> Duration {
-        self.config.heartbeat_interval * self.config.election_ticks as u32
-    }
-
     fn current_revision(&self) -> i64 {
         self.kv.lock().unwrap().current_revision()
     }
@@ -129,7 +124,27 @@ impl EtcdServer {
         if !self.await_primary().await? {
             return Err(ServerError::NotLeader);
         }
+        self.confirm_leadership().await?;
         self.lessor.lock().unwrap().renew(id)
+    }
+
+    /// A quorum round (a ReadIndex) proves this member still led after the request arrived
+    /// (etcd's `ensureLeadership`): a leader cut off from the majority believes it leads until
+    /// check-quorum deposes it, while a new leader may already have revoked the lease.
+    async fn confirm_leadership(&self) -> Result<(), ServerError> {
+        if crate::planted_bug!(RenewWithoutQuorum) {
+            return Ok(());
+        }
+        let term = self.raft_status().term;
+        let (reply, receiver) = tokio::sync::oneshot::channel();
+        self.submit(crate::raft_node::RaftInput::ReadIndex { reply })
+            .await?;
+        self.await_with_timeout(receiver).await??;
+        let raft = self.raft_status();
+        if raft.leader_id != self.member_id || raft.term != term {
+            return Err(ServerError::NotLeader);
+        }
+        Ok(())
     }
 
     /// Whether this member leads, with its leases promoted: a leader that has not promoted them
@@ -164,12 +179,16 @@ impl EtcdServer {
         if !self.await_primary().await? {
             return Err(ServerError::NotLeader);
         }
+        self.confirm_leadership().await?;
         let found = self
             .lessor
             .lock()
             .unwrap()
             .time_to_live(request.id, request.keys);
         let (ttl, granted_ttl, keys) = match found {
+            Some(found) if crate::planted_bug!(TtlReportsGranted) => {
+                (found.granted_seconds, found.granted_seconds, found.keys)
+            }
             Some(found) => (found.remaining_seconds, found.granted_seconds, found.keys),
             None => (-1, 0, Vec::new()),
         };

@@ -49,7 +49,7 @@ fn lessor() -> (Lessor, Arc<ManualClock>) {
         start: Instant::now(),
         elapsed: Mutex::new(Duration::ZERO),
     });
-    let lessor = Lessor::new(clock.clone(), MIN_TTL_SECONDS, CHECKPOINT_INTERVAL);
+    let lessor = Lessor::new(clock.clone(), MIN_TTL_SECONDS, Some(CHECKPOINT_INTERVAL));
     (lessor, clock)
 }
 

@@ -39,9 +39,6 @@ pub enum Bug {
     /// A WAL save that fills its segment skips its fsync, "since the cut syncs", but the cut
     /// makes only the new segment durable: the old one's last records stay unsynced for good.
     CutWithoutSync,
-    /// A member answers only the members it has applied: one that missed the addition of the
-    /// leader (down, or cut off, across the change) never acknowledges it, so never catches up.
-    AnswerOnlyKnownMembers,
     /// A follower stamps every third delete's tombstone with a create revision (a tombstone is
     /// only a key): its history diverges where no read looks, until a compaction drops it.
     FollowerTombstoneDrift,
@@ -61,9 +58,6 @@ pub enum Bug {
     ExpireEarly,
     /// TimeToLive answers the granted TTL instead of the remaining one.
     TtlReportsGranted,
-    /// A leader renews a lease on its own word, without a quorum round confirming it still
-    /// leads: a deposed leader cut off from the majority keeps renewing leases.
-    RenewWithoutQuorum,
 }
 
 impl Bug {
@@ -80,7 +74,6 @@ impl Bug {
         Bug::RangeCountStopsAtLimit,
         Bug::FollowerAckBeforeFsync,
         Bug::CutWithoutSync,
-        Bug::AnswerOnlyKnownMembers,
         Bug::FollowerTombstoneDrift,
         Bug::FollowerKeepsRevokedLease,
         Bug::ProgressAheadOfEvents,
@@ -89,7 +82,6 @@ impl Bug {
         Bug::SkipSnapshotChecksum,
         Bug::ExpireEarly,
         Bug::TtlReportsGranted,
-        Bug::RenewWithoutQuorum,
     ];
 
     /// The kebab-case name the simulator's `--bug` flag takes.
@@ -107,7 +99,6 @@ impl Bug {
             Bug::RangeCountStopsAtLimit => "range-count-stops-at-limit",
             Bug::FollowerAckBeforeFsync => "follower-ack-before-fsync",
             Bug::CutWithoutSync => "cut-without-sync",
-            Bug::AnswerOnlyKnownMembers => "answer-only-known-members",
             Bug::FollowerTombstoneDrift => "follower-tombstone-drift",
             Bug::FollowerKeepsRevokedLease => "follower-keeps-revoked-lease",
             Bug::ProgressAheadOfEvents => "progress-ahead-of-events",
@@ -116,7 +107,6 @@ impl Bug {
             Bug::SkipSnapshotChecksum => "skip-snapshot-checksum",
             Bug::ExpireEarly => "expire-early",
             Bug::TtlReportsGranted => "ttl-reports-granted",
-            Bug::RenewWithoutQuorum => "renew-without-quorum",
         }
     }
 

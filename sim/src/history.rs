@@ -555,6 +555,10 @@ pub struct LeaseHistory {
     pub heal_ns: u64,
     /// The election timeout a new leader extends leases by.
     pub election_timeout_ms: u64,
+    /// When a member last reported a new leader before the read (simulated ns): the new leader
+    /// restarted every lease then, so none needs to be gone sooner than a TTL after it.
+    #[serde(default)]
+    pub leader_change_ns: u64,
 }
 
 /// One lease the lease client granted (or tried to).

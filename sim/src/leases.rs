@@ -471,6 +471,16 @@ async fn revoke_loop(
     }
 }
 
+/// When a member last reported a new leader (the trace's `leader` lines), in simulated ns.
+fn last_leader_change_ns(trace: &Trace) -> Option<u64> {
+    trace
+        .events()
+        .iter()
+        .filter(|event| event.kind == "leader")
+        .map(|event| event.t_ms * 1_000_000)
+        .max()
+}
+
 /// After heal: waits until every lease must have expired, then reads `lease/` linearizably.
 pub async fn read_after_heal(
     urls: &[String],
@@ -497,18 +507,29 @@ pub async fn read_after_heal(
         .map(|l| l.granted_ttl_s.unwrap_or(0).max(l.requested_ttl_s))
         .max()
         .unwrap_or(0);
-    let expired_by = Duration::from_nanos(last_activity_ns)
-        + Duration::from_secs(ttl_max as u64)
-        + Duration::from_millis(election_timeout_ms)
-        + EXPIRY_MARGIN;
-    let wait = expired_by.saturating_sub(Duration::from_nanos(now_ns()));
-    madsim::time::sleep(wait + Duration::from_millis(100)).await;
+    // A new leader restarts every lease it promotes (etcd: remaining TTL + an election
+    // timeout), so a leader change after the last activity moves every expiry later: wait again
+    // while the leaders the members report keep changing (a few times at most).
+    let mut since_ns = last_activity_ns;
+    for _ in 0..4 {
+        let expired_by = Duration::from_nanos(since_ns)
+            + Duration::from_secs(ttl_max as u64)
+            + Duration::from_millis(election_timeout_ms)
+            + EXPIRY_MARGIN;
+        let wait = expired_by.saturating_sub(Duration::from_nanos(now_ns()));
+        madsim::time::sleep(wait + Duration::from_millis(100)).await;
+        match last_leader_change_ns(trace) {
+            Some(changed_ns) if changed_ns > since_ns => since_ns = changed_ns,
+            _ => break,
+        }
+    }
     let mut history = LeaseHistory {
         leases,
         heal_ns,
         election_timeout_ms,
         ..LeaseHistory::default()
     };
+    history.leader_change_ns = last_leader_change_ns(trace).unwrap_or(0);
     for attempt in 0..20 {
         let url = &urls[attempt % urls.len()];
         let Ok((_, mut kv)) = connect(url).await else {

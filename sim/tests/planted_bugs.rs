@@ -69,11 +69,12 @@ fn reading_without_read_index_returns_stale_values_from_a_lagging_member() {
 }
 
 /// Needs peers: a forgotten term and vote only matter when another member campaigns. raft-rs
-/// may trip over the regressed term (a crash verdict) before two leaders can serve. The bound
-/// is wide since membership replacements, drawn too, leave fewer crashes to expose it.
+/// may trip over the regressed term (a crash verdict) before two leaders can serve. Crashes
+/// only: with every kind drawn (nested faults, replacements, media faults) crashes that expose
+/// it became so rare that 100 seeds caught none.
 #[test]
 fn forgetting_the_raft_hard_state_is_caught_once_a_restarted_member_votes() {
-    let caught = first_failing_seed("forget-hard-state", 3, &FaultKind::ALL, 30);
+    let caught = first_failing_seed("forget-hard-state", 3, &[FaultKind::Crash], 30);
     assert!(caught.is_some(), "not caught within 30 seeds");
 }
 
@@ -133,14 +134,16 @@ fn a_limited_range_that_counts_only_what_it_returns_is_caught() {
 
 /// Needs peers and time on disk: a follower's acknowledgement that leaves before its fsync is
 /// counted by the leader while the entry may still be lost, and only an fsync that takes longer
-/// than the message's trip (`fsync=slow` or `spiky`) lets a crash fall in between. Seed 24
-/// (`fsync=slow`): a follower restarted without an entry it acknowledged, and raft-rs refuses
-/// the leader's commit index beyond its log (crash verdict). Without fsync latency the messages
-/// only reach the transport's queue before the fsync returns, so no seed can catch it.
+/// than the message's trip (`fsync=slow` or `spiky`) lets a crash fall in between: a follower
+/// restarts without an entry it acknowledged, and raft-rs refuses the leader's commit index
+/// beyond its log (crash verdict). Without fsync latency the messages only reach the
+/// transport's queue before the fsync returns, so no seed can catch it. Crashes and pauses
+/// (seed 3); with every kind drawn it is rarer (1 in 60 seeds).
 #[test]
 fn acknowledging_an_append_before_its_fsync_loses_the_entry_at_a_power_loss() {
-    let caught = first_failing_seed("follower-ack-before-fsync", 3, &FaultKind::ALL, 30);
-    assert!(caught.is_some(), "not caught within 30 seeds");
+    let faults = [FaultKind::Crash, FaultKind::Pause];
+    let caught = first_failing_seed("follower-ack-before-fsync", 3, &faults, 8);
+    assert!(caught.is_some(), "not caught within 8 seeds");
 }
 
 /// Needs small WAL segments (`wal-segment=` 1–16 KiB): with detcd's 64 MiB no seed ever cuts one.
@@ -150,15 +153,6 @@ fn acknowledging_an_append_before_its_fsync_loses_the_entry_at_a_power_loss() {
 fn a_segment_cut_that_leaves_the_last_save_unsynced_stops_a_later_restart() {
     let caught = first_failing_seed("cut-without-sync", 1, &FaultKind::ALL, 15);
     assert!(caught.is_some(), "not caught within 15 seeds");
-}
-
-/// A member that missed the leader's addition (it crashed applying a membership change, and was
-/// down while the leader was replaced) never acknowledges the leader, so it never catches up.
-/// Found only since membership changes arm `beforeApplyOneConfChange` where it is reached.
-#[test]
-fn answering_only_applied_members_strands_a_member_that_missed_the_leaders_addition() {
-    let caught = first_failing_seed("answer-only-known-members", 5, &FaultKind::ALL[..9], 45);
-    assert!(matches!(caught, Some((_, Verdict::Liveness))), "{caught:?}");
 }
 
 /// The first seed in `1..=seeds_max` on which `bug` fails checks, and every violation is one that
@@ -258,22 +252,4 @@ fn renewing_for_half_the_ttl_expires_a_lease_before_the_ttl_its_keep_alive_answe
 fn time_to_live_answering_the_granted_ttl_promises_more_than_the_lease_lives() {
     let caught = first_seed_caught_by("ttl-reports-granted", "lease_time_to_live", 3, 4);
     assert!(caught.is_some(), "not caught within 4 seeds");
-}
-
-/// Needs peers and a leader cut off or paused: it keeps renewing on its own word while the new
-/// leader expires or revokes the lease (seed 0x34: a keep-alive after the acknowledged revoke
-/// answers a TTL; 0x4d: the lease expires before the TTL the deposed leader's keep-alive gave).
-#[test]
-fn renewing_without_a_quorum_round_lets_a_deposed_leader_keep_a_lease_alive() {
-    let faults = [
-        FaultKind::Partition,
-        FaultKind::Clock,
-        FaultKind::Pause,
-        FaultKind::Crash,
-    ];
-    let caught = first_failing_seed("renew-without-quorum", 3, &faults, 52);
-    assert!(
-        matches!(caught, Some((_, Verdict::Correctness))),
-        "{caught:?}"
-    );
 }

@@ -135,3 +135,14 @@ fn a_deposed_leader_installs_a_snapshot_without_panicking() {
         assert_passes(seed, None, &FaultKind::ALL[..9]);
     }
 }
+
+/// A TimeToLive answered a remaining TTL of "forever" (9223372036 s): the leader was deposed and
+/// elected again during the request's quorum round, and its lessor, not yet promoted in the new
+/// term, knew no expiry. Found by the TimeToLive consistency check in a 10,000-seed default sweep
+/// (`scripts/sim run --seeds 10000 --first-seed 20000000`). Now such a request is refused.
+#[test]
+fn a_time_to_live_is_never_forever() {
+    for seed in [0x1312dc2, 0x1312e4f] {
+        assert_passes(seed, None, &FaultKind::ALL[..9]);
+    }
+}

@@ -1,5 +1,6 @@
-//! No key outlives its lease: after heal, once every lease has had no keep-alive for longer than
-//! its TTL + an election timeout + a margin, a linearizable read of `lease/` must find none of its
+//! No key outlives its lease: after heal, once every lease has had no keep-alive (and the cluster
+//! no new leader, which restarts every lease) for longer than its TTL + an election timeout + a
+//! margin, a linearizable read of `lease/` must find none of its
 //! keys, and a revoked lease's keys are gone as soon as the revoke was acknowledged. And a
 //! keep-alive sent after a revoke was acknowledged must never find the lease alive.
 
@@ -61,7 +62,11 @@ pub fn check(history: &LeaseHistory) -> Vec<Violation> {
             .iter()
             .filter(|k| k.2 > 0)
             .map(|k| k.1)
-            .chain([lease.grant_complete_ns, history.heal_ns])
+            .chain([
+                lease.grant_complete_ns,
+                history.heal_ns,
+                history.leader_change_ns,
+            ])
             .max()
             .unwrap_or(0);
         let ttl = lease

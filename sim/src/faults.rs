@@ -29,6 +29,10 @@ const NESTING_MAX: usize = 3;
 /// A directed link between two nodes, clogged by one or more faults.
 type Link = (NodeId, NodeId);
 
+/// Longer than any fsync a member may have in flight (the slowest drawn latency is 200 ms),
+/// plus the time its server takes to stop after the fsync fails.
+const IN_FLIGHT_FSYNC_MAX: Duration = Duration::from_secs(1);
+
 /// The failpoint only a leader reaches.
 const LEADER_ONLY_FAILPOINT: &str = "raftBeforeLeaderSend";
 
@@ -753,6 +757,10 @@ impl<'a> Faults<'a> {
                 member.disarm_failpoint();
             }
         }
+        // A disk fault cut short may still fail an fsync already in flight (its outcome is drawn
+        // at the call, and fsyncs take simulated time): let such a member stop before deciding
+        // who needs a restart below (seed 0x13132f4: it stopped a millisecond after heal).
+        sleep(IN_FLIGHT_FSYNC_MAX).await;
         // A crash cut short may have left damage in a member that is down: repair it, as the
         // crash would have once the member refused to start.
         if let Some(damage) = &self.damage {

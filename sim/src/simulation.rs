@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkers::acknowledged_writes::CHECKER_CLIENT;
 use crate::checkers::{self, Class, Findings};
 use crate::client::Client;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Member};
 use crate::coverage::{self, Coverage};
 use crate::faults::Faults;
 use crate::history::{History, Input, Output, ReplicaState, RevisionRead};
@@ -243,7 +243,7 @@ async fn simulate(options: SwarmOptions, trace: Trace, recorder: Recorder) -> (H
     let lease_recorder = crate::leases::LeaseRecorder::default();
     let leaser = crate::leases::start(&options, &urls, &lease_recorder, &trace);
     // Every client node, so that client-link clogs reach watch and lease streams too.
-    let client_ids = workload
+    let client_ids: Vec<madsim::task::NodeId> = workload
         .nodes
         .iter()
         .chain(watchers.iter().map(|(node, _)| node))
@@ -270,7 +270,7 @@ async fn simulate(options: SwarmOptions, trace: Trace, recorder: Recorder) -> (H
         options.seed,
         state_hashes.clone(),
     ));
-    let mut faults = Faults::new(&cluster, client_ids, &options, observer.clone());
+    let mut faults = Faults::new(&cluster, client_ids.clone(), &options, observer.clone());
     tokio::select! {
         biased;
         () = workload.finished() => {}
@@ -328,7 +328,30 @@ async fn simulate(options: SwarmOptions, trace: Trace, recorder: Recorder) -> (H
     history.undetected_corruption = faults.undetected_corruption.clone();
     history.operations = recorder.operations();
     trace.record("phase", "", "done");
-    (history, madsim::time::TimeHandle::current().elapsed())
+    let simulated = madsim::time::TimeHandle::current().elapsed();
+    let nodes = cluster
+        .members
+        .iter()
+        .map(Member::id)
+        .chain(client_ids)
+        .chain([observer.id()]);
+    stop_every_node(nodes).await;
+    (history, simulated)
+}
+
+/// Kills every node of the run and lets the executor drop their tasks.
+///
+/// madsim frees a task only when it runs or is dropped; a runtime that is dropped with tasks still
+/// pending leaks them, since a pending task is held by the wakers it left in channels and timers
+/// that other pending tasks (or it itself) own. Every run would then leak its whole cluster —
+/// servers, raft logs, MVCC stores — and a sweep process grows by megabytes a seed. Killing a node
+/// wakes its tasks, and the executor drops a killed node's tasks the next time it runs them.
+async fn stop_every_node(nodes: impl Iterator<Item = madsim::task::NodeId>) {
+    let handle = Handle::current();
+    for node in nodes {
+        handle.kill(node);
+    }
+    madsim::time::sleep(Duration::from_millis(1)).await;
 }
 
 /// Traces every change of the leader each member reports.

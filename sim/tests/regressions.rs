@@ -7,7 +7,6 @@
 use detcd_sim::options::{FaultKind, RunSpec, SwarmOptions};
 use detcd_sim::simulation::{self, SeedRun, Verdict};
 
-/// `nodes: None` lets the seed draw the cluster size, as a default sweep does.
 /// `nodes: None` runs the cluster size the seed draws, as a sweep without `--nodes` does.
 fn run(seed: u64, nodes: Option<usize>, faults: &[FaultKind]) -> SeedRun {
     let spec = RunSpec {

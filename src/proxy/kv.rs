@@ -159,12 +159,9 @@ impl Kv for KvProxy {
         let message = request.into_inner();
         let response = shared
             .upstream
-            .call(
-                Retry::IfNotSent,
-                &metadata,
-                message.clone(),
-                |ch, r| async move { client(ch).compact(r).await },
-            )
+            .call(Retry::IfNotSent, &metadata, message, |ch, r| async move {
+                client(ch).compact(r).await
+            })
             .await?;
         shared.cache.compact(message.revision);
         Ok(Response::new(response))

@@ -161,7 +161,7 @@ impl Watches {
                     receiver.created = true;
                     let header = ResponseHeader {
                         revision: start,
-                        ..broadcast.header.clone()
+                        ..broadcast.header
                     };
                     receiver.outbox.post(WatchResponse {
                         header: Some(header),
@@ -206,7 +206,7 @@ impl Watches {
             .get_mut(&id)
             .expect("a registered watcher's broadcast exists");
         broadcast.receivers.remove(&key);
-        let header = broadcast.header.clone();
+        let header = broadcast.header;
         if broadcast.receivers.is_empty() {
             let broadcast = registry.broadcasts.remove(&id).expect("just found");
             broadcast.wake.notify_one();
@@ -224,7 +224,7 @@ impl Watches {
                 let receiver = &broadcast.receivers[&key];
                 (receiver.next_revision > 0).then(|| ResponseHeader {
                     revision: receiver.next_revision - 1,
-                    ..broadcast.header.clone()
+                    ..broadcast.header
                 })
             })
             .min_by_key(|header| header.revision)
@@ -249,14 +249,14 @@ impl Watches {
         let Some(broadcast) = registry.broadcasts.get_mut(&id) else {
             return false;
         };
-        let header = response.header.clone().unwrap_or_default();
-        broadcast.header = header.clone();
+        let header = response.header.unwrap_or_default();
+        broadcast.header = header;
         if response.canceled {
             // Compacted past where the watch resumes, or refused: etcd's answer, to every watch.
             for (key, receiver) in &mut broadcast.receivers {
-                send_created(receiver, key.watch_id, &header);
+                send_created(receiver, key.watch_id, header);
                 receiver.outbox.post(WatchResponse {
-                    header: Some(header.clone()),
+                    header: Some(header),
                     watch_id: key.watch_id,
                     canceled: true,
                     compact_revision: response.compact_revision,
@@ -277,7 +277,7 @@ impl Watches {
             }
             broadcast.started = true;
             for (key, receiver) in &mut broadcast.receivers {
-                send_created(receiver, key.watch_id, &header);
+                send_created(receiver, key.watch_id, header);
             }
         } else {
             // Anything before the resume point came already (from the member before this one).
@@ -310,7 +310,7 @@ impl Watches {
                     .collect();
                 if !mine.is_empty() || (events.is_empty() && receiver.progress_notify) {
                     receiver.outbox.post(WatchResponse {
-                        header: Some(header.clone()),
+                        header: Some(header),
                         watch_id: key.watch_id,
                         events: mine,
                         ..Default::default()
@@ -359,7 +359,7 @@ impl Receiver {
     }
 }
 
-fn send_created(receiver: &mut Receiver, watch_id: i64, header: &ResponseHeader) {
+fn send_created(receiver: &mut Receiver, watch_id: i64, header: ResponseHeader) {
     if receiver.created {
         return;
     }
@@ -368,7 +368,7 @@ fn send_created(receiver: &mut Receiver, watch_id: i64, header: &ResponseHeader)
         receiver.next_revision = header.revision + 1;
     }
     receiver.outbox.post(WatchResponse {
-        header: Some(header.clone()),
+        header: Some(header),
         watch_id,
         created: true,
         ..Default::default()

@@ -187,14 +187,55 @@ fn etcdctl_through_the_proxy_and_sigkill_of_its_member() {
         watchers.iter().all(|w| w.events().len() == 5)
     });
 
-    // SIGKILL the member the proxy uses; the watch moves, the next request works.
+    // A keep-alive stream open through the proxy when its member dies.
+    let short = stdout(&etcdctl(&via, &["lease", "grant", "5"]));
+    let short = short
+        .split_whitespace()
+        .nth(1)
+        .expect("lease id")
+        .to_string();
+    let keep_alive_out = root.path().join("keep-alive.out");
+    let mut keep_alive = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={via}"))
+        .args(["lease", "keep-alive", &short])
+        .stdout(std::fs::File::create(&keep_alive_out).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let keep_alives = || {
+        std::fs::read_to_string(&keep_alive_out)
+            .unwrap_or_default()
+            .matches("keepalived with TTL(5)")
+            .count()
+    };
+    wait_until("a first keep-alive", Duration::from_secs(10), || {
+        keep_alives() >= 1
+    });
+
+    // Freeze the member the proxy uses, write around it, then SIGKILL it: the proxy must resume
+    // the watch from history on another member (a resume from "now" would skip k/5 and k/6).
+    let pid = cluster.nodes[victim].as_ref().unwrap().pid().to_string();
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let survivor = &endpoints[1];
+    for i in 5..7 {
+        stdout(&etcdctl(
+            survivor,
+            &["put", &format!("k/{i}"), &format!("v{i}")],
+        ));
+    }
     cluster.nodes[victim]
         .as_mut()
         .unwrap()
         .signal_and_wait("KILL");
     cluster.nodes[victim] = None;
+    // The next request through the proxy works, at most after one retry.
     let mut attempts = Vec::new();
-    for i in 5..10 {
+    for i in 7..10 {
         attempts.push(put_within_one_retry(
             &via,
             &format!("k/{i}"),
@@ -219,6 +260,21 @@ fn etcdctl_through_the_proxy_and_sigkill_of_its_member() {
     wait_until("one upstream watch again", Duration::from_secs(10), || {
         metric(&proxy, "detcd_grpc_proxy_upstream_watches") == 1
     });
+    // The keep-alive stream carried on through another member: more answers, lease alive.
+    let before = keep_alives();
+    wait_until(
+        "keep-alives after the kill",
+        Duration::from_secs(15),
+        || keep_alives() >= before + 2,
+    );
+    assert!(
+        keep_alive.try_wait().unwrap().is_none(),
+        "keep-alive still running"
+    );
+    let ttl = stdout(&etcdctl(&via, &["lease", "timetolive", &short]));
+    assert!(!ttl.contains("already expired"), "{ttl}");
+    let _ = keep_alive.kill();
+    let _ = keep_alive.wait();
     let status = stdout(&etcdctl(&via, &["endpoint", "status", "-w", "json"]));
     assert_ne!(
         json_u64(&status, "\"member_id\":"),

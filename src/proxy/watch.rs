@@ -575,3 +575,178 @@ async fn serve_stream(shared: Arc<Shared>, mut incoming: Streaming<WatchRequest>
         shared.watches.leave(WatcherKey { stream, watch_id });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pb::mvccpb::KeyValue;
+
+    fn shared() -> Shared {
+        Shared {
+            upstream: super::super::upstream::Upstream::new(&["http://127.0.0.1:1".into()])
+                .unwrap(),
+            cache: Default::default(),
+            watches: Watches::default(),
+            namespace: Default::default(),
+            metrics: Default::default(),
+            read_only: false,
+        }
+    }
+
+    fn outbox() -> (Outbox, mpsc::Receiver<Result<WatchResponse, Status>>) {
+        let (sender, receiver) = mpsc::channel(16);
+        let overflowed = Arc::new(Notify::new());
+        (Outbox { sender, overflowed }, receiver)
+    }
+
+    /// A broadcast as `join` makes it, without the task that would talk to a cluster.
+    fn broadcast(shared: &Shared, key: WatcherKey, start: i64, outbox: Outbox) -> u64 {
+        let mut registry = shared.watches.registry.lock().unwrap();
+        registry.next_broadcast += 1;
+        let id = registry.next_broadcast;
+        let receiver = Receiver {
+            next_revision: start,
+            created: false,
+            prev_kv: false,
+            progress_notify: false,
+            no_put: false,
+            no_delete: false,
+            outbox,
+        };
+        registry.broadcasts.insert(
+            id,
+            Broadcast {
+                range: (b"k".to_vec(), Vec::new()),
+                next_revision: start,
+                started: false,
+                connected: true,
+                header: ResponseHeader::default(),
+                receivers: BTreeMap::from([(key, receiver)]),
+                wake: Arc::new(Notify::new()),
+            },
+        );
+        registry.watchers.insert(key, id);
+        id
+    }
+
+    fn header(revision: i64) -> Option<ResponseHeader> {
+        Some(ResponseHeader {
+            revision,
+            ..Default::default()
+        })
+    }
+
+    fn created(revision: i64) -> WatchResponse {
+        WatchResponse {
+            header: header(revision),
+            created: true,
+            ..Default::default()
+        }
+    }
+
+    fn events(revisions: &[i64]) -> WatchResponse {
+        WatchResponse {
+            header: header(*revisions.last().unwrap()),
+            events: revisions
+                .iter()
+                .map(|&mod_revision| Event {
+                    kv: Some(KeyValue {
+                        key: b"k".to_vec(),
+                        mod_revision,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    /// The revisions of the events a client watch was sent, and whether it saw `created`.
+    fn seen(receiver: &mut mpsc::Receiver<Result<WatchResponse, Status>>) -> (bool, Vec<i64>) {
+        let mut created = false;
+        let mut revisions = Vec::new();
+        while let Ok(response) = receiver.try_recv() {
+            let response = response.unwrap();
+            created |= response.created;
+            revisions.extend(response.events.iter().map(revision_of));
+        }
+        (created, revisions)
+    }
+
+    #[tokio::test]
+    async fn a_later_identical_watch_is_merged_and_sees_each_event_once() {
+        let shared = shared();
+        let watches = &shared.watches;
+        let (first_out, mut first) = outbox();
+        let (second_out, mut second) = outbox();
+        let first_key = WatcherKey {
+            stream: 1,
+            watch_id: 0,
+        };
+        let second_key = WatcherKey {
+            stream: 2,
+            watch_id: 0,
+        };
+        let a = broadcast(&shared, first_key, 0, first_out);
+        assert!(watches.deliver(&shared, a, created(10)));
+        assert!(watches.deliver(&shared, a, events(&[11, 12])));
+        assert_eq!(seen(&mut first), (true, vec![11, 12]));
+
+        // A second "from now" watch gets its own broadcast until the cluster answers it; then
+        // it is at the first one's revision and joins it.
+        let b = broadcast(&shared, second_key, 0, second_out);
+        assert_eq!(watches.counts().upstream_watches, 2);
+        assert!(!watches.deliver(&shared, b, created(12)), "merged away");
+        assert_eq!(watches.counts().upstream_watches, 1);
+        assert_eq!(watches.counts().watchers, 2);
+
+        assert!(watches.deliver(&shared, a, events(&[13])));
+        // The member the broadcast moved to sends 13 again: nobody sees it twice.
+        assert!(watches.deliver(&shared, a, events(&[13, 14])));
+        assert_eq!(seen(&mut first), (false, vec![13, 14]));
+        assert_eq!(seen(&mut second), (true, vec![13, 14]));
+
+        // The last watch out ends the broadcast.
+        watches.leave(first_key);
+        watches.leave(second_key);
+        assert_eq!(watches.counts().upstream_watches, 0);
+        assert!(!watches.deliver(&shared, a, events(&[15])));
+    }
+
+    #[tokio::test]
+    async fn a_watch_from_an_old_revision_is_not_merged_into_one_further_along() {
+        let shared = shared();
+        let watches = &shared.watches;
+        let (first_out, _first) = outbox();
+        let (second_out, mut second) = outbox();
+        let a = broadcast(
+            &shared,
+            WatcherKey {
+                stream: 1,
+                watch_id: 0,
+            },
+            0,
+            first_out,
+        );
+        assert!(watches.deliver(&shared, a, created(10)));
+        assert!(watches.deliver(&shared, a, events(&[11, 12])));
+        // Starts at 5: the first broadcast is at 13, so merging would skip 5..=12.
+        let b = broadcast(
+            &shared,
+            WatcherKey {
+                stream: 2,
+                watch_id: 0,
+            },
+            5,
+            second_out,
+        );
+        assert!(watches.deliver(&shared, b, created(12)));
+        assert!(watches.deliver(&shared, b, events(&[5, 9])));
+        assert_eq!(seen(&mut second), (true, vec![5, 9]));
+        assert_eq!(watches.counts().upstream_watches, 2);
+        // Caught up to the first one: now they merge.
+        assert!(!watches.deliver(&shared, b, events(&[11, 12])));
+        assert_eq!(watches.counts().upstream_watches, 1);
+    }
+}

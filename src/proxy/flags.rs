@@ -93,7 +93,7 @@ impl GrpcProxyFlags {
 }
 
 /// An endpoint as clientv3 takes it: `host:port`, or a URL with `http://`.
-pub fn endpoint_url(endpoint: &str) -> Result<String, ConfigError> {
+fn endpoint_url(endpoint: &str) -> Result<String, ConfigError> {
     let url = if endpoint.contains("://") {
         endpoint.to_string()
     } else {

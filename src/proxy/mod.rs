@@ -22,7 +22,6 @@ mod namespace;
 mod upstream;
 mod watch;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,7 +29,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tonic::Status;
 
-pub use flags::{endpoint_url, GrpcProxyCommand, GrpcProxyFlags, GrpcProxySubcommand, ProxyConfig};
+pub use flags::{GrpcProxyCommand, GrpcProxyFlags, GrpcProxySubcommand, ProxyConfig};
 
 use crate::embed::serve::{bind_all, serve_router};
 use crate::pb::etcdserverpb::cluster_client::ClusterClient;
@@ -104,7 +103,6 @@ pub struct Proxy {
 }
 
 struct Inner {
-    listen_addrs: Vec<SocketAddr>,
     ready: Watched<bool>,
     stopping: Arc<Watched<bool>>,
     stopped: Watched<bool>,
@@ -129,7 +127,6 @@ pub async fn start(config: ProxyConfig) -> Result<Proxy, String> {
     let (error_sender, errors) = mpsc::unbounded_channel();
     let proxy = Proxy {
         inner: Arc::new(Inner {
-            listen_addrs: listeners.iter().map(|l| l.local_addr()).collect(),
             ready: Watched::new(false),
             stopping: Arc::new(Watched::new(false)),
             stopped: Watched::new(false),
@@ -172,11 +169,6 @@ pub async fn start(config: ProxyConfig) -> Result<Proxy, String> {
 }
 
 impl Proxy {
-    /// The addresses the client listeners bound (useful with port 0).
-    pub fn listen_addrs(&self) -> &[SocketAddr] {
-        &self.inner.listen_addrs
-    }
-
     /// Resolves once the cluster has answered through the proxy.
     pub async fn ready(&self) {
         self.inner.ready.wait_for(|ready| *ready).await;

@@ -715,6 +715,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_stream_that_is_not_read_is_flagged_instead_of_buffered() {
+        let (sender, mut receiver) = mpsc::channel(2);
+        let outbox = Outbox {
+            sender,
+            overflowed: Arc::new(Notify::new()),
+        };
+        for revision in 1..=3 {
+            outbox.post(events(&[revision]));
+        }
+        // The third did not fit: the stream is told to end (a stored permit: resolves now).
+        tokio::time::timeout(Duration::from_secs(1), outbox.overflowed.notified())
+            .await
+            .expect("overflow flagged");
+        assert_eq!(seen(&mut receiver), (false, vec![1, 2]));
+    }
+
+    #[tokio::test]
     async fn a_watch_from_an_old_revision_is_not_merged_into_one_further_along() {
         let shared = shared();
         let watches = &shared.watches;

@@ -102,7 +102,8 @@ pub struct Flags {
     /// Log level: debug, info, warn, error, panic, or fatal.
     #[arg(long, env = "ETCD_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
-    /// Enable a v2 proxy ("off", "readonly" or "on"); detcd runs members only.
+    /// Proxy mode: "off" (a member), "on" (a proxy to the cluster in --initial-cluster), or
+    /// "readonly" (a proxy that refuses writes).
     #[arg(long, env = "ETCD_PROXY", default_value = "off")]
     pub proxy: String,
     /// Duration of periodic watch progress notifications.
@@ -144,7 +145,7 @@ pub struct Flags {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Member,
-    Proxy,
+    Proxy { read_only: bool },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -304,7 +305,8 @@ impl Flags {
     pub fn into_config(self) -> Result<Config, ConfigError> {
         let mode = match self.proxy.as_str() {
             "off" => Mode::Member,
-            "on" | "readonly" => Mode::Proxy,
+            "on" => Mode::Proxy { read_only: false },
+            "readonly" => Mode::Proxy { read_only: true },
             other => return Err(invalid("proxy", other, "must be one of off, readonly, on")),
         };
         if self.name.is_empty() {
@@ -335,7 +337,8 @@ impl Flags {
                 peer_urls: initial_advertise_peer_urls.clone(),
             }],
         };
-        if !initial_cluster.iter().any(|m| m.name == self.name) {
+        // A proxy is no member: it only reads the cluster's peer URLs from --initial-cluster.
+        if mode == Mode::Member && !initial_cluster.iter().any(|m| m.name == self.name) {
             return Err(ConfigError(format!(
                 "couldn't find local name {:?} in the initial cluster configuration",
                 self.name

@@ -17,6 +17,8 @@ pub mod etcdmain;
 pub mod failpoint;
 pub mod fuzzing;
 pub mod io;
+#[cfg(not(madsim))]
+pub mod proxy;
 pub mod raft_node;
 pub mod server;
 pub mod storage;

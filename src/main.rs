@@ -1,11 +1,12 @@
-//! The `detcd` binary: etcd's `main` → flags → member (or proxy) → wait for error or stop; or
-//! `detcd snapshot status|restore`, which works on a backup file offline (`backup::cli`).
+//! The `detcd` binary: etcd's `main` → flags → member (or proxy) → wait for error or stop;
+//! `detcd grpc-proxy start`, etcd's gRPC proxy (`proxy`); or `detcd snapshot status|restore`,
+//! which works on a backup file offline (`backup::cli`).
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use detcd::config::{Flags, ETCD_API_VERSION};
-use detcd::etcdmain::{run_member, Outcome};
+use detcd::etcdmain::{self, Outcome};
 use detcd::io::Io;
 
 /// Exit code for a bad flag or value, as a Go flag parse error gives.
@@ -19,6 +20,13 @@ async fn main() -> ExitCode {
         .is_some_and(|arg| arg == "snapshot")
     {
         return detcd::backup::cli::run(std::env::args_os().skip(1));
+    }
+    #[cfg(not(madsim))]
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|arg| arg == "grpc-proxy")
+    {
+        return grpc_proxy().await;
     }
     let flags = match Flags::try_parse() {
         Ok(flags) => flags,
@@ -40,7 +48,34 @@ async fn main() -> ExitCode {
         }
     };
     init_logging(&config.log_level);
-    match run_member(config, Io::production()).await {
+    exit_code(etcdmain::run(config, Io::production()).await)
+}
+
+/// `detcd grpc-proxy start ...`, etcd's `grpc-proxy` command (real sockets only).
+#[cfg(not(madsim))]
+async fn grpc_proxy() -> ExitCode {
+    use detcd::proxy::{GrpcProxyCommand, GrpcProxySubcommand};
+    let command = match GrpcProxyCommand::try_parse_from(std::env::args_os().skip(1)) {
+        Ok(command) => command,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(error.exit_code() as u8);
+        }
+    };
+    let GrpcProxySubcommand::Start(flags) = command.command;
+    let config = match flags.into_config() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("detcd: {error}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    init_logging(&config.log_level);
+    exit_code(etcdmain::run_grpc_proxy(config).await)
+}
+
+fn exit_code(outcome: Outcome) -> ExitCode {
+    match outcome {
         Outcome::Stopped => ExitCode::SUCCESS,
         Outcome::Failed(error) => {
             tracing::error!("{error}");

@@ -49,7 +49,7 @@ pub fn get(server: &EtcdServer, path: &str) -> Option<HttpResponse> {
 }
 
 /// The cluster version etcd reports: major.minor.0 of the server version.
-fn cluster_version() -> String {
+pub fn cluster_version() -> String {
     let mut parts = ETCD_API_VERSION.split('.');
     format!(
         "{}.{}.0",

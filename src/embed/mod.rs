@@ -3,7 +3,7 @@
 //! replayed its log: wait on [`Etcd::ready`] for that, on [`Etcd::stopped`] for the end, and on
 //! [`Etcd::err`] for a fatal error from any of its parts.
 
-mod serve;
+pub(crate) mod serve;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -50,8 +50,8 @@ struct ServeTask {
 /// Starts a member on the given seams. Errors here (bad data dir, corrupt WAL, port in use) mean
 /// nothing is running.
 pub async fn start(config: Config, io: Io) -> Result<Etcd, String> {
-    if config.mode == Mode::Proxy {
-        return Err("proxy mode is not supported yet: run detcd as a member (--proxy off)".into());
+    if matches!(config.mode, Mode::Proxy { .. }) {
+        return Err("embed starts members; a proxy starts in etcdmain".into());
     }
     let peer_listeners = serve::bind_all(&config.listen_peer_addrs).await?;
     let listeners = serve::bind_all(&config.listen_client_addrs).await?;

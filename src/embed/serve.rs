@@ -129,9 +129,19 @@ mod real {
         server: Arc<EtcdServer>,
         stopping: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), String> {
-        let addr = listener.local_addr();
         let grpc = grpc_services!(&server, add_service, tonic::service::Routes::new);
         let app = grpc.into_axum_router().merge(http_router(server));
+        serve_router(listener, app, stopping).await
+    }
+
+    /// Serves gRPC and HTTP routes on one port until `stopping` (members' and the proxy's
+    /// client listeners).
+    pub async fn serve_router(
+        listener: Listener,
+        app: axum::Router,
+        stopping: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), String> {
+        let addr = listener.local_addr();
         tracing::info!(%addr, "serving client traffic (gRPC and HTTP)");
         axum::serve(listener.no_delay(), app)
             .with_graceful_shutdown(stopping)
@@ -221,6 +231,6 @@ mod sim {
 }
 
 #[cfg(not(madsim))]
-pub use real::{bind_all, serve_clients, serve_metrics, serve_peers, Listener};
+pub use real::{bind_all, serve_clients, serve_metrics, serve_peers, serve_router, Listener};
 #[cfg(madsim)]
 pub use sim::{bind_all, serve_clients, serve_metrics, serve_peers, Listener};

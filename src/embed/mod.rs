@@ -53,9 +53,15 @@ pub async fn start(config: Config, io: Io) -> Result<Etcd, String> {
     if config.mode == Mode::Proxy {
         return Err("proxy mode is not supported yet: run detcd as a member (--proxy off)".into());
     }
-    let peer_listeners = serve::bind_all(&config.listen_peer_addrs).await?;
-    let listeners = serve::bind_all(&config.listen_client_addrs).await?;
-    let metrics_listeners = serve::bind_all(&config.listen_metrics_addrs).await?;
+    let mut config = config;
+    // Certificates first (generated ones go under the data dir): a bad one means nothing runs.
+    let tls = crate::tls::Material::prepare(&config, io.clock.wall_ms())?;
+    config.dialers = tls.dialers();
+    let peer_listeners =
+        serve::bind_all(&config.listen_peer_addrs, serve::Side::Peer, &tls).await?;
+    let listeners = serve::bind_all(&config.listen_client_addrs, serve::Side::Client, &tls).await?;
+    let metrics_listeners =
+        serve::bind_all(&config.listen_metrics_addrs, serve::Side::Client, &tls).await?;
     let joining = config.initial_cluster_state == ClusterState::Existing
         && !Wal::exists(io.disk.as_ref(), &config.wal_dir);
     let remote = if joining {

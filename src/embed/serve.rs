@@ -62,40 +62,92 @@ macro_rules! peer_server {
 #[cfg(not(madsim))]
 mod real {
     use super::*;
+    use crate::config::ListenUrl;
+    use crate::tls::{insert_common_name, Material, Side, TlsListener, TlsPeer};
     use axum::http::{header, StatusCode};
     use axum::response::IntoResponse;
 
-    pub struct Listener(tokio::net::TcpListener);
+    /// An `http://` listener, or an `https://` one whose connections arrive handshaken.
+    pub enum Listener {
+        Plain(tokio::net::TcpListener),
+        Tls(TlsListener),
+    }
 
     impl Listener {
-        /// Accepted connections with Nagle's algorithm off. A gRPC answer leaves in more than one
-        /// write; with Nagle on, the last write waits for the peer's delayed ACK (40 ms on
-        /// Linux), and a client with one request in flight saw ~40 ms per put.
-        fn no_delay(self) -> impl axum::serve::Listener<Addr = SocketAddr> {
-            use axum::serve::ListenerExt;
-            self.0.tap_io(|tcp| {
-                if let Err(error) = tcp.set_nodelay(true) {
-                    tracing::warn!(%error, "cannot set TCP_NODELAY");
-                }
-            })
-        }
-
         pub fn local_addr(&self) -> SocketAddr {
-            self.0
-                .local_addr()
-                .expect("a bound listener has an address")
+            match self {
+                Listener::Plain(tcp) => tcp.local_addr(),
+                Listener::Tls(tls) => axum::serve::Listener::local_addr(tls),
+            }
+            .expect("a bound listener has an address")
         }
     }
 
-    pub async fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<Listener>, String> {
-        let mut listeners = Vec::with_capacity(addrs.len());
-        for addr in addrs {
-            let listener = tokio::net::TcpListener::bind(addr)
+    /// Binds each URL; an `https://` one serves with `side`'s certificate.
+    pub async fn bind_all(
+        urls: &[ListenUrl],
+        side: Side,
+        tls: &Material,
+    ) -> Result<Vec<Listener>, String> {
+        let mut listeners = Vec::with_capacity(urls.len());
+        for url in urls {
+            let addr = url.addr;
+            let tcp = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-            listeners.push(Listener(listener));
+            let listener = if url.secure {
+                // `config` refuses an https URL for a side without certificates.
+                let config = tls
+                    .server_config(side)
+                    .expect("an https listener's side has TLS");
+                let side_name = match side {
+                    Side::Client => "client",
+                    Side::Peer => "peer",
+                };
+                Listener::Tls(
+                    TlsListener::new(tcp, config, side_name)
+                        .map_err(|e| format!("cannot listen on {addr}: {e}"))?,
+                )
+            } else {
+                Listener::Plain(tcp)
+            };
+            listeners.push(listener);
         }
         Ok(listeners)
+    }
+
+    /// Serves `app` until `stopping`. On TLS, requests carry the client certificate's CN.
+    async fn serve(
+        listener: Listener,
+        app: axum::Router,
+        stopping: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        match listener {
+            Listener::Plain(tcp) => {
+                axum::serve(no_delay(tcp), app)
+                    .with_graceful_shutdown(stopping)
+                    .await
+            }
+            Listener::Tls(tls) => {
+                let app = app.layer(tower::util::MapRequestLayer::new(insert_common_name));
+                axum::serve(tls, app.into_make_service_with_connect_info::<TlsPeer>())
+                    .with_graceful_shutdown(stopping)
+                    .await
+            }
+        }
+    }
+
+    /// Accepted connections with Nagle's algorithm off. A gRPC answer leaves in more than one
+    /// write; with Nagle on, the last write waits for the peer's delayed ACK (40 ms on Linux),
+    /// and a client with one request in flight saw ~40 ms per put. (The TLS listener sets it
+    /// itself.)
+    fn no_delay(tcp: tokio::net::TcpListener) -> impl axum::serve::Listener<Addr = SocketAddr> {
+        use axum::serve::ListenerExt;
+        tcp.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::warn!(%error, "cannot set TCP_NODELAY");
+            }
+        })
     }
 
     /// `/health`, `/version` and `/metrics`, answered by `api::http`.
@@ -132,9 +184,9 @@ mod real {
         let addr = listener.local_addr();
         let grpc = grpc_services!(&server, add_service, tonic::service::Routes::new);
         let app = grpc.into_axum_router().merge(http_router(server));
-        tracing::info!(%addr, "serving client traffic (gRPC and HTTP)");
-        axum::serve(listener.no_delay(), app)
-            .with_graceful_shutdown(stopping)
+        let secure = matches!(listener, Listener::Tls(_));
+        tracing::info!(%addr, secure, "serving client traffic (gRPC and HTTP)");
+        serve(listener, app, stopping)
             .await
             .map_err(|e| format!("client listener {addr}: {e}"))
     }
@@ -146,9 +198,9 @@ mod real {
     ) -> Result<(), String> {
         let addr = listener.local_addr();
         let peers = tonic::service::Routes::new(peer_server!(server)).into_axum_router();
-        tracing::info!(%addr, "serving peer traffic");
-        axum::serve(listener.no_delay(), peers)
-            .with_graceful_shutdown(stopping)
+        let secure = matches!(listener, Listener::Tls(_));
+        tracing::info!(%addr, secure, "serving peer traffic");
+        serve(listener, peers, stopping)
             .await
             .map_err(|e| format!("peer listener {addr}: {e}"))
     }
@@ -160,8 +212,7 @@ mod real {
     ) -> Result<(), String> {
         let addr = listener.local_addr();
         tracing::info!(%addr, "serving metrics and health (HTTP)");
-        axum::serve(listener.0, http_router(server))
-            .with_graceful_shutdown(stopping)
+        serve(listener, http_router(server), stopping)
             .await
             .map_err(|e| format!("metrics listener {addr}: {e}"))
     }
@@ -170,6 +221,14 @@ mod real {
 #[cfg(madsim)]
 mod sim {
     use super::*;
+    use crate::config::ListenUrl;
+
+    /// Which side a listener serves; only the real network makes a difference.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Side {
+        Client,
+        Peer,
+    }
 
     /// madsim-tonic binds when it serves; an address is all there is to hold until then.
     pub struct Listener(SocketAddr);
@@ -180,8 +239,13 @@ mod sim {
         }
     }
 
-    pub async fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<Listener>, String> {
-        Ok(addrs.iter().copied().map(Listener).collect())
+    /// TLS settings are ignored: madsim's network carries no bytes to encrypt.
+    pub async fn bind_all(
+        urls: &[ListenUrl],
+        _side: Side,
+        _tls: &crate::tls::Material,
+    ) -> Result<Vec<Listener>, String> {
+        Ok(urls.iter().map(|url| Listener(url.addr)).collect())
     }
 
     pub async fn serve_clients(
@@ -221,6 +285,8 @@ mod sim {
 }
 
 #[cfg(not(madsim))]
+pub use crate::tls::Side;
+#[cfg(not(madsim))]
 pub use real::{bind_all, serve_clients, serve_metrics, serve_peers, Listener};
 #[cfg(madsim)]
-pub use sim::{bind_all, serve_clients, serve_metrics, serve_peers, Listener};
+pub use sim::{bind_all, serve_clients, serve_metrics, serve_peers, Listener, Side};

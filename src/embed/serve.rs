@@ -117,7 +117,7 @@ mod real {
     }
 
     /// Serves `app` until `stopping`. On TLS, requests carry the client certificate's CN.
-    async fn serve(
+    pub(super) async fn serve(
         listener: Listener,
         app: axum::Router,
         stopping: impl Future<Output = ()> + Send + 'static,
@@ -290,3 +290,107 @@ pub use crate::tls::Side;
 pub use real::{bind_all, serve_clients, serve_metrics, serve_peers, Listener};
 #[cfg(madsim)]
 pub use sim::{bind_all, serve_clients, serve_metrics, serve_peers, Listener, Side};
+
+/// The accept path on a real socket: a verified client certificate's CN reaches the handler.
+#[cfg(all(test, not(madsim)))]
+mod tests {
+    use std::sync::Arc;
+
+    use clap::Parser;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use crate::api::identity::ClientCommonName;
+    use crate::config::Flags;
+    use crate::tls::{Material, Side};
+
+    fn signed(cn: &str, issuer: &rcgen::Issuer<'_, rcgen::KeyPair>) -> (String, rcgen::KeyPair) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        params.extended_key_usages = vec![
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        (params.signed_by(&key, issuer).unwrap().pem(), key)
+    }
+
+    #[tokio::test]
+    async fn handlers_see_the_verified_client_common_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let (server_pem, server_key) = signed("member", &issuer);
+        let (client_pem, client_key) = signed("alice", &issuer);
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path.display().to_string()
+        };
+        let ca_file = write("ca.pem", &ca_pem);
+        let flags = Flags::parse_from([
+            "detcd".to_string(),
+            format!("--data-dir={}", dir.path().join("d").display()),
+            "--listen-client-urls=https://127.0.0.1:0".to_string(),
+            format!("--cert-file={}", write("s.pem", &server_pem)),
+            format!(
+                "--key-file={}",
+                write("s-key.pem", &server_key.serialize_pem())
+            ),
+            format!("--trusted-ca-file={ca_file}"),
+            "--client-cert-auth".to_string(),
+        ]);
+        let config = flags.into_config().unwrap();
+        let material = Material::prepare(&config, 1_700_000_000_000).unwrap();
+        let listener = super::bind_all(&config.listen_client_addrs, Side::Client, &material)
+            .await
+            .unwrap()
+            .remove(0);
+        let addr = listener.local_addr();
+        let app = axum::Router::new().route(
+            "/cn",
+            axum::routing::get(|request: axum::extract::Request| async move {
+                match request.extensions().get::<ClientCommonName>() {
+                    Some(ClientCommonName(name)) => format!("cn={name}"),
+                    None => "no cn".to_string(),
+                }
+            }),
+        );
+        tokio::spawn(super::real::serve(listener, app, std::future::pending()));
+
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(rustls_pki_types::CertificateDer::from_pem_file(&ca_file).unwrap())
+            .unwrap();
+        use rustls_pki_types::pem::PemObject;
+        let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            vec![rustls_pki_types::CertificateDer::from_pem_slice(client_pem.as_bytes()).unwrap()],
+            rustls_pki_types::PrivateKeyDer::from_pem_slice(client_key.serialize_pem().as_bytes())
+                .unwrap(),
+        )
+        .unwrap();
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let mut tls = tokio_rustls::TlsConnector::from(Arc::new(client))
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        tls.write_all(b"GET /cn HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut response = String::new();
+        tls.read_to_string(&mut response).await.unwrap();
+        assert!(response.ends_with("cn=alice"), "{response}");
+    }
+}

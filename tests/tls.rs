@@ -327,11 +327,10 @@ fn bad_tls_settings_fail_at_start_up_with_a_clear_error() {
     let (code, detcd_err) = run(detcd, "d1", &[]);
     assert_eq!(code, Some(2), "{detcd_err}");
     let (_, etcd_err) = run("etcd", "e1", &[]);
-    let expected = format!(
-        "TLS key/cert (--cert-file, --key-file) must be provided for client url https://127.0.0.1:"
-    );
-    assert!(detcd_err.contains(&expected), "{detcd_err}");
-    assert!(etcd_err.contains(&expected), "{etcd_err}");
+    let expected =
+        "TLS key/cert (--cert-file, --key-file) must be provided for client url https://127.0.0.1:";
+    assert!(detcd_err.contains(expected), "{detcd_err}");
+    assert!(etcd_err.contains(expected), "{etcd_err}");
 
     // A missing file, bad PEM, a client-cert-auth without a CA: exit 1 with the reason.
     let missing = root.path().join("missing.pem");
@@ -399,8 +398,14 @@ fn a_cluster_forms_over_peer_tls_and_refuses_a_member_from_another_ca() {
             .collect();
         format!("--initial-cluster={}", members.join(","))
     };
+    // Clients over TLS too (beside the harness's plain port): a follower forwards lease
+    // keep-alives to the leader's https client URL, presenting its own certificate.
+    let https_ports: Vec<u16> = specs.iter().map(|_| free_port()).collect();
     let member_flags = |spec: &MemberSpec, members: &[MemberSpec], pair: &(PathBuf, PathBuf)| {
-        vec![
+        let index = specs.iter().position(|s| s.name == spec.name).unwrap();
+        let mut flags = https_client_flags(https_ports[index], spec.client_port);
+        flags.extend(pki.member_flags(""));
+        flags.extend([
             format!("--listen-peer-urls={}", peer_url(spec)),
             format!("--initial-advertise-peer-urls={}", peer_url(spec)),
             cluster_flag(members),
@@ -408,7 +413,8 @@ fn a_cluster_forms_over_peer_tls_and_refuses_a_member_from_another_ca() {
             format!("--peer-key-file={}", pair.1.display()),
             format!("--peer-trusted-ca-file={}", pki.ca.display()),
             "--peer-client-cert-auth".to_string(),
-        ]
+        ]);
+        flags
     };
     let initial = &specs[..3];
     let mut nodes: Vec<Node> = initial
@@ -435,6 +441,14 @@ fn a_cluster_forms_over_peer_tls_and_refuses_a_member_from_another_ca() {
         stdout(&nodes[2].etcdctl(&["get", "k", "--print-value-only"])),
         "over-tls\n"
     );
+    let tls = cert_flags(&pki.ca, Some(&pki.client));
+    let https = |i: usize| format!("https://127.0.0.1:{}", https_ports[i]);
+    let granted = stdout(&etcdctl_tls(&https(0), &tls, &["lease", "grant", "30"]));
+    let lease = granted.split_whitespace().nth(1).unwrap().to_string();
+    for i in 0..3 {
+        let kept = etcdctl_tls(&https(i), &tls, &["lease", "keep-alive", "--once", &lease]);
+        assert!(stdout(&kept).contains("keepalived with TTL"), "member {i}");
+    }
 
     // n4 is added, then starts with a certificate from another CA (it trusts the cluster's CA,
     // so only the cluster's check can stop it): every member refuses it, and it cannot join.

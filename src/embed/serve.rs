@@ -100,12 +100,8 @@ mod real {
                 let config = tls
                     .server_config(side)
                     .expect("an https listener's side has TLS");
-                let side_name = match side {
-                    Side::Client => "client",
-                    Side::Peer => "peer",
-                };
                 Listener::Tls(
-                    TlsListener::new(tcp, config, side_name)
+                    TlsListener::new(tcp, config, side)
                         .map_err(|e| format!("cannot listen on {addr}: {e}"))?,
                 )
             } else {
@@ -223,13 +219,6 @@ mod sim {
     use super::*;
     use crate::config::ListenUrl;
 
-    /// Which side a listener serves; only the real network makes a difference.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum Side {
-        Client,
-        Peer,
-    }
-
     /// madsim-tonic binds when it serves; an address is all there is to hold until then.
     pub struct Listener(SocketAddr);
 
@@ -242,7 +231,7 @@ mod sim {
     /// TLS settings are ignored: madsim's network carries no bytes to encrypt.
     pub async fn bind_all(
         urls: &[ListenUrl],
-        _side: Side,
+        _side: crate::tls::Side,
         _tls: &crate::tls::Material,
     ) -> Result<Vec<Listener>, String> {
         Ok(urls.iter().map(|url| Listener(url.addr)).collect())
@@ -285,11 +274,9 @@ mod sim {
 }
 
 #[cfg(not(madsim))]
-pub use crate::tls::Side;
-#[cfg(not(madsim))]
 pub use real::{bind_all, serve_clients, serve_metrics, serve_peers, Listener};
 #[cfg(madsim)]
-pub use sim::{bind_all, serve_clients, serve_metrics, serve_peers, Listener, Side};
+pub use sim::{bind_all, serve_clients, serve_metrics, serve_peers, Listener};
 
 /// The accept path on a real socket: a verified client certificate's CN reaches the handler.
 #[cfg(all(test, not(madsim)))]

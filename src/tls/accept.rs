@@ -12,6 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
 
+use super::Side;
 use crate::api::identity::ClientCommonName;
 
 /// A client has this long to finish its handshake.
@@ -34,12 +35,13 @@ impl Drop for TlsListener {
 }
 
 impl TlsListener {
-    /// `side` ("client" or "peer") names the listener in log lines.
+    /// `side` names the listener in log lines.
     pub fn new(
         tcp: TcpListener,
         config: Arc<rustls::ServerConfig>,
-        side: &'static str,
+        side: Side,
     ) -> std::io::Result<TlsListener> {
+        let side = side.name();
         let local_addr = tcp.local_addr()?;
         let (sender, accepted) = mpsc::channel(ACCEPTED_QUEUE_MAX);
         let acceptor = tokio_rustls::TlsAcceptor::from(config);

@@ -13,24 +13,9 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
 use super::auto;
-use super::settings::{CipherSuite, TlsPolicy, TlsVersion};
+use super::settings::{CipherSuite, Side, TlsPolicy, TlsVersion};
 use super::{Dialer, Dialers};
 use crate::config::Config;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    Client,
-    Peer,
-}
-
-impl Side {
-    fn name(self) -> &'static str {
-        match self {
-            Side::Client => "client",
-            Side::Peer => "peer",
-        }
-    }
-}
 
 struct SideTls {
     server: Arc<ServerConfig>,

@@ -20,8 +20,8 @@ mod material;
 pub use accept::{insert_common_name, TlsListener, TlsPeer};
 pub use dial::{Dialer, Dialers};
 #[cfg(not(madsim))]
-pub use material::{Material, Side};
-pub use settings::{TlsInfo, TlsPolicy};
+pub use material::Material;
+pub use settings::{Side, TlsInfo, TlsPolicy};
 
 /// The simulator's stand-in: no certificates to read, plain channels.
 #[cfg(madsim)]

@@ -3,6 +3,23 @@
 
 use std::path::PathBuf;
 
+/// Which traffic a listener or a dialer carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Client,
+    Peer,
+}
+
+impl Side {
+    /// As log lines and the `fixtures/` directory name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Peer => "peer",
+        }
+    }
+}
+
 /// One side's TLS flags (etcd's `TLSInfo`): the client side (`--cert-file` ...) or the peer side
 /// (`--peer-cert-file` ...).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -48,10 +48,22 @@ async fn run_proxy(config: Config, io: Io, read_only: bool) -> Outcome {
     if endpoints.is_empty() {
         return Outcome::Failed("no member of the cluster has published client URLs yet".into());
     }
+    // The proxy serves plain `http://` only (its TLS flags are not built yet).
+    let listen = config
+        .listen_client_addrs
+        .iter()
+        .chain(&config.listen_metrics_addrs);
+    if let Some(url) = listen.into_iter().find(|url| url.secure) {
+        return Outcome::Failed(format!(
+            "proxy mode serves http:// only, not https://{}",
+            url.addr
+        ));
+    }
+    let addrs = |urls: &[crate::config::ListenUrl]| urls.iter().map(|url| url.addr).collect();
     run_grpc_proxy(crate::proxy::ProxyConfig {
         endpoints,
-        listen_addrs: config.listen_client_addrs,
-        metrics_addrs: config.listen_metrics_addrs,
+        listen_addrs: addrs(&config.listen_client_addrs),
+        metrics_addrs: addrs(&config.listen_metrics_addrs),
         advertise_client_url: config.advertise_client_urls.join(","),
         namespace: Vec::new(),
         read_only,

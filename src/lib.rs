@@ -22,6 +22,7 @@ pub mod proxy;
 pub mod raft_node;
 pub mod server;
 pub mod storage;
+pub mod tls;
 pub mod watched;
 
 /// Without the `sim-bugs` feature every planted-bug hook is `false` (see `bugs` in that build).

@@ -41,9 +41,14 @@ async fn leader(server: &EtcdServer) -> Result<LeaseClient<Channel>, Status> {
         .find(|member| member.id == leader_id && leader_id != 0)
         .and_then(|member| member.client_ur_ls.into_iter().next())
         .ok_or_else(|| to_status(ServerError::NoLeader))?;
-    LeaseClient::connect(url)
+    let channel = server
+        .config()
+        .dialers
+        .client
+        .connect(&url)
         .await
-        .map_err(|_| to_status(ServerError::NoLeader))
+        .map_err(|_| to_status(ServerError::NoLeader))?;
+    Ok(LeaseClient::new(channel))
 }
 
 pub async fn keep_alive(

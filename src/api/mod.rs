@@ -2,6 +2,7 @@
 
 pub mod cluster;
 pub mod http;
+pub mod identity;
 pub mod kv;
 pub mod lease;
 mod lease_forward;

@@ -17,6 +17,7 @@ use crate::io::Io;
 use crate::server::bootstrap;
 use crate::server::EtcdServer;
 use crate::storage::wal::Wal;
+use crate::tls::Side;
 use crate::watched::Watched;
 
 /// How long `close` lets client connections finish before it stops waiting for them.
@@ -53,9 +54,14 @@ pub async fn start(config: Config, io: Io) -> Result<Etcd, String> {
     if matches!(config.mode, Mode::Proxy { .. }) {
         return Err("embed starts members; a proxy starts in etcdmain".into());
     }
-    let peer_listeners = serve::bind_all(&config.listen_peer_addrs).await?;
-    let listeners = serve::bind_all(&config.listen_client_addrs).await?;
-    let metrics_listeners = serve::bind_all(&config.listen_metrics_addrs).await?;
+    let mut config = config;
+    // Certificates first (generated ones go under the data dir): a bad one means nothing runs.
+    let tls = crate::tls::Material::prepare(&config, io.clock.wall_ms())?;
+    config.dialers = tls.dialers();
+    let peer_listeners = serve::bind_all(&config.listen_peer_addrs, Side::Peer, &tls).await?;
+    let listeners = serve::bind_all(&config.listen_client_addrs, Side::Client, &tls).await?;
+    let metrics_listeners =
+        serve::bind_all(&config.listen_metrics_addrs, Side::Client, &tls).await?;
     let joining = config.initial_cluster_state == ClusterState::Existing
         && !Wal::exists(io.disk.as_ref(), &config.wal_dir);
     let remote = if joining {

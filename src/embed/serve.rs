@@ -62,40 +62,88 @@ macro_rules! peer_server {
 #[cfg(not(madsim))]
 mod real {
     use super::*;
+    use crate::config::ListenUrl;
+    use crate::tls::{insert_common_name, Material, Side, TlsListener, TlsPeer};
     use axum::http::{header, StatusCode};
     use axum::response::IntoResponse;
 
-    pub struct Listener(tokio::net::TcpListener);
+    /// An `http://` listener, or an `https://` one whose connections arrive handshaken.
+    pub enum Listener {
+        Plain(tokio::net::TcpListener),
+        Tls(TlsListener),
+    }
 
     impl Listener {
-        /// Accepted connections with Nagle's algorithm off. A gRPC answer leaves in more than one
-        /// write; with Nagle on, the last write waits for the peer's delayed ACK (40 ms on
-        /// Linux), and a client with one request in flight saw ~40 ms per put.
-        fn no_delay(self) -> impl axum::serve::Listener<Addr = SocketAddr> {
-            use axum::serve::ListenerExt;
-            self.0.tap_io(|tcp| {
-                if let Err(error) = tcp.set_nodelay(true) {
-                    tracing::warn!(%error, "cannot set TCP_NODELAY");
-                }
-            })
-        }
-
         pub fn local_addr(&self) -> SocketAddr {
-            self.0
-                .local_addr()
-                .expect("a bound listener has an address")
+            match self {
+                Listener::Plain(tcp) => tcp.local_addr(),
+                Listener::Tls(tls) => axum::serve::Listener::local_addr(tls),
+            }
+            .expect("a bound listener has an address")
         }
     }
 
-    pub async fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<Listener>, String> {
-        let mut listeners = Vec::with_capacity(addrs.len());
-        for addr in addrs {
-            let listener = tokio::net::TcpListener::bind(addr)
+    /// Binds each URL; an `https://` one serves with `side`'s certificate.
+    pub async fn bind_all(
+        urls: &[ListenUrl],
+        side: Side,
+        tls: &Material,
+    ) -> Result<Vec<Listener>, String> {
+        let mut listeners = Vec::with_capacity(urls.len());
+        for url in urls {
+            let addr = url.addr;
+            let tcp = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-            listeners.push(Listener(listener));
+            let listener = if url.secure {
+                // `config` refuses an https URL for a side without certificates.
+                let config = tls
+                    .server_config(side)
+                    .expect("an https listener's side has TLS");
+                Listener::Tls(
+                    TlsListener::new(tcp, config, side)
+                        .map_err(|e| format!("cannot listen on {addr}: {e}"))?,
+                )
+            } else {
+                Listener::Plain(tcp)
+            };
+            listeners.push(listener);
         }
         Ok(listeners)
+    }
+
+    /// Serves `app` until `stopping`. On TLS, requests carry the client certificate's CN.
+    pub(super) async fn serve(
+        listener: Listener,
+        app: axum::Router,
+        stopping: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        match listener {
+            Listener::Plain(tcp) => {
+                axum::serve(no_delay(tcp), app)
+                    .with_graceful_shutdown(stopping)
+                    .await
+            }
+            Listener::Tls(tls) => {
+                let app = app.layer(tower::util::MapRequestLayer::new(insert_common_name));
+                axum::serve(tls, app.into_make_service_with_connect_info::<TlsPeer>())
+                    .with_graceful_shutdown(stopping)
+                    .await
+            }
+        }
+    }
+
+    /// Accepted connections with Nagle's algorithm off. A gRPC answer leaves in more than one
+    /// write; with Nagle on, the last write waits for the peer's delayed ACK (40 ms on Linux),
+    /// and a client with one request in flight saw ~40 ms per put. (The TLS listener sets it
+    /// itself.)
+    fn no_delay(tcp: tokio::net::TcpListener) -> impl axum::serve::Listener<Addr = SocketAddr> {
+        use axum::serve::ListenerExt;
+        tcp.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::warn!(%error, "cannot set TCP_NODELAY");
+            }
+        })
     }
 
     /// `/health`, `/version` and `/metrics`, answered by `api::http`.
@@ -142,9 +190,9 @@ mod real {
         stopping: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), String> {
         let addr = listener.local_addr();
-        tracing::info!(%addr, "serving client traffic (gRPC and HTTP)");
-        axum::serve(listener.no_delay(), app)
-            .with_graceful_shutdown(stopping)
+        let secure = matches!(listener, Listener::Tls(_));
+        tracing::info!(%addr, secure, "serving client traffic (gRPC and HTTP)");
+        serve(listener, app, stopping)
             .await
             .map_err(|e| format!("client listener {addr}: {e}"))
     }
@@ -156,9 +204,9 @@ mod real {
     ) -> Result<(), String> {
         let addr = listener.local_addr();
         let peers = tonic::service::Routes::new(peer_server!(server)).into_axum_router();
-        tracing::info!(%addr, "serving peer traffic");
-        axum::serve(listener.no_delay(), peers)
-            .with_graceful_shutdown(stopping)
+        let secure = matches!(listener, Listener::Tls(_));
+        tracing::info!(%addr, secure, "serving peer traffic");
+        serve(listener, peers, stopping)
             .await
             .map_err(|e| format!("peer listener {addr}: {e}"))
     }
@@ -170,8 +218,7 @@ mod real {
     ) -> Result<(), String> {
         let addr = listener.local_addr();
         tracing::info!(%addr, "serving metrics and health (HTTP)");
-        axum::serve(listener.0, http_router(server))
-            .with_graceful_shutdown(stopping)
+        serve(listener, http_router(server), stopping)
             .await
             .map_err(|e| format!("metrics listener {addr}: {e}"))
     }
@@ -180,6 +227,7 @@ mod real {
 #[cfg(madsim)]
 mod sim {
     use super::*;
+    use crate::config::ListenUrl;
 
     /// madsim-tonic binds when it serves; an address is all there is to hold until then.
     pub struct Listener(SocketAddr);
@@ -190,8 +238,13 @@ mod sim {
         }
     }
 
-    pub async fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<Listener>, String> {
-        Ok(addrs.iter().copied().map(Listener).collect())
+    /// TLS settings are ignored: madsim's network carries no bytes to encrypt.
+    pub async fn bind_all(
+        urls: &[ListenUrl],
+        _side: crate::tls::Side,
+        _tls: &crate::tls::Material,
+    ) -> Result<Vec<Listener>, String> {
+        Ok(urls.iter().map(|url| Listener(url.addr)).collect())
     }
 
     pub async fn serve_clients(
@@ -234,3 +287,107 @@ mod sim {
 pub use real::{bind_all, serve_clients, serve_metrics, serve_peers, serve_router, Listener};
 #[cfg(madsim)]
 pub use sim::{bind_all, serve_clients, serve_metrics, serve_peers, Listener};
+
+/// The accept path on a real socket: a verified client certificate's CN reaches the handler.
+#[cfg(all(test, not(madsim)))]
+mod tests {
+    use std::sync::Arc;
+
+    use clap::Parser;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use crate::api::identity::ClientCommonName;
+    use crate::config::Flags;
+    use crate::tls::{Material, Side};
+
+    fn signed(cn: &str, issuer: &rcgen::Issuer<'_, rcgen::KeyPair>) -> (String, rcgen::KeyPair) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        params.extended_key_usages = vec![
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        (params.signed_by(&key, issuer).unwrap().pem(), key)
+    }
+
+    #[tokio::test]
+    async fn handlers_see_the_verified_client_common_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let (server_pem, server_key) = signed("member", &issuer);
+        let (client_pem, client_key) = signed("alice", &issuer);
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path.display().to_string()
+        };
+        let ca_file = write("ca.pem", &ca_pem);
+        let flags = Flags::parse_from([
+            "detcd".to_string(),
+            format!("--data-dir={}", dir.path().join("d").display()),
+            "--listen-client-urls=https://127.0.0.1:0".to_string(),
+            format!("--cert-file={}", write("s.pem", &server_pem)),
+            format!(
+                "--key-file={}",
+                write("s-key.pem", &server_key.serialize_pem())
+            ),
+            format!("--trusted-ca-file={ca_file}"),
+            "--client-cert-auth".to_string(),
+        ]);
+        let config = flags.into_config().unwrap();
+        let material = Material::prepare(&config, 1_700_000_000_000).unwrap();
+        let listener = super::bind_all(&config.listen_client_addrs, Side::Client, &material)
+            .await
+            .unwrap()
+            .remove(0);
+        let addr = listener.local_addr();
+        let app = axum::Router::new().route(
+            "/cn",
+            axum::routing::get(|request: axum::extract::Request| async move {
+                match request.extensions().get::<ClientCommonName>() {
+                    Some(ClientCommonName(name)) => format!("cn={name}"),
+                    None => "no cn".to_string(),
+                }
+            }),
+        );
+        tokio::spawn(super::real::serve(listener, app, std::future::pending()));
+
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(rustls_pki_types::CertificateDer::from_pem_file(&ca_file).unwrap())
+            .unwrap();
+        use rustls_pki_types::pem::PemObject;
+        let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            vec![rustls_pki_types::CertificateDer::from_pem_slice(client_pem.as_bytes()).unwrap()],
+            rustls_pki_types::PrivateKeyDer::from_pem_slice(client_key.serialize_pem().as_bytes())
+                .unwrap(),
+        )
+        .unwrap();
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let mut tls = tokio_rustls::TlsConnector::from(Arc::new(client))
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        tls.write_all(b"GET /cn HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut response = String::new();
+        tls.read_to_string(&mut response).await.unwrap();
+        assert!(response.ends_with("cn=alice"), "{response}");
+    }
+}

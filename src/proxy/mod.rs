@@ -31,6 +31,7 @@ use tonic::Status;
 
 pub use flags::{GrpcProxyCommand, GrpcProxyFlags, GrpcProxySubcommand, ProxyConfig};
 
+use crate::config::ListenUrl;
 use crate::embed::serve::{bind_all, serve_router};
 use crate::pb::etcdserverpb::cluster_client::ClusterClient;
 use crate::pb::etcdserverpb::cluster_server::ClusterServer;
@@ -39,6 +40,7 @@ use crate::pb::etcdserverpb::lease_server::LeaseServer;
 use crate::pb::etcdserverpb::maintenance_server::MaintenanceServer;
 use crate::pb::etcdserverpb::watch_server::WatchServer;
 use crate::pb::etcdserverpb::MemberListRequest;
+use crate::tls::{Material, Side};
 use crate::watched::Watched;
 
 /// How long `close` lets client connections finish before it stops waiting for them.
@@ -114,8 +116,19 @@ struct Inner {
 /// Binds the listeners and starts serving. The proxy is ready once the cluster has answered
 /// through it.
 pub async fn start(config: ProxyConfig) -> Result<Proxy, String> {
-    let listeners = bind_all(&config.listen_addrs).await?;
-    let metrics_listeners = bind_all(&config.metrics_addrs).await?;
+    let plain = |addrs: &[std::net::SocketAddr]| -> Vec<ListenUrl> {
+        addrs
+            .iter()
+            .map(|&addr| ListenUrl {
+                addr,
+                host: addr.ip().to_string(),
+                secure: false,
+            })
+            .collect()
+    };
+    let tls = Material::plain();
+    let listeners = bind_all(&plain(&config.listen_addrs), Side::Client, &tls).await?;
+    let metrics_listeners = bind_all(&plain(&config.metrics_addrs), Side::Client, &tls).await?;
     let shared = Arc::new(Shared {
         upstream: upstream::Upstream::new(&config.endpoints)?,
         cache: cache::RangeCache::default(),

@@ -21,6 +21,7 @@ use crate::io::Clock;
 use crate::pb::detcdpb::raft_peer_client::RaftPeerClient;
 use crate::pb::detcdpb::MessageBatch;
 use crate::pb::etcdserverpb::Member;
+use crate::tls::Dialer;
 
 use super::RaftInput;
 
@@ -42,6 +43,8 @@ pub struct Transport {
     /// This member's peer URLs, sent with every batch (see [`Transport::learn_peer`]).
     peer_urls: Vec<String>,
     clock: Arc<dyn Clock>,
+    /// Opens channels to peers (TLS for `https://` peer URLs).
+    dialer: Dialer,
     /// Where senders report unreachable peers and snapshot results.
     feedback: mpsc::Sender<RaftInput>,
     peers: BTreeMap<u64, Peer>,
@@ -70,6 +73,7 @@ impl Transport {
         member_id: u64,
         peer_urls: Vec<String>,
         clock: Arc<dyn Clock>,
+        dialer: Dialer,
         feedback: mpsc::Sender<RaftInput>,
     ) -> Transport {
         Transport {
@@ -77,6 +81,7 @@ impl Transport {
             member_id,
             peer_urls,
             clock,
+            dialer,
             feedback,
             peers: BTreeMap::new(),
         }
@@ -133,6 +138,7 @@ impl Transport {
             to,
             peer_urls: peer_urls.clone(),
             clock: self.clock.clone(),
+            dialer: self.dialer.clone(),
             feedback: self.feedback.clone(),
             client: None,
             mismatch_reported: false,
@@ -195,6 +201,7 @@ struct PeerSender {
     to: u64,
     peer_urls: Vec<String>,
     clock: Arc<dyn Clock>,
+    dialer: Dialer,
     feedback: mpsc::Sender<RaftInput>,
     client: Option<RaftPeerClient<tonic::transport::Channel>>,
     /// A cluster mismatch is logged once per sender, not at every retry.
@@ -210,6 +217,7 @@ impl PeerSender {
             to: self.to,
             peer_urls: self.peer_urls.clone(),
             clock: self.clock.clone(),
+            dialer: self.dialer.clone(),
             feedback: self.feedback.clone(),
             client: None,
             mismatch_reported: false,
@@ -280,8 +288,13 @@ impl PeerSender {
         let clock = self.clock.clone();
         let attempt = async {
             if self.client.is_none() {
-                let endpoint = tonic::transport::Endpoint::from_shared(url.to_string()).ok()?;
-                let channel = endpoint.connect().await.ok()?;
+                let channel = match self.dialer.connect(url).await {
+                    Ok(channel) => channel,
+                    Err(error) => {
+                        tracing::debug!(to = format_args!("{:x}", self.to), %error, "cannot reach peer");
+                        return None;
+                    }
+                };
                 self.client = Some(
                     RaftPeerClient::new(channel)
                         .max_encoding_message_size(SNAPSHOT_BYTES_MAX)

@@ -326,9 +326,7 @@ pub async fn fetch_remote_cluster(
         .flat_map(|m| m.peer_urls.iter());
     for url in urls {
         let attempt = async {
-            let mut client = RaftPeerClient::connect(url.clone())
-                .await
-                .map_err(|e| e.to_string())?;
+            let mut client = RaftPeerClient::new(config.dialers.peer.connect(url).await?);
             client
                 .members(MembersRequest {})
                 .await

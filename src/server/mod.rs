@@ -153,6 +153,7 @@ impl EtcdServer {
                     metadata.member_id,
                     config.initial_advertise_peer_urls.clone(),
                     io.clock.clone(),
+                    config.dialers.peer.clone(),
                     raft_inputs.clone(),
                 ),
                 clock: io.clock.clone(),

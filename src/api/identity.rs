@@ -1,0 +1,5 @@
+//! Who sent a request, as far as the transport can tell.
+
+/// The Common Name of a verified client certificate; with auth enabled it names the user, as in etcd.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientCommonName(pub String);

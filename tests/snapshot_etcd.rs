@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{drop_client_logs, json_u64, stdout, MemberSpec, Node, Server};
+use common::{drop_client_logs, etcdctl_with_stdin, json_u64, stdout, MemberSpec, Node, Server};
 
 fn detcd_snapshot(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_detcd"))
@@ -66,6 +66,23 @@ fn fill(node: &Node) {
     put(&["key1", "after the compaction"]);
     stdout(&node.etcdctl(&["del", "key5"]));
     put(&["key5", "again"]);
+    // Enough to fill many leaf pages under a branch page in the key bucket, in transactions of
+    // many puts (one revision, many sub-revisions), and a value that spans pages.
+    for txn in 0..3 {
+        let puts: String = (0..100)
+            .map(|i| format!("put bulk{txn}-{i:03} {}\n", "v".repeat(200)))
+            .collect();
+        stdout(&etcdctl_with_stdin(
+            &node.endpoint(),
+            &["txn"],
+            &format!("\n{puts}\n\n"),
+        ));
+    }
+    stdout(&etcdctl_with_stdin(
+        &node.endpoint(),
+        &["put", "big"],
+        &"b".repeat(10_000),
+    ));
 }
 
 /// What a client sees of the whole store: every key with its revisions, versions and lease,
@@ -145,11 +162,13 @@ fn a_detcd_snapshot_restores_into_etcd() {
     let etcd_status = stdout(&etcdctl_snapshot(&["status", file_arg, "-w", "json"]));
     let detcd_status = stdout(&detcd_snapshot(&["status", file_arg, "-w", "json"]));
     assert_eq!(etcd_status, detcd_status);
-    // The newest revision left in the key bucket is the store's (its last write is a put).
+    // The newest revision left in the key bucket is the store's (its last write is a put), and
+    // etcd counts 300 bulk keys among the rest.
     assert_eq!(
         json_u64(&etcd_status, "\"revision\":"),
         json_u64(&expected[0], "revision ")
     );
+    assert!(json_u64(&etcd_status, "\"totalKey\":").unwrap() > 300);
 
     let spec = MemberSpec::new(dir.path(), "n1");
     let args = restore_args(&file, &spec);

@@ -40,6 +40,10 @@ const CLUSTER_VERSION: &[u8] = b"clusterVersion";
 /// The cluster version an etcd 3.4 cluster records once all members run 3.4.
 const CLUSTER_VERSION_VALUE: &[u8] = b"3.4.0";
 
+/// Far past any real store's revision (a million writes a second for 100,000 years), and far
+/// enough below `i64::MAX` that the restored store's next writes never overflow it.
+const MAX_REVISION: i64 = 1 << 62;
+
 /// etcd's `leasepb.Lease`.
 #[derive(Clone, PartialEq, prost::Message)]
 struct LeaseRecord {
@@ -198,7 +202,7 @@ fn kv_snapshot(database: &Database) -> Result<KvSnapshot, String> {
     let mut changes: Vec<KvChange> = Vec::with_capacity(keys.entries.len());
     for (key, value) in &keys.entries {
         let (rev, tombstone) = Revision::from_backend_key(key)
-            .filter(|(rev, _)| rev.main > 0 && rev.sub >= 0)
+            .filter(|(rev, _)| (1..=MAX_REVISION).contains(&rev.main) && rev.sub >= 0)
             .ok_or_else(|| format!("\"key\" bucket: {key:02x?} is not a revision"))?;
         let at = format!("\"key\" bucket, revision {}_{}", rev.main, rev.sub);
         if changes
@@ -269,7 +273,7 @@ fn compact_revision(database: &Database, name: &[u8]) -> Result<i64, String> {
     match value {
         None => Ok(-1),
         Some(value) => Revision::from_backend_key(value)
-            .filter(|(rev, tombstone)| rev.main > 0 && !tombstone)
+            .filter(|(rev, tombstone)| (1..=MAX_REVISION).contains(&rev.main) && !tombstone)
             .map(|(rev, _)| rev.main)
             .ok_or_else(|| {
                 format!(

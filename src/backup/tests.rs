@@ -96,11 +96,13 @@ fn the_hash_is_checked_unless_skipped() {
 #[test]
 fn damaged_or_cut_files_are_refused() {
     let file = encode(&data(), 1);
-    for at in (0..file.len()).step_by(53) {
+    // Flips of bytes that hold something (the rest is page padding).
+    let held = (0..file.len()).filter(|&at| file[at] != 0);
+    for at in held.step_by(23) {
         let mut damaged = file.clone();
         damaged[at] ^= 0x04;
         assert!(decode(&damaged, false).is_err(), "flip at {at} unnoticed");
-        // Unchecked, a flip may land in padding; it must never panic.
+        // Unchecked, a flip may still read (in a value, say); it must never panic.
         let _ = decode(&damaged, true);
     }
     for len in (0..file.len()).step_by(61) {

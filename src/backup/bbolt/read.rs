@@ -14,8 +14,8 @@ use super::{Bucket, Database};
 
 /// bbolt's `pgidNoFreelist`: the freelist is not kept in the file.
 const NO_FREELIST: u64 = u64::MAX;
-/// Far deeper than any real tree (a depth of 10 holds more pages than a 64-bit file); bounds
-/// the recursion on a crafted one.
+/// Far deeper than any real tree (at a hundred children per branch page, ten levels index more
+/// pages than a 64-bit file holds); bounds the recursion on a crafted one.
 const MAX_DEPTH: usize = 32;
 
 /// Reads every top-level bucket of the database in `file`.

@@ -5,7 +5,7 @@
 //! | `key` | revision: 8-byte big-endian main, `_`, 8-byte big-endian sub, `t` if a tombstone | `mvccpb.KeyValue` (a tombstone's holds the key only) |
 //! | `meta` | `consistent_index`, `scheduledCompactRev`, `finishedCompactRev` | 8-byte big-endian index; compact revisions as revision keys (sub 0) |
 //! | `lease` | 8-byte big-endian lease id | `leasepb.Lease` |
-//! | `members` | member id in hex | the member's raft attributes as JSON |
+//! | `members` | member id in hex | the member as JSON |
 //! | `members_removed` | member id in hex | `removed` |
 //! | `cluster` | `clusterVersion` | the cluster version |
 //! | `alarm` | `etcdserverpb.AlarmMember` | empty |
@@ -103,7 +103,7 @@ pub fn encode(data: &SnapshotData, consistent_index: u64) -> Vec<u8> {
             MEMBERS,
             data.members
                 .iter()
-                .map(|member| (member_key(member.id), raft_attributes_json(member))),
+                .map(|member| (member_key(member.id), member_json(member))),
         ),
         bucket(
             MEMBERS_REMOVED,
@@ -145,28 +145,42 @@ fn member_key(id: u64) -> Vec<u8> {
     format!("{id:x}").into_bytes()
 }
 
-/// etcd's `membership.RaftAttributes` as `encoding/json` writes it.
-fn raft_attributes_json(member: &Member) -> Vec<u8> {
-    let urls: Vec<String> = member
-        .peer_ur_ls
-        .iter()
-        .map(|url| json_string(url))
-        .collect();
-    let learner = if member.is_learner {
-        ",\"isLearner\":true"
-    } else {
-        ""
+/// etcd's `membership.Member` as `encoding/json` writes it: the id, the raft attributes, then
+/// the others, empty ones left out as their `omitempty` tags say.
+fn member_json(member: &Member) -> Vec<u8> {
+    let list = |urls: &[String]| {
+        let urls: Vec<String> = urls.iter().map(|url| json_string(url)).collect();
+        format!("[{}]", urls.join(","))
     };
-    format!("{{\"peerURLs\":[{}]{learner}}}", urls.join(",")).into_bytes()
+    let mut json = format!(
+        "{{\"id\":{},\"peerURLs\":{}",
+        member.id,
+        list(&member.peer_ur_ls)
+    );
+    if member.is_learner {
+        json.push_str(",\"isLearner\":true");
+    }
+    if !member.name.is_empty() {
+        json.push_str(&format!(",\"name\":{}", json_string(&member.name)));
+    }
+    if !member.client_ur_ls.is_empty() {
+        json.push_str(&format!(",\"clientURLs\":{}", list(&member.client_ur_ls)));
+    }
+    json.push('}');
+    json.into_bytes()
 }
 
+/// A JSON string as Go's `encoding/json` escapes it (HTML characters too).
 fn json_string(text: &str) -> String {
     let mut out = String::from("\"");
     for c in text.chars() {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            c if u32::from(c) < 0x20 || matches!(c, '<' | '>' | '&') => {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 || matches!(c, '<' | '>' | '&' | '\u{2028}' | '\u{2029}') => {
                 out.push_str(&format!("\\u{:04x}", u32::from(c)))
             }
             c => out.push(c),

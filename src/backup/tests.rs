@@ -157,15 +157,28 @@ fn a_compaction_cut_short_is_finished_on_restore() {
 }
 
 #[test]
-fn member_attributes_are_etcds_json() {
+fn members_are_etcds_json() {
     let member = Member {
+        id: 13668033151171901709,
+        name: "default".into(),
+        peer_ur_ls: vec!["http://127.0.0.1:23801".into()],
+        client_ur_ls: vec!["http://127.0.0.1:23791".into()],
+        is_learner: false,
+    };
+    // As etcd 3.4 wrote this member into its own database.
+    assert_eq!(
+        String::from_utf8(etcd_json(&member)).unwrap(),
+        r#"{"id":13668033151171901709,"peerURLs":["http://127.0.0.1:23801"],"name":"default","clientURLs":["http://127.0.0.1:23791"]}"#
+    );
+    let learner = Member {
+        id: 1,
         peer_ur_ls: vec!["http://a:1".into(), "http://b:2".into()],
         is_learner: true,
         ..Default::default()
     };
     assert_eq!(
-        String::from_utf8(etcd_json(&member)).unwrap(),
-        r#"{"peerURLs":["http://a:1","http://b:2"],"isLearner":true}"#
+        String::from_utf8(etcd_json(&learner)).unwrap(),
+        r#"{"id":1,"peerURLs":["http://a:1","http://b:2"],"isLearner":true}"#
     );
 }
 

@@ -58,7 +58,8 @@ struct LeaseRecord {
 /// The state as etcd 3.4's backup of it: the bbolt database and its sha256 trailer.
 /// `consistent_index` is the raft index the state is at.
 pub fn encode(data: &SnapshotData, consistent_index: u64) -> Vec<u8> {
-    let kv = data.kv.clone().unwrap_or_default();
+    let no_kv = KvSnapshot::default();
+    let kv = data.kv.as_ref().unwrap_or(&no_kv);
     let mut meta = vec![(
         CONSISTENT_INDEX.to_vec(),
         consistent_index.to_be_bytes().to_vec(),
@@ -72,19 +73,17 @@ pub fn encode(data: &SnapshotData, consistent_index: u64) -> Vec<u8> {
         bucket(
             KEY,
             kv.changes.iter().map(|change| {
-                let kv = change.kv.clone().unwrap_or_default();
-                let value = if change.tombstone {
-                    KeyValue {
-                        key: kv.key,
+                let value = match &change.kv {
+                    Some(kv) if change.tombstone => KeyValue {
+                        key: kv.key.clone(),
                         ..Default::default()
                     }
-                } else {
-                    kv
+                    .encode_to_vec(),
+                    Some(kv) => kv.encode_to_vec(),
+                    None => Vec::new(),
                 };
-                (
-                    Revision::new(change.main, change.sub).backend_key(change.tombstone),
-                    value.encode_to_vec(),
-                )
+                let key = Revision::new(change.main, change.sub).backend_key(change.tombstone);
+                (key, value)
             }),
         ),
         bucket(META, meta),

@@ -190,3 +190,54 @@ fn etcd_json(member: &Member) -> Vec<u8> {
     let database = bbolt::read(&encode(&data, 1)[..]).unwrap();
     database.bucket(b"members").unwrap().entries[0].1.clone()
 }
+
+#[test]
+fn detcds_older_format_and_etcds_restore_the_same_member() {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use crate::config::InitialMember;
+    use crate::io::SimDisk;
+    use crate::raft_node::SnapshotFiles;
+    use crate::storage::wal::Wal;
+    use prost::Message as _;
+
+    let data = data();
+    let restored = [legacy::encode(&data), encode(&data, 7)].map(|file| {
+        let disk = SimDisk::new(0);
+        let options = restore::RestoreOptions {
+            name: "n1".into(),
+            data_dir: "/n1.etcd".into(),
+            wal_dir: "/n1.etcd/member/wal".into(),
+            initial_cluster: vec![InitialMember {
+                name: "n1".into(),
+                peer_urls: vec!["http://10.0.0.1:2380".into()],
+            }],
+            initial_cluster_token: "restored".into(),
+            initial_advertise_peer_urls: vec!["http://10.0.0.1:2380".into()],
+        };
+        let backup = decode(&file, false).unwrap();
+        restore::restore(Arc::new(disk.clone()), &backup, &options).unwrap();
+        let (_, wal) = Wal::open(Arc::new(disk.clone()), Path::new("/n1.etcd/member/wal")).unwrap();
+        let snapshot = SnapshotFiles::new(Arc::new(disk), "/n1.etcd/member/snap".into())
+            .load(&wal.snapshot.expect("a snapshot marker"))
+            .unwrap();
+        SnapshotData::decode(&snapshot.data[..]).unwrap()
+    });
+    let [mut from_legacy, from_etcd] = restored;
+    // Only detcd's own format keeps the deletes at the compact revision.
+    let expected = data.kv.as_ref().unwrap();
+    assert_eq!(
+        from_legacy.kv.as_ref().unwrap().deletes_at_compact_revision,
+        expected.deletes_at_compact_revision
+    );
+    from_legacy
+        .kv
+        .as_mut()
+        .unwrap()
+        .deletes_at_compact_revision
+        .clear();
+    assert_eq!(from_legacy, from_etcd);
+    assert_eq!(from_etcd.leases, data.leases);
+    assert_eq!(from_etcd.members.len(), 1, "the new member, not the old");
+}

@@ -217,15 +217,17 @@ fn kv_snapshot(database: &Database) -> Result<KvSnapshot, String> {
         let (rev, tombstone) = Revision::from_backend_key(key)
             .filter(|(rev, _)| (1..=MAX_REVISION).contains(&rev.main) && rev.sub >= 0)
             .ok_or_else(|| format!("\"key\" bucket: {key:02x?} is not a revision"))?;
-        let at = format!("\"key\" bucket, revision {}_{}", rev.main, rev.sub);
+        let at = |what: &dyn std::fmt::Display| {
+            format!("\"key\" bucket, revision {}_{}: {what}", rev.main, rev.sub)
+        };
         if changes
             .last()
             .is_some_and(|last| Revision::new(last.main, last.sub) >= rev)
         {
-            return Err(format!("{at}: twice, as a put and a tombstone"));
+            return Err(at(&"twice, as a put and a tombstone"));
         }
-        let kv = KeyValue::decode(&value[..]).map_err(|e| format!("{at}: {e}"))?;
-        check_key_value(&kv, rev, tombstone).map_err(|e| format!("{at}: {e}"))?;
+        let kv = KeyValue::decode(&value[..]).map_err(|e| at(&e))?;
+        check_key_value(&kv, rev, tombstone).map_err(|e| at(&e))?;
         changes.push(KvChange {
             main: rev.main,
             sub: rev.sub,

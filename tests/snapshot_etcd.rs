@@ -103,10 +103,15 @@ fn state(node: &Node) -> Vec<String> {
     leases.sort();
     let lease_details = leases.iter().map(|id| {
         let ttl = stdout(&node.etcdctl(&["lease", "timetolive", id, "--keys"]));
-        // The remaining TTL ticks; the granted TTL and the keys must match.
-        let remaining = ttl.find(", remaining(").expect("a live lease");
-        let keys = ttl.find(", attached keys").unwrap_or(ttl.len());
-        format!("{}{}", &ttl[..remaining], &ttl[keys..])
+        // The remaining TTL ticks; the granted TTL and the keys must match. etcd lists the
+        // keys from a Go map, in any order.
+        let granted = &ttl[..ttl.find(", remaining(").expect("a live lease")];
+        let keys = ttl
+            .split_once("attached keys([")
+            .map_or("", |(_, keys)| keys);
+        let mut keys: Vec<&str> = keys.trim_end().trim_end_matches("])").split(' ').collect();
+        keys.sort();
+        format!("{granted}, keys {keys:?}")
     });
     [format!("revision {revision}"), kvs, old, compacted]
         .into_iter()

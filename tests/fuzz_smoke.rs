@@ -62,6 +62,14 @@ fn snapshot_loading_survives_damaged_files() {
 }
 
 #[test]
+fn backup_reading_survives_damaged_files() {
+    let valid = vec![fuzzing::valid_backup_file()];
+    for data in corpus(5, &valid) {
+        fuzzing::backup_file(&data);
+    }
+}
+
+#[test]
 fn kv_requests_survive_mutated_encodings() {
     let txn = TxnRequest {
         compare: vec![Compare {

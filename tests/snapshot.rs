@@ -85,5 +85,5 @@ fn a_damaged_backup_is_refused() {
     std::fs::write(&file, b"not a backup").unwrap();
     let output = detcd_snapshot(&["status", file.to_str().unwrap()]);
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("not a detcd backup"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not a bbolt database"));
 }

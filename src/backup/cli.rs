@@ -1,5 +1,5 @@
-//! `detcd snapshot status|restore`: the offline half of etcdctl's `snapshot` command, for detcd's
-//! backup format (etcdctl's own `status` and `restore` only read etcd's bbolt files). Flags,
+//! `detcd snapshot status|restore`: the offline half of etcdctl's `snapshot` command, for etcd
+//! 3.4's backups (whether saved from etcd or detcd) and detcd's older own format. Flags,
 //! defaults and output follow `etcdctl snapshot` 3.4; `save` stays etcdctl's job, since detcd
 //! streams its backups over etcd's `Maintenance.Snapshot`.
 
@@ -17,7 +17,10 @@ use super::restore::{restore, RestoreOptions};
 use super::{decode, Backup, Status};
 
 #[derive(Parser, Debug)]
-#[command(name = "detcd snapshot", about = "Inspects and restores detcd backups")]
+#[command(
+    name = "detcd snapshot",
+    about = "Inspects and restores etcd and detcd backups"
+)]
 struct SnapshotCli {
     #[command(subcommand)]
     command: SnapshotCommand,
@@ -53,6 +56,9 @@ enum SnapshotCommand {
         /// List of this member's peer URLs to advertise to the rest of the cluster.
         #[arg(long, default_value = "http://localhost:2380")]
         initial_advertise_peer_urls: String,
+        /// Ignore snapshot integrity hash value (required if copied from data directory).
+        #[arg(long)]
+        skip_hash_check: bool,
     },
 }
 
@@ -80,7 +86,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 fn execute(command: SnapshotCommand, disk: Arc<dyn Disk>) -> Result<String, String> {
     match command {
         SnapshotCommand::Status { file, write_out } => {
-            let backup = read_backup(disk.as_ref(), &file)?;
+            // Like etcdctl's, status reads the database and leaves the trailer to restore.
+            let backup = read_backup(disk.as_ref(), &file, true)?;
             format_status(&backup.status, &write_out)
         }
         SnapshotCommand::Restore {
@@ -91,8 +98,10 @@ fn execute(command: SnapshotCommand, disk: Arc<dyn Disk>) -> Result<String, Stri
             initial_cluster,
             initial_cluster_token,
             initial_advertise_peer_urls,
+            skip_hash_check,
         } => {
-            let backup = read_backup(disk.as_ref(), &file)?;
+            // The whole file is checked before anything is written to the data dir.
+            let backup = read_backup(disk.as_ref(), &file, skip_hash_check)?;
             let data_dir = data_dir.unwrap_or_else(|| PathBuf::from(format!("{name}.etcd")));
             let options = RestoreOptions {
                 wal_dir: wal_dir.unwrap_or_else(|| data_dir.join("member").join("wal")),
@@ -120,11 +129,15 @@ fn execute(command: SnapshotCommand, disk: Arc<dyn Disk>) -> Result<String, Stri
     }
 }
 
-fn read_backup(disk: &dyn Disk, file: &std::path::Path) -> Result<Backup, String> {
+fn read_backup(
+    disk: &dyn Disk,
+    file: &std::path::Path,
+    skip_hash_check: bool,
+) -> Result<Backup, String> {
     let bytes = disk
         .read(file)
         .map_err(|e| format!("stat {}: {e}", file.display()))?;
-    decode(&bytes).map_err(|e| format!("{}: {e}", file.display()))
+    decode(&bytes, skip_hash_check).map_err(|e| format!("{}: {e}", file.display()))
 }
 
 /// etcdctl's `snapshot status` output in its three formats.

@@ -1,62 +1,37 @@
 //! Backups: the file `etcdctl snapshot save` writes from detcd's `Maintenance.Snapshot` stream,
-//! and `detcd snapshot status|restore` reads. etcd's backup is its bbolt database file; detcd
-//! keeps its state in memory, so its backup is detcd's own format, specified here.
+//! and `detcd snapshot status|restore` reads. It is etcd 3.4's own backup format (`etcd`): a
+//! bbolt database (`bbolt`) with etcd's buckets, then a SHA-256 of it. So a backup of etcd
+//! restores into detcd, and a backup of detcd into etcd (`etcdctl snapshot restore`).
+//! detcd's older own format (`legacy`) is still read.
 //!
-//! # Format (integers little-endian)
-//!
-//! ```text
-//! magic "DETCDBAK" (8 bytes) | version: u32 (= 1) | payload_len: u64 | payload
-//!   | zero padding to a multiple of 512 bytes | sha256: [u8; 32]
-//! ```
-//!
-//! `payload` is the protobuf `detcdpb.SnapshotData` of the serving member at one point between
-//! two applied entries: every retained KV revision (so revisions, versions and the compact
-//! revision survive a restore), the leases, and the membership at that time. The trailer is
-//! etcd's: a SHA-256 of everything before it, after a body whose size is a multiple of 512 bytes —
-//! `etcdctl snapshot save` 3.4 refuses a stream whose size is not `32 (mod 512)` ("sha256 checksum
-//! not found"), as a sign it was cut short. `HASH` in `detcd snapshot status` is a CRC-32 (IEEE)
-//! of the body, the width etcdctl prints there. A file that fails any check is refused, never
-//! partly restored.
+//! The trailer is etcd's: the SHA-256 of everything before it, after a body whose size is a
+//! multiple of 512 bytes (whole pages) — `etcdctl snapshot save` refuses a stream whose size is
+//! not `32 (mod 512)` ("sha256 checksum not found") as a sign it was cut short, and `restore`
+//! checks the hash unless told `--skip-hash-check`. A file that fails any check is refused,
+//! never partly restored.
 
+pub mod bbolt;
 pub mod cli;
+mod etcd;
+mod legacy;
 pub mod restore;
 
-use prost::Message as _;
 use sha2::{Digest, Sha256};
 
 use crate::pb::detcdpb::SnapshotData;
 
-const MAGIC: &[u8; 8] = b"DETCDBAK";
-const VERSION: u32 = 1;
-const HEADER_BYTES: usize = 8 + 4 + 8;
-/// etcd's backup body is whole bbolt pages; etcdctl checks the trailer's place by this.
-const BODY_ALIGN_BYTES: usize = 512;
+const TRAILER_ALIGN_BYTES: usize = 512;
 const SHA256_BYTES: usize = 32;
-
-/// Encodes the state as a backup file.
-pub fn encode(data: &SnapshotData) -> Vec<u8> {
-    let payload = data.encode_to_vec();
-    let body_len = (HEADER_BYTES + payload.len()).next_multiple_of(BODY_ALIGN_BYTES);
-    let mut file = Vec::with_capacity(body_len + SHA256_BYTES);
-    file.extend_from_slice(MAGIC);
-    file.extend_from_slice(&VERSION.to_le_bytes());
-    file.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    file.extend_from_slice(&payload);
-    file.resize(body_len, 0);
-    let sha = Sha256::digest(&file);
-    file.extend_from_slice(&sha);
-    debug_assert_eq!(file.len() % BODY_ALIGN_BYTES, SHA256_BYTES);
-    file
-}
 
 /// What `snapshot status` reports about a backup file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
-    /// CRC-32 of the body.
+    /// etcd's: CRC-32C of every bucket's name, keys and values (detcd's older format: CRC-32
+    /// of the body).
     pub hash: u32,
-    /// The store's revision when the backup was taken.
+    /// The newest revision in the file.
     pub revision: i64,
-    /// Retained KV revisions plus leases (etcd counts every entry of every bucket).
+    /// Entries of every bucket (etcd's count); KV revisions plus leases in the older format.
     pub total_keys: u64,
     pub total_size_bytes: u64,
 }
@@ -68,95 +43,58 @@ pub struct Backup {
     pub status: Status,
 }
 
-/// Verifies and decodes a backup file; the error says what is wrong with it.
-pub fn decode(file: &[u8]) -> Result<Backup, String> {
-    if file.len() < HEADER_BYTES + SHA256_BYTES || &file[..8] != MAGIC {
-        return Err("not a detcd backup (etcd's bbolt backups need etcdctl)".into());
+/// The state as a backup file in etcd 3.4's format; `consistent_index` is the raft index it
+/// is at.
+pub fn encode(data: &SnapshotData, consistent_index: u64) -> Vec<u8> {
+    etcd::encode(data, consistent_index)
+}
+
+pub use legacy::is_legacy;
+
+/// Verifies and decodes a backup file, etcd's or detcd's older own; the error says what is
+/// wrong with it. `skip_hash_check` is etcdctl's `--skip-hash-check`: the SHA-256 trailer of an
+/// etcd file is not checked, and need not be there (a database copied out of a data dir has none).
+pub fn decode(file: &[u8], skip_hash_check: bool) -> Result<Backup, String> {
+    if is_legacy(file) {
+        legacy::decode(file)
+    } else {
+        etcd::decode(file, skip_hash_check)
+    }
+}
+
+fn append_trailer(body: &mut Vec<u8>) {
+    debug_assert_eq!(body.len() % TRAILER_ALIGN_BYTES, 0);
+    let sha = Sha256::digest(&body[..]);
+    body.extend_from_slice(&sha);
+}
+
+/// The file without its trailer, once the trailer matches (etcd's checks and messages).
+fn verified_body(file: &[u8], skip_hash_check: bool) -> Result<&[u8], String> {
+    let has_trailer = file.len() % TRAILER_ALIGN_BYTES == SHA256_BYTES;
+    if !has_trailer {
+        return if skip_hash_check {
+            Ok(file)
+        } else {
+            Err("snapshot missing hash but --skip-hash-check=false".into())
+        };
     }
     let (body, sha) = file.split_at(file.len() - SHA256_BYTES);
-    if Sha256::digest(body)[..] != sha[..] {
-        return Err("backup sha256 mismatch: the file is corrupt or cut short".into());
+    if !skip_hash_check {
+        let actual = Sha256::digest(body);
+        if actual[..] != sha[..] {
+            return Err(format!(
+                "expected sha256 {}, got {}: the file is damaged",
+                hex(sha),
+                hex(&actual)
+            ));
+        }
     }
-    let version = u32::from_le_bytes(body[8..12].try_into().expect("4 bytes"));
-    if version != VERSION {
-        return Err(format!("unsupported backup format version {version}"));
-    }
-    let payload_len = u64::from_le_bytes(body[12..20].try_into().expect("8 bytes"));
-    let payload_end = usize::try_from(payload_len)
-        .ok()
-        .and_then(|len| len.checked_add(HEADER_BYTES))
-        .filter(|end| end.next_multiple_of(BODY_ALIGN_BYTES) == body.len())
-        .ok_or_else(|| format!("backup payload of {payload_len} bytes does not fit its file"))?;
-    if body[payload_end..].iter().any(|&byte| byte != 0) {
-        return Err("backup padding is not zero".into());
-    }
-    let data = SnapshotData::decode(&body[HEADER_BYTES..payload_end])
-        .map_err(|e| format!("undecodable backup payload: {e}"))?;
-    let kv = data.kv.clone().unwrap_or_default();
-    let status = Status {
-        hash: crc32fast::hash(body),
-        revision: kv.current_revision,
-        total_keys: (kv.changes.len() + data.leases.len()) as u64,
-        total_size_bytes: file.len() as u64,
-    };
-    Ok(Backup { data, status })
+    Ok(body)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::pb::detcdpb::{KvSnapshot, LeaseSnapshot};
-
-    fn data() -> SnapshotData {
-        SnapshotData {
-            kv: Some(KvSnapshot {
-                current_revision: 7,
-                compact_revision: -1,
-                changes: Vec::new(),
-                deletes_at_compact_revision: Vec::new(),
-            }),
-            leases: vec![LeaseSnapshot {
-                id: 5,
-                ttl_seconds: 60,
-                remaining_ttl_seconds: 60,
-            }],
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn an_encoded_backup_decodes_to_the_same_state() {
-        let file = encode(&data());
-        assert_eq!(
-            file.len() % 512,
-            32,
-            "etcdctl's check for the sha256 trailer"
-        );
-        let backup = decode(&file).unwrap();
-        assert_eq!(backup.data, data());
-        assert_eq!(backup.status.revision, 7);
-        assert_eq!(backup.status.total_keys, 1);
-        assert_eq!(backup.status.total_size_bytes, file.len() as u64);
-    }
-
-    #[test]
-    fn every_flipped_bit_is_refused() {
-        let file = encode(&data());
-        for byte in 0..file.len() {
-            let mut damaged = file.clone();
-            damaged[byte] ^= 0x10;
-            assert!(
-                decode(&damaged).is_err(),
-                "flip in byte {byte} went unnoticed"
-            );
-        }
-    }
-
-    #[test]
-    fn a_truncated_backup_is_refused() {
-        let file = encode(&data());
-        for len in 0..file.len() {
-            assert!(decode(&file[..len]).is_err(), "truncated to {len} bytes");
-        }
-    }
-}
+mod tests;

@@ -349,15 +349,13 @@ impl EtcdServer {
         })
     }
 
-    /// The whole state machine now, as a backup file (`backup`'s format) for `Maintenance.Snapshot`.
+    /// The whole state machine now, as a backup file (etcd 3.4's format) for `Maintenance.Snapshot`.
     /// Like etcd's, it is this member's applied state, not a linearizable read.
     pub fn backup(&self) -> Vec<u8> {
-        crate::backup::encode(&apply::state_snapshot(
-            &self.lessor,
-            &self.kv,
-            &self.membership,
-            &self.alarms,
-        ))
+        // Read before the state, so never past it; `etcdctl snapshot restore` rewrites it anyway.
+        let consistent_index = self.raft_status().applied_index;
+        let state = apply::state_snapshot(&self.lessor, &self.kv, &self.membership, &self.alarms);
+        crate::backup::encode(&state, consistent_index)
     }
 
     pub fn status(&self) -> StatusResponse {

@@ -12,8 +12,9 @@ use prost::Message;
 
 use super::{KvStore, MvccError};
 
-/// CRC-32C (Castagnoli), reflected, as Go's `crc32.MakeTable(crc32.Castagnoli)`.
-struct Crc32c(u32);
+/// CRC-32C (Castagnoli), reflected, as Go's `crc32.MakeTable(crc32.Castagnoli)`; etcd's backup
+/// status hash is one too.
+pub(crate) struct Crc32c(u32);
 
 const CASTAGNOLI_TABLE: [u32; 256] = {
     let mut table = [0u32; 256];
@@ -36,17 +37,17 @@ const CASTAGNOLI_TABLE: [u32; 256] = {
 };
 
 impl Crc32c {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Crc32c(!0)
     }
 
-    fn write(&mut self, bytes: &[u8]) {
+    pub fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
             self.0 = CASTAGNOLI_TABLE[((self.0 ^ b as u32) & 0xff) as usize] ^ (self.0 >> 8);
         }
     }
 
-    fn sum(&self) -> u32 {
+    pub fn sum(&self) -> u32 {
         !self.0
     }
 }

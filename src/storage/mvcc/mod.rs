@@ -38,10 +38,11 @@ use crate::pb::etcdserverpb::{
 use crate::pb::mvccpb::KeyValue;
 
 pub use duplicate_keys::txn_has_duplicate_keys;
+pub(crate) use hash::Crc32c;
+pub(crate) use revision::Revision;
 
 use key_history::KeyHistory;
 use range::KeyRange;
-use revision::Revision;
 use write::WriteTxn;
 
 /// Why a request could not be applied. Each maps to one etcd error.

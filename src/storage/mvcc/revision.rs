@@ -18,8 +18,9 @@ impl Revision {
     }
 
     /// etcd's backend key for this revision: big-endian `main`, `_`,
-    /// big-endian `sub`, and a trailing `t` for tombstones. We only need it to
-    /// feed the hash, so that our `hash_kv` numbers agree with etcd's.
+    /// big-endian `sub`, and a trailing `t` for tombstones: it feeds the hash
+    /// (so that our `hash_kv` numbers agree with etcd's) and keys the "key"
+    /// bucket of backups in etcd's format.
     pub fn backend_key(self, tombstone: bool) -> Vec<u8> {
         let mut out = Vec::with_capacity(18);
         out.extend_from_slice(&self.main.to_be_bytes());
@@ -29,6 +30,21 @@ impl Revision {
             out.push(b't');
         }
         out
+    }
+
+    /// The revision and tombstone mark of a backend key, if it is one.
+    pub fn from_backend_key(key: &[u8]) -> Option<(Revision, bool)> {
+        let tombstone = match key.len() {
+            17 => false,
+            18 if key[17] == b't' => true,
+            _ => return None,
+        };
+        if key[8] != b'_' {
+            return None;
+        }
+        let main = i64::from_be_bytes(key[..8].try_into().expect("8 bytes"));
+        let sub = i64::from_be_bytes(key[9..17].try_into().expect("8 bytes"));
+        Some((Revision::new(main, sub), tombstone))
     }
 }
 
@@ -49,6 +65,15 @@ mod tests {
         let tomb = Revision::new(1, 0).backend_key(true);
         assert_eq!(tomb.len(), 18);
         assert_eq!(tomb[17], b't');
+        assert_eq!(
+            Revision::from_backend_key(&tomb),
+            Some((Revision::new(1, 0), true))
+        );
+        assert_eq!(
+            Revision::from_backend_key(&key),
+            Some((Revision::new(0x0102, 3), false))
+        );
+        assert_eq!(Revision::from_backend_key(&tomb[..16]), None);
     }
 
     #[test]

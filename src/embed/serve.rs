@@ -62,6 +62,9 @@ macro_rules! peer_server {
 #[cfg(not(madsim))]
 mod real {
     use super::*;
+
+    /// How long to pause after a failed accept (e.g. out of file descriptors).
+    const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
     use axum::http::{header, StatusCode};
     use axum::response::IntoResponse;
 
@@ -131,12 +134,62 @@ mod real {
     ) -> Result<(), String> {
         let addr = listener.local_addr();
         let grpc = grpc_services!(&server, add_service, tonic::service::Routes::new);
-        let app = grpc.into_axum_router().merge(http_router(server));
+        let app = grpc.into_axum_router().merge(http_router(server.clone()));
         tracing::info!(%addr, "serving client traffic (gRPC and HTTP)");
-        axum::serve(listener.no_delay(), app)
-            .with_graceful_shutdown(stopping)
-            .await
-            .map_err(|e| format!("client listener {addr}: {e}"))
+        serve_connections(listener, app, &server, stopping).await;
+        Ok(())
+    }
+
+    /// What `axum::serve` does (HTTP/1 or HTTP/2 per connection, Nagle off, graceful stop), plus
+    /// etcd's `--max-concurrent-streams`: the HTTP/2 streams one connection may have open, which
+    /// axum leaves at hyper's 200 (etcd's default is unlimited, a Go client's watches and calls
+    /// all share one connection). A client asking for more waits for one of its streams to end.
+    async fn serve_connections(
+        listener: Listener,
+        app: axum::Router,
+        server: &EtcdServer,
+        stopping: impl Future<Output = ()>,
+    ) {
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+        use hyper_util::service::TowerToHyperService;
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        builder
+            .http2()
+            .max_concurrent_streams(server.config().max_concurrent_streams);
+        let connections = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut stopping = std::pin::pin!(stopping);
+        loop {
+            let accepted = tokio::select! {
+                biased;
+                () = &mut stopping => break,
+                accepted = listener.0.accept() => accepted,
+            };
+            let tcp = match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(error) => {
+                    // Out of file descriptors and the like: pass, as axum::serve does.
+                    tracing::warn!(%error, "cannot accept a client connection");
+                    server.clock().sleep(ACCEPT_RETRY).await;
+                    continue;
+                }
+            };
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::warn!(%error, "cannot set TCP_NODELAY");
+            }
+            let connection = builder
+                .serve_connection_with_upgrades(
+                    TokioIo::new(tcp),
+                    TowerToHyperService::new(app.clone()),
+                )
+                .into_owned();
+            let connection = connections.watch(connection);
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(%error, "client connection ended");
+                }
+            });
+        }
+        connections.shutdown().await;
     }
 
     pub async fn serve_peers(

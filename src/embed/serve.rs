@@ -62,11 +62,11 @@ macro_rules! peer_server {
 #[cfg(not(madsim))]
 mod real {
     use super::*;
+    use axum::http::{header, StatusCode};
+    use axum::response::IntoResponse;
 
     /// How long to pause after a failed accept (e.g. out of file descriptors).
     const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
-    use axum::http::{header, StatusCode};
-    use axum::response::IntoResponse;
 
     pub struct Listener(tokio::net::TcpListener);
 

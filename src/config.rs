@@ -18,8 +18,24 @@ pub const ETCD_API_VERSION: &str = "3.4.0";
 /// etcd's default `--max-request-bytes` (1.5 MiB).
 pub const MAX_REQUEST_BYTES_DEFAULT: usize = 1536 * 1024;
 
+/// etcd's default `--max-txn-ops`.
+pub const MAX_TXN_OPS_DEFAULT: usize = 128;
+
+/// detcd's default bound on proposals waiting for their apply (`--experimental-max-pending-proposals`):
+/// as many as etcd lets committed entries wait for theirs (`maxGapBetweenApplyAndCommitIndex`).
+pub const MAX_PENDING_PROPOSALS_DEFAULT: usize = 5000;
+
+/// detcd's default bound on the watches of one watch stream.
+pub const MAX_WATCHERS_PER_STREAM_DEFAULT: usize = 10_000;
+
+/// detcd's default bound on the watches of all streams together.
+pub const MAX_WATCHERS_DEFAULT: usize = 100_000;
+
 /// etcd's default backend quota (2 GiB) when `--quota-backend-bytes` is 0.
 pub const QUOTA_BACKEND_BYTES_DEFAULT: u64 = 2 * 1024 * 1024 * 1024;
+
+/// Above this etcd warns at start that `--max-request-bytes` is larger than it recommends.
+pub const MAX_REQUEST_BYTES_RECOMMENDED: usize = 10 * 1024 * 1024;
 
 /// etcd refuses election timeouts above this (ms).
 const ELECTION_TIMEOUT_MS_MAX: u64 = 50_000;
@@ -98,6 +114,35 @@ pub struct Flags {
     /// Maximum client request size in bytes the server will accept.
     #[arg(long, env = "ETCD_MAX_REQUEST_BYTES", default_value_t = MAX_REQUEST_BYTES_DEFAULT)]
     pub max_request_bytes: usize,
+    /// Maximum number of operations permitted in a transaction.
+    #[arg(long, env = "ETCD_MAX_TXN_OPS", default_value_t = MAX_TXN_OPS_DEFAULT)]
+    pub max_txn_ops: usize,
+    /// Maximum concurrent streams that each client can open at a time (HTTP/2 streams per
+    /// connection; etcd's default is Go's math.MaxUint32).
+    #[arg(long, env = "ETCD_MAX_CONCURRENT_STREAMS", default_value_t = u32::MAX)]
+    pub max_concurrent_streams: u32,
+    /// detcd's own: proposals that may wait for their apply at once; more get
+    /// "etcdserver: too many requests".
+    #[arg(
+        long,
+        env = "ETCD_EXPERIMENTAL_MAX_PENDING_PROPOSALS",
+        default_value_t = MAX_PENDING_PROPOSALS_DEFAULT
+    )]
+    pub experimental_max_pending_proposals: usize,
+    /// detcd's own: watches one watch stream may hold; more are refused.
+    #[arg(
+        long,
+        env = "ETCD_EXPERIMENTAL_MAX_WATCHERS_PER_STREAM",
+        default_value_t = MAX_WATCHERS_PER_STREAM_DEFAULT
+    )]
+    pub experimental_max_watchers_per_stream: usize,
+    /// detcd's own: watches all watch streams together may hold; more are refused.
+    #[arg(
+        long,
+        env = "ETCD_EXPERIMENTAL_MAX_WATCHERS",
+        default_value_t = MAX_WATCHERS_DEFAULT
+    )]
+    pub experimental_max_watchers: usize,
     /// List of URLs to listen on for the metrics and health endpoints.
     #[arg(long, env = "ETCD_LISTEN_METRICS_URLS")]
     pub listen_metrics_urls: Option<String>,
@@ -226,6 +271,14 @@ pub struct Config {
     pub snapshot_count: u64,
     pub quota_backend_bytes: u64,
     pub max_request_bytes: usize,
+    /// Most operations in each of a txn's compare, success and failure lists (nested txns too).
+    pub max_txn_ops: usize,
+    /// HTTP/2 streams one client connection may have open at once.
+    pub max_concurrent_streams: u32,
+    /// Proposals that may wait for their apply at once (the waiter registry's capacity).
+    pub max_pending_proposals: usize,
+    pub max_watchers_per_stream: usize,
+    pub max_watchers: usize,
     pub listen_metrics_addrs: Vec<ListenUrl>,
     pub log_level: String,
     /// How long a client request waits for raft before `etcdserver: request timed out`.
@@ -452,6 +505,24 @@ impl Flags {
         if self.max_request_bytes == 0 {
             return Err(invalid("max-request-bytes", "0", "must be > 0"));
         }
+        if self.max_concurrent_streams == 0 {
+            return Err(invalid("max-concurrent-streams", "0", "must be > 0"));
+        }
+        for (flag, value) in [
+            (
+                "experimental-max-pending-proposals",
+                self.experimental_max_pending_proposals,
+            ),
+            (
+                "experimental-max-watchers-per-stream",
+                self.experimental_max_watchers_per_stream,
+            ),
+            ("experimental-max-watchers", self.experimental_max_watchers),
+        ] {
+            if value == 0 {
+                return Err(invalid(flag, "0", "must be > 0"));
+            }
+        }
         if self.experimental_wal_segment_size == 0 {
             return Err(invalid("experimental-wal-segment-size", "0", "must be > 0"));
         }
@@ -541,6 +612,11 @@ impl Flags {
                 self.quota_backend_bytes
             },
             max_request_bytes: self.max_request_bytes,
+            max_txn_ops: self.max_txn_ops,
+            max_concurrent_streams: self.max_concurrent_streams,
+            max_pending_proposals: self.experimental_max_pending_proposals,
+            max_watchers_per_stream: self.experimental_max_watchers_per_stream,
+            max_watchers: self.experimental_max_watchers,
             listen_metrics_addrs,
             log_level: self.log_level,
             // etcd: 5s plus twice the election timeout.
@@ -724,6 +800,50 @@ mod tests {
             assert!(error
                 .0
                 .contains("experimental-watch-progress-notify-interval"));
+        }
+    }
+
+    #[test]
+    fn limits_default_to_etcds_and_refuse_bad_values_by_name() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.max_request_bytes, 1536 * 1024);
+        assert_eq!(c.max_txn_ops, 128);
+        assert_eq!(c.max_concurrent_streams, u32::MAX);
+        assert_eq!(c.max_pending_proposals, 5000);
+        let c = config(&[
+            "--max-txn-ops=3",
+            "--max-concurrent-streams=7",
+            "--experimental-max-pending-proposals=9",
+            "--experimental-max-watchers-per-stream=2",
+            "--experimental-max-watchers=4",
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                c.max_txn_ops,
+                c.max_concurrent_streams,
+                c.max_pending_proposals,
+                c.max_watchers_per_stream,
+                c.max_watchers
+            ),
+            (3, 7, 9, 2, 4)
+        );
+        // As etcd: 0 txn ops is allowed (only empty txns pass), an unparsable number is not.
+        assert_eq!(config(&["--max-txn-ops=0"]).unwrap().max_txn_ops, 0);
+        for bad in [
+            "--max-concurrent-streams=0",
+            "--max-request-bytes=0",
+            "--experimental-max-pending-proposals=0",
+            "--experimental-max-watchers-per-stream=0",
+            "--experimental-max-watchers=0",
+        ] {
+            let error = config(&[bad]).unwrap_err();
+            let flag = bad.split('=').next().unwrap();
+            assert!(error.0.contains(flag), "{bad}: {error}");
+        }
+        for bad in ["--max-txn-ops=abc", "--max-concurrent-streams=99999999999"] {
+            let error = Flags::try_parse_from(["detcd", bad]).unwrap_err();
+            assert_eq!(error.exit_code(), 2, "{bad}");
         }
     }
 

@@ -157,7 +157,7 @@ pub fn kv_request(data: &[u8]) {
         }
     }
     if let Ok(request) = TxnRequest::decode(data) {
-        if check_txn(&request).is_ok() {
+        if check_txn(&request, crate::config::MAX_TXN_OPS_DEFAULT).is_ok() {
             let _ = store.txn(&request, &no_leases);
         }
     }

@@ -15,9 +15,6 @@ use crate::pb::etcdserverpb::{
 use crate::server::{EtcdServer, ServerError};
 use crate::storage::mvcc::txn_has_duplicate_keys;
 
-/// etcd's default `--max-txn-ops`.
-pub const TXN_OPS_MAX: usize = 128;
-
 pub struct KvService {
     server: Arc<EtcdServer>,
 }
@@ -68,7 +65,7 @@ impl Kv for KvService {
 
     async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
         let request = request.into_inner();
-        check_txn(&request).map_err(to_status)?;
+        check_txn(&request, self.server.config().max_txn_ops).map_err(to_status)?;
         self.server
             .txn(request)
             .await
@@ -115,18 +112,20 @@ pub(crate) fn check_delete(request: &DeleteRangeRequest) -> Result<(), ServerErr
     Ok(())
 }
 
-pub(crate) fn check_txn(request: &TxnRequest) -> Result<(), ServerError> {
-    check_txn_shape(request)?;
+/// etcd's `checkTxnRequest`: at most `max_ops` compares, and as many ops per branch, at every
+/// level of nesting (`--max-txn-ops`); no empty keys; no key written twice.
+pub(crate) fn check_txn(request: &TxnRequest, max_ops: usize) -> Result<(), ServerError> {
+    check_txn_shape(request, max_ops)?;
     if txn_has_duplicate_keys(request) {
         return Err(ServerError::DuplicateKey);
     }
     Ok(())
 }
 
-fn check_txn_shape(request: &TxnRequest) -> Result<(), ServerError> {
-    if request.compare.len() > TXN_OPS_MAX
-        || request.success.len() > TXN_OPS_MAX
-        || request.failure.len() > TXN_OPS_MAX
+fn check_txn_shape(request: &TxnRequest, max_ops: usize) -> Result<(), ServerError> {
+    if request.compare.len() > max_ops
+        || request.success.len() > max_ops
+        || request.failure.len() > max_ops
     {
         return Err(ServerError::TooManyOps);
     }
@@ -137,15 +136,15 @@ fn check_txn_shape(request: &TxnRequest) -> Result<(), ServerError> {
         .success
         .iter()
         .chain(request.failure.iter())
-        .try_for_each(check_op)
+        .try_for_each(|op| check_op(op, max_ops))
 }
 
-fn check_op(op: &RequestOp) -> Result<(), ServerError> {
+fn check_op(op: &RequestOp, max_ops: usize) -> Result<(), ServerError> {
     match &op.request {
         Some(Op::RequestRange(range)) => check_range(range),
         Some(Op::RequestPut(put)) => check_put(put),
         Some(Op::RequestDeleteRange(delete)) => check_delete(delete),
-        Some(Op::RequestTxn(txn)) => check_txn_shape(txn),
+        Some(Op::RequestTxn(txn)) => check_txn_shape(txn, max_ops),
         None => Ok(()),
     }
 }
@@ -153,6 +152,7 @@ fn check_op(op: &RequestOp) -> Result<(), ServerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::MAX_TXN_OPS_DEFAULT;
 
     fn put_op(key: &str) -> RequestOp {
         RequestOp {
@@ -181,7 +181,10 @@ mod tests {
             success: vec![put_op("")],
             ..Default::default()
         };
-        assert_eq!(check_txn(&txn), Err(ServerError::EmptyKey));
+        assert_eq!(
+            check_txn(&txn, MAX_TXN_OPS_DEFAULT),
+            Err(ServerError::EmptyKey)
+        );
     }
 
     #[test]
@@ -195,15 +198,44 @@ mod tests {
         assert_eq!(check_put(&put), Err(ServerError::ValueProvided));
     }
 
+    fn puts(count: usize) -> Vec<RequestOp> {
+        (0..count).map(|i| put_op(&format!("k{i}"))).collect()
+    }
+
     #[test]
-    fn txn_ops_are_bounded() {
-        let txn = TxnRequest {
-            success: (0..=TXN_OPS_MAX)
-                .map(|i| put_op(&format!("k{i}")))
+    fn txn_ops_are_bounded_per_list_and_at_every_level() {
+        let at_limit = TxnRequest {
+            success: puts(4),
+            failure: puts(4),
+            ..Default::default()
+        };
+        assert_eq!(check_txn(&at_limit, 4), Ok(()));
+        let over = TxnRequest {
+            failure: puts(5),
+            ..Default::default()
+        };
+        assert_eq!(check_txn(&over, 4), Err(ServerError::TooManyOps));
+        let nested = TxnRequest {
+            success: vec![RequestOp {
+                request: Some(Op::RequestTxn(over)),
+            }],
+            ..Default::default()
+        };
+        assert_eq!(check_txn(&nested, 4), Err(ServerError::TooManyOps));
+        assert_eq!(check_txn(&nested, 5), Ok(()));
+        let too_many_compares = TxnRequest {
+            compare: (0..=MAX_TXN_OPS_DEFAULT)
+                .map(|i| crate::pb::etcdserverpb::Compare {
+                    key: format!("k{i}").into(),
+                    ..Default::default()
+                })
                 .collect(),
             ..Default::default()
         };
-        assert_eq!(check_txn(&txn), Err(ServerError::TooManyOps));
+        assert_eq!(
+            check_txn(&too_many_compares, MAX_TXN_OPS_DEFAULT),
+            Err(ServerError::TooManyOps)
+        );
     }
 
     #[test]
@@ -212,6 +244,9 @@ mod tests {
             success: vec![put_op("a"), put_op("a")],
             ..Default::default()
         };
-        assert_eq!(check_txn(&txn), Err(ServerError::DuplicateKey));
+        assert_eq!(
+            check_txn(&txn, MAX_TXN_OPS_DEFAULT),
+            Err(ServerError::DuplicateKey)
+        );
     }
 }

@@ -33,7 +33,7 @@ pub fn to_status(error: ServerError) -> Status {
         | ServerError::LearnerNotReady
         | ServerError::BadLeaderTransferee => Code::FailedPrecondition,
         ServerError::Storage(_) | ServerError::Removed => Code::Internal,
-        ServerError::NoSpace => Code::ResourceExhausted,
+        ServerError::NoSpace | ServerError::TooManyRequests => Code::ResourceExhausted,
     };
     Status::new(code, error.message())
 }
@@ -74,6 +74,30 @@ mod tests {
                 ServerError::NotLeader,
                 Code::FailedPrecondition,
                 "etcdserver: not leader",
+            ),
+        ] {
+            let status = to_status(error);
+            assert_eq!((status.code(), status.message()), (code, text));
+        }
+    }
+
+    #[test]
+    fn limits_answer_with_etcds_codes_and_texts() {
+        for (error, code, text) in [
+            (
+                ServerError::TooManyRequests,
+                Code::ResourceExhausted,
+                "etcdserver: too many requests",
+            ),
+            (
+                ServerError::RequestTooLarge,
+                Code::InvalidArgument,
+                "etcdserver: request is too large",
+            ),
+            (
+                ServerError::TooManyOps,
+                Code::InvalidArgument,
+                "etcdserver: too many operations in txn request",
             ),
         ] {
             let status = to_status(error);

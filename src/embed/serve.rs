@@ -63,9 +63,12 @@ macro_rules! peer_server {
 mod real {
     use super::*;
     use crate::config::ListenUrl;
-    use crate::tls::{insert_common_name, Material, Side, TlsListener, TlsPeer};
+    use crate::tls::{client_common_name, Material, Side, TlsListener};
+    use axum::extract::Request;
     use axum::http::{header, StatusCode};
     use axum::response::IntoResponse;
+    use tokio::net::TcpStream;
+    use tokio_rustls::server::TlsStream;
 
     /// An `http://` listener, or an `https://` one whose connections arrive handshaken.
     pub enum Listener {
@@ -112,25 +115,76 @@ mod real {
         Ok(listeners)
     }
 
-    /// Serves `app` until `stopping`. On TLS, requests carry the client certificate's CN.
+    /// Serves `app` until `stopping`: HTTP/1 or HTTP/2 per connection, a graceful stop, and at
+    /// most `max_streams` HTTP/2 streams open on one connection when given (etcd's
+    /// `--max-concurrent-streams`; `axum::serve` leaves hyper's 200, while etcd's default is
+    /// unlimited: a Go client's watches and calls all share one connection, and one asking for
+    /// more waits for one of its streams to end). On TLS, requests carry the client certificate's
+    /// CN.
     pub(super) async fn serve(
         listener: Listener,
         app: axum::Router,
-        stopping: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
+        max_streams: Option<u32>,
+        stopping: impl Future<Output = ()>,
+    ) {
         match listener {
             Listener::Plain(tcp) => {
-                axum::serve(no_delay(tcp), app)
-                    .with_graceful_shutdown(stopping)
-                    .await
+                serve_connections(no_delay(tcp), |_| app.clone(), max_streams, stopping).await
             }
             Listener::Tls(tls) => {
-                let app = app.layer(tower::util::MapRequestLayer::new(insert_common_name));
-                axum::serve(tls, app.into_make_service_with_connect_info::<TlsPeer>())
-                    .with_graceful_shutdown(stopping)
-                    .await
+                let app_for = |io: &TlsStream<TcpStream>| {
+                    let common_name = client_common_name(io);
+                    app.clone().layer(tower::util::MapRequestLayer::new(
+                        move |mut request: Request| {
+                            if let Some(common_name) = &common_name {
+                                request.extensions_mut().insert(common_name.clone());
+                            }
+                            request
+                        },
+                    ))
+                };
+                serve_connections(tls, app_for, max_streams, stopping).await
             }
         }
+    }
+
+    /// `axum::serve`'s loop with hyper's HTTP/2 settings in reach; each connection gets the
+    /// router `app_for` makes for it.
+    async fn serve_connections<L>(
+        mut listener: L,
+        app_for: impl Fn(&L::Io) -> axum::Router,
+        max_streams: Option<u32>,
+        stopping: impl Future<Output = ()>,
+    ) where
+        L: axum::serve::Listener,
+    {
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+        use hyper_util::service::TowerToHyperService;
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        if let Some(max_streams) = max_streams {
+            builder.http2().max_concurrent_streams(max_streams);
+        }
+        let connections = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut stopping = std::pin::pin!(stopping);
+        loop {
+            // The listener retries failed accepts itself (out of file descriptors and the like).
+            let (io, _) = tokio::select! {
+                biased;
+                () = &mut stopping => break,
+                accepted = listener.accept() => accepted,
+            };
+            let service = TowerToHyperService::new(app_for(&io));
+            let connection = builder
+                .serve_connection_with_upgrades(TokioIo::new(io), service)
+                .into_owned();
+            let connection = connections.watch(connection);
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(%error, "connection ended");
+                }
+            });
+        }
+        connections.shutdown().await;
     }
 
     /// Accepted connections with Nagle's algorithm off. A gRPC answer leaves in more than one
@@ -178,8 +232,9 @@ mod real {
         stopping: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), String> {
         let grpc = grpc_services!(&server, add_service, tonic::service::Routes::new);
+        let max_streams = server.config().max_concurrent_streams;
         let app = grpc.into_axum_router().merge(http_router(server));
-        serve_router(listener, app, stopping).await
+        serve_router(listener, app, Some(max_streams), stopping).await
     }
 
     /// Serves gRPC and HTTP routes on one port until `stopping` (members' and the proxy's
@@ -187,14 +242,14 @@ mod real {
     pub async fn serve_router(
         listener: Listener,
         app: axum::Router,
+        max_streams: Option<u32>,
         stopping: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), String> {
         let addr = listener.local_addr();
         let secure = matches!(listener, Listener::Tls(_));
         tracing::info!(%addr, secure, "serving client traffic (gRPC and HTTP)");
-        serve(listener, app, stopping)
-            .await
-            .map_err(|e| format!("client listener {addr}: {e}"))
+        serve(listener, app, max_streams, stopping).await;
+        Ok(())
     }
 
     pub async fn serve_peers(
@@ -206,9 +261,8 @@ mod real {
         let peers = tonic::service::Routes::new(peer_server!(server)).into_axum_router();
         let secure = matches!(listener, Listener::Tls(_));
         tracing::info!(%addr, secure, "serving peer traffic");
-        serve(listener, peers, stopping)
-            .await
-            .map_err(|e| format!("peer listener {addr}: {e}"))
+        serve(listener, peers, None, stopping).await;
+        Ok(())
     }
 
     pub async fn serve_metrics(
@@ -218,9 +272,8 @@ mod real {
     ) -> Result<(), String> {
         let addr = listener.local_addr();
         tracing::info!(%addr, "serving metrics and health (HTTP)");
-        serve(listener, http_router(server), stopping)
-            .await
-            .map_err(|e| format!("metrics listener {addr}: {e}"))
+        serve(listener, http_router(server), None, stopping).await;
+        Ok(())
     }
 }
 
@@ -358,7 +411,12 @@ mod tests {
                 }
             }),
         );
-        tokio::spawn(super::real::serve(listener, app, std::future::pending()));
+        tokio::spawn(super::real::serve(
+            listener,
+            app,
+            None,
+            std::future::pending(),
+        ));
 
         let mut roots = rustls::RootCertStore::empty();
         roots

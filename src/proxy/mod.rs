@@ -159,11 +159,11 @@ pub async fn start(config: ProxyConfig) -> Result<Proxy, String> {
                 shared.clone(),
             )));
         let app = grpc.into_axum_router().merge(http::router(shared.clone()));
-        proxy.spawn_serve(serve_router(listener, app, proxy.stopping_signal()));
+        proxy.spawn_serve(serve_router(listener, app, None, proxy.stopping_signal()));
     }
     for listener in metrics_listeners {
         let app = http::router(shared.clone());
-        proxy.spawn_serve(serve_router(listener, app, proxy.stopping_signal()));
+        proxy.spawn_serve(serve_router(listener, app, None, proxy.stopping_signal()));
     }
     tracing::info!(
         endpoints = ?config.endpoints,

@@ -16,6 +16,9 @@ pub enum ServerError {
     TooManyOps,
     DuplicateKey,
     RequestTooLarge,
+    /// Too many proposals wait for their apply, or the applier lags far behind the commit
+    /// index, or a watch would exceed its stream's or the server's watch bound.
+    TooManyRequests,
     NoLeader,
     NotLeader,
     LeaderChanged,
@@ -73,6 +76,7 @@ impl ServerError {
             ServerError::LeaseProvided => "etcdserver: lease is provided".into(),
             ServerError::TooManyOps => "etcdserver: too many operations in txn request".into(),
             ServerError::RequestTooLarge => "etcdserver: request is too large".into(),
+            ServerError::TooManyRequests => "etcdserver: too many requests".into(),
             ServerError::NoLeader => "etcdserver: no leader".into(),
             ServerError::NotLeader => "etcdserver: not leader".into(),
             ServerError::LeaderChanged => "etcdserver: leader changed".into(),

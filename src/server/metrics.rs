@@ -43,11 +43,12 @@ pub struct Snapshot {
     pub db_size_bytes: u64,
     pub current_revision: i64,
     pub compact_revision: i64,
+    pub watchers: u64,
 }
 
 impl Metrics {
     pub fn render(&self, snapshot: &Snapshot) -> String {
-        let rows: [(&str, &str, &str, f64); 14] = [
+        let rows: [(&str, &str, &str, f64); 15] = [
             (
                 "etcd_server_has_leader",
                 "gauge",
@@ -107,6 +108,12 @@ impl Metrics {
                 "gauge",
                 "The revision of the last compaction in store.",
                 snapshot.compact_revision as f64,
+            ),
+            (
+                "etcd_debugging_mvcc_watcher_total",
+                "gauge",
+                "Total number of watchers.",
+                snapshot.watchers as f64,
             ),
             (
                 "etcd_mvcc_put_total",

@@ -49,6 +49,10 @@ use wait::Wait;
 /// Bound on queued proposals and reads: a full queue pushes back on clients instead of growing.
 const RAFT_INPUTS_MAX: usize = 4096;
 
+/// etcd refuses new proposals while the applier lags this many entries behind the commit index
+/// (`maxGapBetweenApplyAndCommitIndex`): waiting longer would only grow the backlog.
+const APPLY_GAP_MAX: u64 = 5000;
+
 /// etcd promotes a learner only once it has this share of the leader's log (`readyPercent`).
 const LEARNER_READY_PERCENT: u64 = 90;
 
@@ -68,6 +72,8 @@ pub struct EtcdServer {
     raft_status: Arc<Watched<RaftStatus>>,
     /// The store's revision as the applier leaves it; watch streams wake on it.
     applied_revision: Arc<Watched<i64>>,
+    /// Watches open on all streams, against `--experimental-max-watchers`.
+    watcher_budget: watchable::WatcherBudget,
     metrics: Arc<Metrics>,
     io: Io,
     next_request_id: AtomicU64,
@@ -117,7 +123,14 @@ impl EtcdServer {
             raised.restore(&alarms);
             Arc::new(Mutex::new(raised))
         };
-        let wait = Arc::new(Wait::default());
+        if config.max_request_bytes > crate::config::MAX_REQUEST_BYTES_RECOMMENDED {
+            tracing::warn!(
+                max_request_bytes = config.max_request_bytes,
+                recommended = crate::config::MAX_REQUEST_BYTES_RECOMMENDED,
+                "--max-request-bytes exceeds the maximum recommended size"
+            );
+        }
+        let wait = Arc::new(Wait::with_capacity(config.max_pending_proposals));
         let metrics = Arc::new(Metrics::default());
         let (raft_inputs, inputs) = mpsc::channel(RAFT_INPUTS_MAX);
         let raft_status = Arc::new(Watched::new(RaftStatus::default()));
@@ -166,6 +179,7 @@ impl EtcdServer {
         // earlier run of this member (still in the log) never collide with new ones.
         let id_base =
             ((metadata.member_id & 0xffff) << 48) | ((io.clock.wall_ms() & 0xff_ffff_ffff) << 8);
+        let watcher_budget = watchable::WatcherBudget::new(config.max_watchers);
         Ok(Arc::new(EtcdServer {
             config,
             member_id: metadata.member_id,
@@ -178,6 +192,7 @@ impl EtcdServer {
             raft_inputs,
             raft_status,
             applied_revision,
+            watcher_budget,
             metrics,
             io,
             next_request_id: AtomicU64::new(id_base),
@@ -400,6 +415,7 @@ impl EtcdServer {
             db_size_bytes: kv.size_bytes(),
             current_revision: kv.current_revision(),
             compact_revision: kv.compacted_revision(),
+            watchers: self.watcher_budget.open() as u64,
         })
     }
 
@@ -710,8 +726,14 @@ impl EtcdServer {
     }
 
     /// Registers a waiter under `id`, hands `input` to raft, and waits for the apply result.
+    /// Refused with `TooManyRequests`, as etcd refuses, while the applier lags far behind the
+    /// commit index or the waiter registry is full.
     async fn wait_for_apply(&self, id: u64, input: RaftInput) -> Result<Applied, ServerError> {
-        let receiver = self.wait.register(id);
+        let raft = self.raft_status();
+        if raft.commit_index > raft.applied_index + APPLY_GAP_MAX {
+            return Err(ServerError::TooManyRequests);
+        }
+        let receiver = self.wait.register(id)?;
         if let Err(error) = self.submit(input).await {
             self.wait.cancel(id);
             return Err(error);

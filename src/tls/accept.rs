@@ -6,8 +6,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::connect_info::{ConnectInfo, Connected};
-use axum::serve::IncomingStream;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
@@ -107,35 +105,14 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
-/// What a TLS connection tells about its client; axum puts it in every request's extensions.
-#[derive(Clone, Debug)]
-pub struct TlsPeer {
-    /// The CN of the client's certificate; only verified certificates are ever presented here
-    /// (rustls asks for one only when `--client-cert-auth` is on, and then verifies it).
-    pub common_name: Option<ClientCommonName>,
-}
-
-impl Connected<IncomingStream<'_, TlsListener>> for TlsPeer {
-    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> TlsPeer {
-        let (_, session) = stream.io().get_ref();
-        let common_name = session
-            .peer_certificates()
-            .and_then(|chain| chain.first())
-            .and_then(|leaf| common_name(leaf));
-        TlsPeer { common_name }
-    }
-}
-
-/// Request middleware: gives gRPC handlers the CN as `request.extensions().get::<ClientCommonName>()`.
-pub fn insert_common_name(mut request: axum::extract::Request) -> axum::extract::Request {
-    let common_name = request
-        .extensions()
-        .get::<ConnectInfo<TlsPeer>>()
-        .and_then(|ConnectInfo(peer)| peer.common_name.clone());
-    if let Some(common_name) = common_name {
-        request.extensions_mut().insert(common_name);
-    }
-    request
+/// The CN of a TLS client's certificate. Only verified certificates are ever presented here
+/// (rustls asks for one only when client certificates are required, and then verifies it).
+pub fn client_common_name(stream: &TlsStream<TcpStream>) -> Option<ClientCommonName> {
+    let (_, session) = stream.get_ref();
+    session
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(|leaf| common_name(leaf))
 }
 
 fn common_name(der: &[u8]) -> Option<ClientCommonName> {

@@ -17,7 +17,7 @@ mod auto;
 mod material;
 
 #[cfg(not(madsim))]
-pub use accept::{insert_common_name, TlsListener, TlsPeer};
+pub use accept::{client_common_name, TlsListener};
 pub use dial::{Dialer, Dialers};
 #[cfg(not(madsim))]
 pub use material::Material;

@@ -10,14 +10,20 @@
 //! cancellation. Per stream, memory is bounded by one window of events plus
 //! [`RESPONSES_QUEUED_MAX`] responses.
 //!
+//! Bounds: a stream holds at most `--experimental-max-watchers-per-stream` watches and the server
+//! at most `--experimental-max-watchers` ([`WatcherBudget`]); a create beyond either is refused
+//! with etcd's `etcdserver: too many requests` as its cancel reason, and the stream goes on.
+//!
 //! Guarantees (checked by the simulator's watch checker): events in revision order, every
 //! revision's events in one response (or in one run of fragments), no duplicates, no gaps; a
 //! progress response with revision R comes after every event at or below R.
 
+mod budget;
 mod fragment;
 mod stream;
 mod watcher;
 
+pub use budget::WatcherBudget;
 pub use stream::StreamEnd;
 
 use futures::{Stream, StreamExt as _};

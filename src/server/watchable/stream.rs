@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use tokio::sync::mpsc;
 
+use super::budget::Share;
 use super::fragment::fragments;
 use super::watcher::{CreateError, Watcher, AUTO_WATCH_ID};
 use super::{FRAGMENT_OVERHEAD_BYTES, WINDOW_REVISIONS_MAX};
@@ -29,6 +30,8 @@ pub struct WatchStream<'a> {
     responses: mpsc::Sender<WatchResponse>,
     /// By id, so every pass over the watches runs in the same order.
     watchers: BTreeMap<i64, Watcher>,
+    /// One slot of the server's watcher budget per entry of `watchers`.
+    slots: Share<'a>,
     next_auto_id: i64,
     fragment_bytes_max: usize,
 }
@@ -50,6 +53,7 @@ impl<'a> WatchStream<'a> {
             server,
             responses,
             watchers: BTreeMap::new(),
+            slots: server.watcher_budget.share(),
             next_auto_id: 0,
             fragment_bytes_max: server.config.max_request_bytes + FRAGMENT_OVERHEAD_BYTES,
         }
@@ -80,8 +84,16 @@ impl<'a> WatchStream<'a> {
             0 => current_revision + 1,
             start => start.max(1) + i64::from(crate::planted_bug!(DropEventOnResume)),
         };
-        let created = Watcher::new(request, next_revision)
-            .and_then(|watcher| Ok(watcher.with_id(self.assign_id(request.watch_id)?)));
+        let created = Watcher::new(request, next_revision).and_then(|watcher| {
+            self.admit()?;
+            match self.assign_id(request.watch_id) {
+                Ok(id) => Ok(watcher.with_id(id)),
+                Err(error) => {
+                    self.slots.give_back();
+                    Err(error)
+                }
+            }
+        });
         let response = match created {
             Ok(watcher) => {
                 let id = watcher.id;
@@ -105,6 +117,14 @@ impl<'a> WatchStream<'a> {
         self.send(response).await
     }
 
+    /// Room for one more watch, within this stream's bound and the server's; takes its slot.
+    fn admit(&mut self) -> Result<(), CreateError> {
+        if self.watchers.len() >= self.server.config.max_watchers_per_stream || !self.slots.take() {
+            return Err(CreateError::TooManyWatchers);
+        }
+        Ok(())
+    }
+
     /// The client's id, or the lowest unused one from a counter as etcd picks them.
     fn assign_id(&mut self, requested: i64) -> Result<i64, CreateError> {
         if requested != AUTO_WATCH_ID {
@@ -126,6 +146,7 @@ impl<'a> WatchStream<'a> {
         if self.watchers.remove(&id).is_none() {
             return Ok(());
         }
+        self.slots.give_back();
         let response = WatchResponse {
             header: Some(self.server.header(self.current_revision())),
             watch_id: id,
@@ -250,6 +271,7 @@ impl<'a> WatchStream<'a> {
             .collect();
         for (id, compact_revision) in compacted {
             self.watchers.remove(&id);
+            self.slots.give_back();
             self.send(WatchResponse {
                 header: Some(self.server.header(0)),
                 watch_id: id,

@@ -39,6 +39,8 @@ impl Keys {
 pub enum CreateError {
     EmptyRange,
     DuplicateId,
+    /// The stream or the server holds its maximum of watches.
+    TooManyWatchers,
 }
 
 impl CreateError {
@@ -46,6 +48,8 @@ impl CreateError {
         match self {
             CreateError::EmptyRange => "mvcc: watcher range is empty",
             CreateError::DuplicateId => "mvcc: duplicate watch ID provided on the WatchStream",
+            // etcd's text for its resource limits: etcd clients map it to ResourceExhausted.
+            CreateError::TooManyWatchers => "etcdserver: too many requests",
         }
     }
 }

@@ -124,11 +124,11 @@ fn bar(term: console::Term, extent: Extent) -> ProgressBar {
     let (length, template) = match extent {
         Extent::Seeds(total) => (
             total,
-            "{elapsed_precise} [{bar:30}] {pos}/{len} seeds, ETA {eta}  {msg}",
+            "{elapsed_precise} [{bar:30}] {pos}/{len} seeds, ETA {eta}  {wide_msg}",
         ),
         Extent::For(limit) => (
             limit.as_secs().max(1),
-            "{elapsed_precise} [{bar:30}] ETA {eta}  {msg}",
+            "{elapsed_precise} [{bar:30}] ETA {eta}  {wide_msg}",
         ),
     };
     let bar = ProgressBar::with_draw_target(Some(length), ProgressDrawTarget::term(term, 4));

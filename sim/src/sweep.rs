@@ -56,21 +56,16 @@ pub struct Seeds {
 }
 
 impl Seeds {
-    /// Seeds at positions `p` from `first` (`p % n == i` for shard i/n): one `--seed`, `count`
-    /// of them, or, with `unbounded` (`--for` without `--seeds`), no end.
+    /// Seeds at positions `p` from `first` (`p % n == i` for shard i/n): `count` of them (one
+    /// `--seed` is a count of one), or, with `unbounded` (`--for` without `--seeds`), no end.
     pub fn iter(&self, unbounded: bool) -> Box<dyn Iterator<Item = u64>> {
-        let Seeds {
-            first, shard, seed, ..
-        } = *self;
-        if let Some(seed) = seed {
-            return Box::new(std::iter::once(seed));
-        }
-        let end = match (self.count, unbounded) {
-            (Some(count), _) => count,
-            (None, true) => u64::MAX,
-            (None, false) => 1,
+        let (first, end) = match (self.seed, self.count, unbounded) {
+            (Some(seed), _, _) => (seed, 1),
+            (None, Some(count), _) => (self.first, count),
+            (None, None, true) => (self.first, u64::MAX),
+            (None, None, false) => (self.first, 1),
         };
-        let (i, n) = shard.unwrap_or((0, 1));
+        let (i, n) = self.shard.unwrap_or((0, 1));
         Box::new(
             (0..end)
                 .filter(move |p| p % n == i)
@@ -80,14 +75,12 @@ impl Seeds {
 
     /// How many seeds `iter(false)` yields.
     pub fn total(&self) -> u64 {
-        match (self.seed, self.shard) {
-            (Some(_), _) => 1,
-            (None, shard) => {
-                let count = self.count.unwrap_or(1);
-                let (i, n) = shard.unwrap_or((0, 1));
-                count / n + u64::from(i < count % n)
-            }
-        }
+        let count = match self.seed {
+            Some(_) => 1,
+            None => self.count.unwrap_or(1),
+        };
+        let (i, n) = self.shard.unwrap_or((0, 1));
+        count / n + u64::from(i < count % n)
     }
 }
 

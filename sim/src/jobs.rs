@@ -192,7 +192,7 @@ fn describe(status: ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exited with status {code}"),
-        (None, Some(signal)) => format!("killed by signal {signal}"),
-        _ => status.to_string(),
+        (None, Some(signal)) => format!("was killed by signal {signal}"),
+        _ => format!("ended: {status}"),
     }
 }

@@ -1,5 +1,5 @@
-//! The command line: `run`, `replay` and `check`, their flags, progress, the summary table, and
-//! the exit codes.
+//! The command line: `run`, `replay`, `check`, `merge` and `corpus`, their flags, and the exit
+//! codes (a sweep itself is `sweep`).
 //!
 //! Exit codes (a sweep exits with the worst seed's): 0 all seeds passed · 1 correctness (a checker
 //! found a violation) · 2 bad command line · 3 liveness (no progress after heal, or a hang) ·
@@ -8,11 +8,10 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::coverage::Coverage;
 use crate::options::{FaultKind, RunSpec, SwarmOptions, CLUSTER_SIZES};
 use crate::simulation::{self, SeedRun, Verdict};
 use crate::{report, trace, workload};
@@ -55,6 +54,8 @@ enum Command {
         /// Where failure report folders go.
         #[arg(long, default_value = "sim-reports")]
         report_dir: PathBuf,
+        #[command(flatten)]
+        sweep: crate::sweep::SweepArgs,
     },
     /// Run one seed again, print its timeline and trace hash.
     Replay {
@@ -72,6 +73,13 @@ enum Command {
         #[arg(long)]
         report: PathBuf,
     },
+    /// Combine the JSON summaries (and report folders) of a sweep's shards into one summary.
+    Merge(crate::merge::MergeArgs),
+    /// Replay the corpus of failing seeds as regressions.
+    Corpus(crate::corpus::CorpusArgs),
+    /// Runs seeds for a parent `run` (`--jobs`); not for people.
+    #[command(hide = true)]
+    Worker,
 }
 
 #[derive(Args, Debug)]
@@ -229,14 +237,15 @@ pub fn main() -> i32 {
             require_coverage,
             verbose,
             report_dir,
+            sweep,
         } => match spec.into_spec() {
             Ok(spec) => {
-                let flags = SweepFlags {
+                let job = crate::sweep::Job {
                     check_determinism,
-                    require_coverage,
                     verbose,
+                    report_dir,
                 };
-                run(&seeds, &spec, &flags, &report_dir)
+                crate::sweep::run(seeds.seeds(), &spec, &job, require_coverage, &sweep)
             }
             Err(error) => usage(error),
         },
@@ -245,24 +254,20 @@ pub fn main() -> i32 {
             Err(error) => usage(error),
         },
         Command::Check { report } => check(&report),
+        Command::Merge(args) => crate::merge::main(&args),
+        Command::Corpus(args) => crate::corpus::replay(&args),
+        Command::Worker => crate::jobs::worker_main(),
     }
 }
 
-fn seed_list(seeds: &SeedArgs) -> Vec<u64> {
-    let all: Vec<u64> = match (seeds.seed, seeds.seeds) {
-        (Some(seed), _) => vec![seed],
-        (None, count) => (0..count.unwrap_or(1))
-            .map(|i| seeds.first_seed.wrapping_add(i))
-            .collect(),
-    };
-    match seeds.shard {
-        Some((i, n)) => all
-            .into_iter()
-            .enumerate()
-            .filter(|(position, _)| *position as u64 % n == i)
-            .map(|(_, seed)| seed)
-            .collect(),
-        None => all,
+impl SeedArgs {
+    fn seeds(&self) -> crate::sweep::Seeds {
+        crate::sweep::Seeds {
+            seed: self.seed,
+            count: self.seeds,
+            first: self.first_seed,
+            shard: self.shard,
+        }
     }
 }
 
@@ -278,6 +283,11 @@ pub fn exit_code(verdict: Verdict) -> i32 {
 /// What a failing seed prints: seed, options, the failed checks with their operations, the replay
 /// command.
 pub fn failure_summary(run: &SeedRun, spec: &RunSpec) -> String {
+    failure_text(run, &replay_command(run.options.seed, spec))
+}
+
+/// [`failure_summary`] with the command that replays it.
+pub fn failure_text(run: &SeedRun, replay: &str) -> String {
     let mut text = format!(
         "FAIL seed {:#x}: {}\n  options: {}\n",
         run.options.seed,
@@ -307,31 +317,12 @@ pub fn failure_summary(run: &SeedRun, spec: &RunSpec) -> String {
             }
         }
     }
-    text += &format!("  replay: {}\n", replay_command(run.options.seed, spec));
+    text += &format!("  replay: {replay}\n");
     text
 }
 
-#[derive(Default)]
-struct Tally {
-    seeds: u64,
-    by_verdict: BTreeMap<Verdict, Vec<u64>>,
-    simulated: Duration,
-    operations: u64,
-    indeterminate: u64,
-    unknown: u64,
-    nondeterministic: Vec<u64>,
-    coverage: Coverage,
-}
-
-/// How a sweep runs and what fails it, besides its seeds' verdicts.
-struct SweepFlags {
-    check_determinism: bool,
-    require_coverage: bool,
-    verbose: bool,
-}
-
 /// The fault kinds a sweep of `spec` draws from on some cluster size it runs.
-fn sweep_kinds(spec: &RunSpec) -> Vec<FaultKind> {
+pub fn sweep_kinds(spec: &RunSpec) -> Vec<FaultKind> {
     let largest = spec
         .nodes
         .unwrap_or_else(|| *CLUSTER_SIZES.iter().max().expect("sizes"));
@@ -340,162 +331,6 @@ fn sweep_kinds(spec: &RunSpec) -> Vec<FaultKind> {
         .copied()
         .filter(|kind| kind.applies_to(largest))
         .collect()
-}
-
-fn run(seeds: &SeedArgs, spec: &RunSpec, flags: &SweepFlags, report_dir: &std::path::Path) -> i32 {
-    let SweepFlags {
-        check_determinism,
-        verbose,
-        ..
-    } = *flags;
-    let seeds = seed_list(seeds);
-    let muted = crate::quiet::Muted::stderr();
-    let started = Instant::now();
-    let mut last_progress = Instant::now();
-    let mut tally = Tally::default();
-    for (done, &seed) in seeds.iter().enumerate() {
-        let options = SwarmOptions::draw(seed, spec);
-        let run = simulation::run(&options);
-        if check_determinism {
-            let again = simulation::run(&options);
-            if again.trace_hash != run.trace_hash {
-                println!(
-                    "NONDETERMINISTIC seed {seed:#x}: trace hash {:#018x} then {:#018x}\n  replay: {}",
-                    run.trace_hash,
-                    again.trace_hash,
-                    replay_command(seed, spec)
-                );
-                if let Some((index, (first, second))) = run
-                    .trace
-                    .iter()
-                    .zip(&again.trace)
-                    .enumerate()
-                    .find(|(_, (a, b))| a != b)
-                {
-                    println!("  first difference, event {index}:\n    {first:?}\n    {second:?}");
-                }
-                tally.nondeterministic.push(seed);
-            }
-        }
-        tally.seeds += 1;
-        tally.simulated += run.simulated;
-        tally.operations += run.history.operations.len() as u64;
-        tally.indeterminate += run
-            .history
-            .operations
-            .iter()
-            .filter(|op| op.is_indeterminate())
-            .count() as u64;
-        tally.unknown += run.findings.unknown.len() as u64;
-        tally.by_verdict.entry(run.verdict).or_default().push(seed);
-        tally.coverage.add(&run.coverage);
-        if verbose {
-            println!(
-                "seed {seed:#x} {} sim {:.1}s wall {:.2}s ops {} hash {:#018x}\n  options: {}",
-                run.verdict.name(),
-                run.simulated.as_secs_f64(),
-                run.wall.as_secs_f64(),
-                run.history.operations.len(),
-                run.trace_hash,
-                options.describe()
-            );
-            for unknown in &run.findings.unknown {
-                println!("  unknown: {unknown}");
-            }
-        }
-        if run.verdict != Verdict::Pass {
-            let summary = failure_summary(&run, spec);
-            print!("{summary}");
-            match report::write(report_dir, &run, &summary) {
-                Ok(dir) => println!(
-                    "  report: {} (re-check: scripts/sim check --report {})",
-                    dir.display(),
-                    dir.display()
-                ),
-                Err(error) => println!("  report: could not write: {error}"),
-            }
-        }
-        if last_progress.elapsed() > Duration::from_secs(10) || done + 1 == seeds.len() {
-            last_progress = Instant::now();
-            let failed = tally.seeds
-                - tally
-                    .by_verdict
-                    .get(&Verdict::Pass)
-                    .map_or(0, |v| v.len() as u64);
-            muted.progress(&format!(
-                "[{}/{}] {failed} failed, {}",
-                done + 1,
-                seeds.len(),
-                speed(&tally, started.elapsed())
-            ));
-        }
-    }
-    print_summary(&tally, started.elapsed());
-    let kinds = sweep_kinds(spec);
-    print!("{}", tally.coverage.table(&kinds));
-    let gaps = tally.coverage.gaps(&kinds);
-    for gap in &gaps {
-        println!("COVERAGE GAP: {gap}");
-    }
-    let worst = tally
-        .by_verdict
-        .keys()
-        .max()
-        .copied()
-        .unwrap_or(Verdict::Pass);
-    if worst == Verdict::Pass && !tally.nondeterministic.is_empty() {
-        return EXIT_NONDETERMINISM;
-    }
-    if worst == Verdict::Pass && flags.require_coverage && !gaps.is_empty() {
-        return EXIT_COVERAGE;
-    }
-    exit_code(worst)
-}
-
-fn speed(tally: &Tally, wall: Duration) -> String {
-    let wall_s = wall.as_secs_f64().max(1e-9);
-    format!(
-        "{:.1} seeds/min, {:.0}× simulated/wall ({:.0} s simulated in {:.1} s)",
-        tally.seeds as f64 * 60.0 / wall_s,
-        tally.simulated.as_secs_f64() / wall_s,
-        tally.simulated.as_secs_f64(),
-        wall_s
-    )
-}
-
-fn print_summary(tally: &Tally, wall: Duration) {
-    println!("\n{:<13} {:>6}  seeds", "verdict", "count");
-    for (verdict, seeds) in &tally.by_verdict {
-        let shown: Vec<String> = seeds.iter().take(8).map(|s| format!("{s:#x}")).collect();
-        let more = if seeds.len() > 8 { " …" } else { "" };
-        let list = if *verdict == Verdict::Pass {
-            String::new()
-        } else {
-            shown.join(" ") + more
-        };
-        println!("{:<13} {:>6}  {list}", verdict.name(), seeds.len());
-    }
-    if !tally.nondeterministic.is_empty() {
-        let shown: Vec<String> = tally
-            .nondeterministic
-            .iter()
-            .map(|s| format!("{s:#x}"))
-            .collect();
-        println!(
-            "{:<13} {:>6}  {}",
-            "nondeterministic",
-            shown.len(),
-            shown.join(" ")
-        );
-    }
-    println!(
-        "{} seeds, {} operations ({} indeterminate), {} checks gave up; {}",
-        tally.seeds,
-        tally.operations,
-        tally.indeterminate,
-        tally.unknown,
-        speed(tally, wall)
-    );
 }
 
 fn replay(seed: u64, spec: &RunSpec, trace_path: Option<PathBuf>) -> i32 {

@@ -48,7 +48,8 @@ impl Drop for Muted {
     }
 }
 
-fn redirect(from: i32, to: i32) -> bool {
+/// Points descriptor `to` at what `from` is.
+pub(crate) fn redirect(from: i32, to: i32) -> bool {
     // SAFETY: dup2 on two descriptors this process owns; it only replaces `to`.
     unsafe { libc::dup2(from, to) == to }
 }

@@ -323,7 +323,9 @@ pub fn main() -> i32 {
             max_runs,
             out,
         } => match source.into_options() {
-            Ok((options, _)) => crate::shrink::command(&options, checker.as_deref(), max_runs, &out),
+            Ok((options, _)) => {
+                crate::shrink::command(&options, checker.as_deref(), max_runs, &out)
+            }
             Err(error) => usage(error),
         },
         Command::Check { report } => check(&report),
@@ -391,8 +393,10 @@ pub fn failure_summary(run: &SeedRun, spec: &RunSpec) -> String {
     }
     text += &match run.options.schedule {
         None => format!("  replay: {}\n", replay_command(run.options.seed, spec)),
-        Some(_) => "  replay: scripts/sim replay --schedule FILE (the file with this run's schedule)\n"
-            .to_string(),
+        Some(_) => {
+            "  replay: scripts/sim replay --schedule FILE (the file with this run's schedule)\n"
+                .to_string()
+        }
     };
     text
 }

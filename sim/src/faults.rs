@@ -296,11 +296,8 @@ impl<'a> Faults<'a> {
             self.book.record_nested_gap(before);
             sleep(before).await;
             let (kind, index) = self.draw_fault();
-            self.book.record_nested(ScheduledFault::new(
-                before.as_millis() as u64,
-                kind,
-                index,
-            ));
+            self.book
+                .record_nested(ScheduledFault::new(before.as_millis() as u64, kind, index));
             (before, kind, index)
         };
         self.book.open_nested();

@@ -496,6 +496,10 @@ mod tests {
         let ran = book.ran();
         assert_eq!(ran.faults.len(), 1);
         assert_eq!(ran.faults[0].did, vec!["pause".to_string()]);
-        assert_eq!(ran.end_gap_ms, Some(2), "the phase ended waiting for the second");
+        assert_eq!(
+            ran.end_gap_ms,
+            Some(2),
+            "the phase ended waiting for the second"
+        );
     }
 }

@@ -187,7 +187,11 @@ pub fn command(options: &SwarmOptions, checker: Option<&str>, max_runs: usize, o
         if fails { "fails" } else { "no longer fails" },
         shrunk.checker,
         again.trace_hash,
-        if reproduces { ", as in the search" } else { ", NOT the search's" }
+        if reproduces {
+            ", as in the search"
+        } else {
+            ", NOT the search's"
+        }
     );
     println!(
         "replay: scripts/sim replay --schedule {}\npicture: scripts/sim replay --schedule {} --html shrunk.html",
@@ -260,7 +264,9 @@ impl Search<'_> {
                 .collect();
             let mut candidate = self.with_faults(faults);
             candidate.nodes = members;
-            candidate.faults.retain(|(kind, _)| kind.applies_to(members));
+            candidate
+                .faults
+                .retain(|(kind, _)| kind.applies_to(members));
             if self.attempt(candidate, &format!("{members} members")) {
                 return;
             }
@@ -303,7 +309,8 @@ impl Search<'_> {
     /// Delta debugging over the top-level faults: no faults at all, then subsets and
     /// complements of ever finer chunks.
     fn faults(&mut self) {
-        if self.faults_of_best().is_empty() || self.attempt(self.with_faults(Vec::new()), "no faults")
+        if self.faults_of_best().is_empty()
+            || self.attempt(self.with_faults(Vec::new()), "no faults")
         {
             return;
         }
@@ -321,7 +328,12 @@ impl Search<'_> {
                 .collect();
             let kept = parts.iter().any(|part| {
                 let subset = faults[part.clone()].to_vec();
-                let what = format!("faults {}..{} of {}", part.start + 1, part.end, faults.len());
+                let what = format!(
+                    "faults {}..{} of {}",
+                    part.start + 1,
+                    part.end,
+                    faults.len()
+                );
                 self.attempt(self.with_faults(subset), &what)
             });
             if kept {
@@ -434,10 +446,17 @@ mod tests {
     fn one_member_keeps_only_the_faults_it_can_have() {
         let chain = fault(
             FaultKind::Crash,
-            Some(fault(FaultKind::Partition, Some(fault(FaultKind::Pause, None)))),
+            Some(fault(
+                FaultKind::Partition,
+                Some(fault(FaultKind::Pause, None)),
+            )),
         );
         let kept = applicable(chain, 1).expect("a crash applies to one member");
-        assert_eq!(kept.chain().count(), 1, "the partition and what nests in it go");
+        assert_eq!(
+            kept.chain().count(),
+            1,
+            "the partition and what nests in it go"
+        );
         assert_eq!(kept.member, 0);
         assert!(applicable(fault(FaultKind::Membership, None), 1).is_none());
     }
@@ -450,7 +469,10 @@ mod tests {
         );
         assert!(cut_chain(&mut chain, 2));
         assert_eq!(chain.chain().count(), 2);
-        assert!(!cut_chain(&mut chain, 2), "nothing nests at depth 2 any more");
+        assert!(
+            !cut_chain(&mut chain, 2),
+            "nothing nests at depth 2 any more"
+        );
         assert!(cut_chain(&mut chain, 1));
         assert_eq!(chain.chain().count(), 1);
     }

@@ -251,7 +251,11 @@ async fn simulate(
     recorder: Recorder,
     book: ScheduleBook,
 ) -> (History, Duration) {
-    trace.record("phase", "", format!("safety: {}", options.describe_options()));
+    trace.record(
+        "phase",
+        "",
+        format!("safety: {}", options.describe_options()),
+    );
     let cluster = Cluster::start(&options, &trace);
     let urls = cluster.client_urls();
     let workload = Workload::start(&options, &urls, &recorder, &trace);

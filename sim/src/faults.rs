@@ -16,12 +16,12 @@ use detcd::io::FileSystem;
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
 use madsim::task::NodeId;
-use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 
 use crate::cluster::{Cluster, Member};
 use crate::options::{FaultKind, SwarmOptions};
+use crate::schedule::{Nested, ScheduleBook, ScheduledFault, ScheduledRng, Stream};
 
 /// How many faults may hold at once, one on top of another.
 const NESTING_MAX: usize = 3;
@@ -55,17 +55,19 @@ pub type Problems = Vec<String>;
 
 /// The schedule's state: its RNG and what is currently broken.
 pub struct Faults<'a> {
+    /// The schedule drawn so far, or the one given to follow (see [`crate::schedule`]).
+    book: ScheduleBook,
     cluster: &'a Cluster,
     clients: Vec<NodeId>,
     /// The node the schedule sends its requests from (`member remove` …): madsim's main node,
     /// where the schedule runs, has no network address.
     operator: NodeHandle,
     options: SwarmOptions,
-    rng: StdRng,
+    rng: ScheduledRng,
     /// Draws for failpoints armed on members about to reach them (see
     /// [`Faults::arm_where_reached`]): a stream of its own, so the schedule's draws stay as they
     /// were.
-    reach_rng: StdRng,
+    reach_rng: ScheduledRng,
     /// Each clogged link and how many holding faults clog it. Each fault clogs and unclogs its
     /// own set of links; a link opens only when the last fault clogging it heals, so one fault's
     /// heal never reopens another's link.
@@ -84,7 +86,7 @@ pub struct Faults<'a> {
     damage: Option<Damage>,
     /// Draws for the media faults, apart from `rng` so that seeds from before them keep their
     /// schedules whenever they draw none.
-    media_rng: StdRng,
+    media_rng: ScheduledRng,
     /// A member sent ctrl-c whose restart has not happened yet.
     interrupted: Option<usize>,
     /// A member being replaced (the membership fault), and how far that got.
@@ -94,7 +96,7 @@ pub struct Faults<'a> {
     pub undetected_corruption: Vec<String>,
 }
 
-fn ms(rng: &mut StdRng, range: std::ops::Range<u64>) -> Duration {
+fn ms(rng: &mut impl Rng, range: std::ops::Range<u64>) -> Duration {
     Duration::from_millis(rng.random_range(range))
 }
 
@@ -120,21 +122,23 @@ impl<'a> Faults<'a> {
         clients: Vec<NodeId>,
         options: &SwarmOptions,
         operator: NodeHandle,
+        book: ScheduleBook,
     ) -> Faults<'a> {
         Faults {
+            rng: ScheduledRng::new(Stream::Main, options.seed ^ 0xfa_0175, &book),
+            reach_rng: ScheduledRng::new(Stream::Reach, options.seed ^ 0xa4_3ed0, &book),
+            media_rng: ScheduledRng::new(Stream::Media, options.seed ^ 0x3ed_1ada_4a6e, &book),
+            book,
             cluster,
             clients,
             operator,
             options: options.clone(),
-            rng: StdRng::seed_from_u64(options.seed ^ 0xfa_0175),
-            reach_rng: StdRng::seed_from_u64(options.seed ^ 0xa4_3ed0),
             clogged: BTreeMap::new(),
             holding: Vec::new(),
             busy: BTreeSet::new(),
             paused: None,
             network_degraded: false,
             damage: None,
-            media_rng: StdRng::seed_from_u64(options.seed ^ 0x3ed_1ada_4a6e),
             interrupted: None,
             replacing: None,
             problems: Vec::new(),
@@ -143,30 +147,70 @@ impl<'a> Faults<'a> {
     }
 
     fn record(&self, kind: &str, subject: &str, what: impl Into<String>) {
+        let what = what.into();
+        self.book.note(match subject {
+            "" => what.clone(),
+            _ => format!("{subject} {what}"),
+        });
         self.cluster.trace.record(kind, subject, what);
     }
 
-    /// Injects faults until cancelled (the caller races this against the workload).
+    /// Injects faults until cancelled (the caller races this against the workload): those of
+    /// the given schedule, or drawn ones for ever.
     pub async fn run(&mut self) {
+        if self.book.following() {
+            for top in 0.. {
+                let Some((after, kind, index)) = self.book.given(top) else {
+                    break;
+                };
+                sleep(after).await;
+                self.book.open_given(top);
+                self.inject(kind, index).await;
+                self.book.close();
+            }
+            if let Some(gap) = self.book.given_end_gap() {
+                sleep(gap).await;
+            }
+            return std::future::pending().await;
+        }
         if self.options.faults.is_empty() {
             return std::future::pending().await;
         }
         loop {
             let (low, high) = self.options.fault_gap_ms;
-            let gap = ms(&mut self.rng, low..high);
+            let gap = ms(self.rng.structural(), low..high);
+            self.book.record_gap(gap);
             sleep(gap).await;
-            let kind = self
-                .options
-                .faults
-                .choose_weighted(&mut self.rng, |(_, weight)| *weight)
-                .expect("weights are positive")
-                .0;
-            self.inject(kind).await;
+            let (kind, index) = self.draw_fault();
+            self.book
+                .record_top(ScheduledFault::new(gap.as_millis() as u64, kind, index));
+            self.inject(kind, index).await;
+            self.book.close();
         }
     }
 
-    async fn inject(&mut self, kind: FaultKind) {
-        let index = self.rng.random_range(0..self.cluster.members.len());
+    /// A fault's kind, by the seed's weights, and its member (only while recording).
+    fn draw_fault(&mut self) -> (FaultKind, usize) {
+        let rng = self.rng.structural();
+        let kind = self
+            .options
+            .faults
+            .choose_weighted(&mut *rng, |(_, weight)| *weight)
+            .expect("weights are positive")
+            .0;
+        (kind, rng.random_range(0..self.cluster.members.len()))
+    }
+
+    /// The open fault's hold: drawn from `range_ms`, or the given schedule's.
+    fn draw_hold(&mut self, range_ms: std::ops::Range<u64>) -> Duration {
+        let shortest = Duration::from_millis(range_ms.start);
+        let rng = self.rng.structural();
+        self.book.hold(|| ms(rng, range_ms), shortest)
+    }
+
+    async fn inject(&mut self, kind: FaultKind, index: usize) {
+        // A hand-written or shrunk schedule may name a member the cluster does not have.
+        let index = index % self.cluster.members.len();
         let member = &self.cluster.members[index];
         let on_busy_member = kind.acts_on_member() && self.busy.contains(&index);
         if !member.is_running() || on_busy_member || self.holds_the_only(kind) {
@@ -203,7 +247,7 @@ impl<'a> Faults<'a> {
             FaultKind::Disk => self.disk_fault(member).await,
             FaultKind::Clock => self.clock_fault(member).await,
             FaultKind::Pause => {
-                let hold = ms(&mut self.rng, 200..5_000);
+                let hold = self.draw_hold(200..5_000);
                 self.record("fault", &member.name, format!("pause for {hold:?}"));
                 Handle::current().pause(member.id());
                 self.paused = Some(index);
@@ -221,7 +265,7 @@ impl<'a> Faults<'a> {
 
     /// Holds a fault for a time drawn from `range_ms`; see [`Faults::hold`].
     async fn hold_within(&mut self, range_ms: std::ops::Range<u64>) {
-        let hold = ms(&mut self.rng, range_ms);
+        let hold = self.draw_hold(range_ms);
         self.hold(hold).await;
     }
 
@@ -231,18 +275,34 @@ impl<'a> Faults<'a> {
     /// the cluster is partitioned, a partition while a member is down). That one may hold in
     /// turn and have a third strike on top of it, up to [`NESTING_MAX`] deep.
     async fn hold(&mut self, hold: Duration) {
-        if self.holding.len() >= NESTING_MAX || !self.rng.random_bool(0.3) {
-            return sleep(hold).await;
-        }
-        let before = ms(&mut self.rng, 0..hold.as_millis() as u64 + 1);
-        sleep(before).await;
-        let kind = self
-            .options
-            .faults
-            .choose_weighted(&mut self.rng, |(_, weight)| *weight)
-            .expect("weights are positive")
-            .0;
-        Box::pin(self.inject(kind)).await;
+        let (before, kind, index) = if self.book.following() {
+            match self.book.given_nested() {
+                Nested::Fault(before, kind, index) => {
+                    sleep(before).await;
+                    (before, kind, index)
+                }
+                // Waits as the recorded run did when it ended there.
+                Nested::Ended(before) => {
+                    sleep(before).await;
+                    return sleep(hold.saturating_sub(before)).await;
+                }
+                Nested::None => return sleep(hold).await,
+            }
+        } else {
+            if self.holding.len() >= NESTING_MAX || !self.rng.structural().random_bool(0.3) {
+                return sleep(hold).await;
+            }
+            let before = ms(self.rng.structural(), 0..hold.as_millis() as u64 + 1);
+            self.book.record_nested_gap(before);
+            sleep(before).await;
+            let (kind, index) = self.draw_fault();
+            self.book
+                .record_nested(ScheduledFault::new(before.as_millis() as u64, kind, index));
+            (before, kind, index)
+        };
+        self.book.open_nested();
+        Box::pin(self.inject(kind, index)).await;
+        self.book.close();
         sleep(hold.saturating_sub(before)).await;
     }
 
@@ -452,7 +512,8 @@ impl<'a> Faults<'a> {
             "",
             format!("power loss of {} at once", names.join(",")),
         );
-        sleep(ms(&mut self.rng, 0..3_000)).await;
+        let down = self.draw_hold(0..3_000);
+        sleep(down).await;
         for member in running {
             member.restart();
             self.record("heal", &member.name, "restart");
@@ -742,6 +803,7 @@ impl<'a> Faults<'a> {
     /// Undoes every fault: network, pauses, clocks, disk faults, failpoints; restarts members that
     /// are down (waiting first for madsim's own restart of a member that crashed at a failpoint).
     pub async fn heal(&mut self) {
+        self.book.begin_heal();
         self.restore_network();
         for (source, target) in std::mem::take(&mut self.clogged).into_keys() {
             NetSim::current().unclog_link(source, target);

@@ -8,6 +8,8 @@ use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+use crate::schedule::Schedule;
+
 /// The kinds of fault the simulator injects; `--faults` picks which may be drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -174,6 +176,10 @@ pub struct SwarmOptions {
     /// Lease checkpoints (`--experimental-enable-lease-checkpoint`) every this many ms, or off.
     #[serde(default)]
     pub lease_checkpoint_interval_ms: Option<u64>,
+    /// A fault schedule to follow instead of drawing one from the seed (`replay --schedule`, the
+    /// shrinker); the seed still drives everything else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Schedule>,
 }
 
 impl SwarmOptions {
@@ -256,11 +262,25 @@ impl SwarmOptions {
             fsync_latency,
             wal_segment_bytes,
             lease_checkpoint_interval_ms,
+            schedule: None,
         }
     }
 
-    /// One line per option, for failure reports and `-v`.
+    /// [`Self::describe_options`], and whether the faults follow a given schedule.
     pub fn describe(&self) -> String {
+        match &self.schedule {
+            None => self.describe_options(),
+            Some(schedule) => format!(
+                "{} schedule=given ({} faults)",
+                self.describe_options(),
+                schedule.len()
+            ),
+        }
+    }
+
+    /// One line of every option but the schedule, for failure reports, `-v` and the trace (which
+    /// a drawn schedule given back must leave as it was).
+    pub fn describe_options(&self) -> String {
         let faults: Vec<String> = self
             .faults
             .iter()

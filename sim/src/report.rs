@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! DIR/options.json    the seed and its swarm options
+//! DIR/schedule.json   the same, with the fault schedule the seed drew (`shrink --report DIR`)
 //! DIR/history.json    operations, after-heal reads, replica hashes, liveness outcome
 //! DIR/trace.jsonl     the timeline, one event per line
 //! DIR/summary.txt     the verdict, the violations, the replay command
@@ -21,6 +22,11 @@ pub fn write(parent: &Path, run: &SeedRun, summary: &str) -> std::io::Result<Pat
     let dir = parent.join(format!("seed-{:#x}", run.options.seed));
     fs::create_dir_all(&dir)?;
     fs::write(dir.join("options.json"), pretty(&run.options))?;
+    let scheduled = SwarmOptions {
+        schedule: Some(run.schedule.clone()),
+        ..run.options.clone()
+    };
+    fs::write(dir.join("schedule.json"), pretty(&scheduled))?;
     fs::write(dir.join("history.json"), pretty(&run.history))?;
     fs::write(dir.join("trace.jsonl"), trace::to_json_lines(&run.trace))?;
     fs::write(dir.join("summary.txt"), summary)?;

@@ -20,6 +20,7 @@ use crate::coverage::{self, Coverage};
 use crate::faults::Faults;
 use crate::history::{History, Input, Output, ReplicaState, RevisionRead};
 use crate::options::SwarmOptions;
+use crate::schedule::{Schedule, ScheduleBook};
 use crate::trace::{self, Event, Trace};
 use crate::workload::{Recorder, Workload};
 
@@ -70,6 +71,9 @@ pub struct SeedRun {
     /// The failpoints and fault kinds this seed reached.
     #[serde(default)]
     pub coverage: Coverage,
+    /// The faults that ran: drawn from the seed, or the given schedule's (those that started).
+    #[serde(default)]
+    pub schedule: Schedule,
 }
 
 thread_local! {
@@ -128,11 +132,17 @@ fn run_on_this_thread(options: &SwarmOptions) -> SeedRun {
     runtime.set_time_limit(SIMULATED_TIME_MAX);
     let trace = Trace::default();
     let recorder = Recorder::default();
+    let book = ScheduleBook::new(options.schedule.as_ref());
     IN_RUN.with(|in_run| *in_run.borrow_mut() = true);
     PANIC.with(|panic| panic.borrow_mut().take());
     coverage::take();
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        runtime.block_on(simulate(options.clone(), trace.clone(), recorder.clone()))
+        runtime.block_on(simulate(
+            options.clone(),
+            trace.clone(),
+            recorder.clone(),
+            book.clone(),
+        ))
     }));
     drop(runtime);
     IN_RUN.with(|in_run| *in_run.borrow_mut() = false);
@@ -155,6 +165,7 @@ fn run_on_this_thread(options: &SwarmOptions) -> SeedRun {
     };
     SeedRun {
         coverage,
+        schedule: book.ran(),
         ..finish(
             options.clone(),
             history,
@@ -206,6 +217,7 @@ pub fn finish(
         wall,
         trace_hash,
         coverage: Coverage::default(),
+        schedule: Schedule::default(),
     }
 }
 
@@ -233,8 +245,17 @@ fn set_bugs(names: &[String]) {
     );
 }
 
-async fn simulate(options: SwarmOptions, trace: Trace, recorder: Recorder) -> (History, Duration) {
-    trace.record("phase", "", format!("safety: {}", options.describe()));
+async fn simulate(
+    options: SwarmOptions,
+    trace: Trace,
+    recorder: Recorder,
+    book: ScheduleBook,
+) -> (History, Duration) {
+    trace.record(
+        "phase",
+        "",
+        format!("safety: {}", options.describe_options()),
+    );
     let cluster = Cluster::start(&options, &trace);
     let urls = cluster.client_urls();
     let workload = Workload::start(&options, &urls, &recorder, &trace);
@@ -270,7 +291,13 @@ async fn simulate(options: SwarmOptions, trace: Trace, recorder: Recorder) -> (H
         options.seed,
         state_hashes.clone(),
     ));
-    let mut faults = Faults::new(&cluster, client_ids.clone(), &options, observer.clone());
+    let mut faults = Faults::new(
+        &cluster,
+        client_ids.clone(),
+        &options,
+        observer.clone(),
+        book,
+    );
     tokio::select! {
         biased;
         () = workload.finished() => {}

@@ -58,20 +58,9 @@ pub enum Bug {
     ExpireEarly,
     /// TimeToLive answers the granted TTL instead of the remaining one.
     TtlReportsGranted,
-    /// Suspect 1 undone: a new leader promotes its leases as soon as it has applied up to its
-    /// commit index, which may be stale until its own term's first entry commits.
-    EarlyPromotion,
     /// Suspect 3 undone: a leader renews a lease on its own word, without the quorum round
     /// that proves it still leads.
     RenewWithoutQuorum,
-    /// Suspect 4 undone: every start's ReadIndex contexts begin at 1, so an answer left over
-    /// from before a fast restart can match a new read.
-    ReadIndexContextRestarts,
-    /// Suspect 6 undone: a snapshot install forgets the deletes its compaction dropped.
-    SnapshotForgetsCompactedDeletes,
-    /// Suspect 7 undone: old snapshot files are purged before the new file's WAL marker is
-    /// durable.
-    PurgeBeforeMarker,
 }
 
 impl Bug {
@@ -96,11 +85,7 @@ impl Bug {
         Bug::SkipSnapshotChecksum,
         Bug::ExpireEarly,
         Bug::TtlReportsGranted,
-        Bug::EarlyPromotion,
         Bug::RenewWithoutQuorum,
-        Bug::ReadIndexContextRestarts,
-        Bug::SnapshotForgetsCompactedDeletes,
-        Bug::PurgeBeforeMarker,
     ];
 
     /// The kebab-case name the simulator's `--bug` flag takes.
@@ -126,11 +111,7 @@ impl Bug {
             Bug::SkipSnapshotChecksum => "skip-snapshot-checksum",
             Bug::ExpireEarly => "expire-early",
             Bug::TtlReportsGranted => "ttl-reports-granted",
-            Bug::EarlyPromotion => "early-promotion",
             Bug::RenewWithoutQuorum => "renew-without-quorum",
-            Bug::ReadIndexContextRestarts => "read-index-context-restarts",
-            Bug::SnapshotForgetsCompactedDeletes => "snapshot-forgets-compacted-deletes",
-            Bug::PurgeBeforeMarker => "purge-before-marker",
         }
     }
 

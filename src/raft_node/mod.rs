@@ -42,9 +42,6 @@ const SNAPSHOT_CATCH_UP_ENTRIES_MAX: u64 = 5000;
 /// Where this start's ReadIndex contexts begin: a draw of its own from the start's seed (a
 /// separate stream, so the node's other draws stay as they were), random across starts.
 fn first_read_index_context(seed: u64) -> u64 {
-    if crate::planted_bug!(ReadIndexContextRestarts) {
-        return 1;
-    }
     StdRng::seed_from_u64(seed ^ READ_INDEX_CONTEXT_STREAM).random()
 }
 
@@ -316,19 +313,6 @@ impl RaftNode {
         {
             self.applier.lessor().lock().unwrap().demote();
         }
-        if crate::planted_bug!(EarlyPromotion)
-            && ready
-                .ss()
-                .is_some_and(|soft| soft.raft_state == StateRole::Leader)
-            && self.applier.applied_index() >= self.raw.raft.raft_log.committed
-        {
-            let election_timeout = self.tick_interval * self.election_ticks as u32;
-            self.applier
-                .lessor()
-                .lock()
-                .unwrap()
-                .promote(election_timeout);
-        }
         // 1. A snapshot from the leader replaces the state machine before any entry after it
         //    is applied.
         if !ready.snapshot().is_empty() {
@@ -487,9 +471,6 @@ impl RaftNode {
         self.snapshot_files
             .save(snapshot)
             .map_err(ServerError::Storage)?;
-        if crate::planted_bug!(PurgeBeforeMarker) {
-            self.snapshot_files.purge(snapshot.get_metadata());
-        }
         crate::failpoint!(self.raw.raft.id, "raftBeforeSnapMarker");
         self.wal
             .save_snapshot_marker(snapshot.get_metadata())

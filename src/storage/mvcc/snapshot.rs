@@ -57,9 +57,7 @@ impl KvStore {
         store.current_rev = snapshot.current_revision;
         store.compact_rev = snapshot.compact_revision;
         // The compaction dropped these tombstones, so replaying the changes cannot rebuild them.
-        if !crate::planted_bug!(SnapshotForgetsCompactedDeletes) {
-            store.deletes_at_compact_rev = snapshot.deletes_at_compact_revision.clone();
-        }
+        store.deletes_at_compact_rev = snapshot.deletes_at_compact_revision.clone();
         store
     }
 }

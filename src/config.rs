@@ -135,6 +135,15 @@ pub struct Flags {
         default_value = "5m"
     )]
     pub experimental_lease_checkpoint_interval: String,
+    /// Specify auth token type: "simple" (tokens kept by each member).
+    #[arg(long, env = "ETCD_AUTH_TOKEN", default_value = "simple")]
+    pub auth_token: String,
+    /// Time (in seconds) an unused simple token lives.
+    #[arg(long, env = "ETCD_AUTH_TOKEN_TTL", default_value_t = 300)]
+    pub auth_token_ttl: u64,
+    /// Cost of the bcrypt hash of user passwords (etcd 3.5's flag; 3.4 fixes it at 10).
+    #[arg(long, env = "ETCD_BCRYPT_COST", default_value_t = crate::auth::password::BCRYPT_COST_DEFAULT)]
+    pub bcrypt_cost: u32,
     /// Print the version and exit.
     #[arg(long)]
     pub version: bool,
@@ -190,6 +199,9 @@ pub struct Config {
     pub wal_segment_bytes: u64,
     /// How often leases' remaining TTLs are checkpointed; `None` when checkpoints are off.
     pub lease_checkpoint_interval: Option<Duration>,
+    /// How long a simple token lives after its last use.
+    pub auth_token_ttl: Duration,
+    pub bcrypt_cost: u32,
 }
 
 /// A configuration error; `main` prints it and exits with code 2, like a flag parse error.
@@ -373,6 +385,27 @@ impl Flags {
         if self.max_request_bytes == 0 {
             return Err(invalid("max-request-bytes", "0", "must be > 0"));
         }
+        if self.auth_token != "simple" {
+            return Err(invalid(
+                "auth-token",
+                &self.auth_token,
+                "detcd supports the \"simple\" token type",
+            ));
+        }
+        if self.auth_token_ttl == 0 {
+            return Err(invalid("auth-token-ttl", "0", "must be > 0"));
+        }
+        if !(crate::auth::password::BCRYPT_COST_MIN..=crate::auth::password::BCRYPT_COST_MAX).contains(&self.bcrypt_cost) {
+            return Err(invalid(
+                "bcrypt-cost",
+                &self.bcrypt_cost.to_string(),
+                format!(
+                    "must be between {} and {}",
+                    crate::auth::password::BCRYPT_COST_MIN,
+                    crate::auth::password::BCRYPT_COST_MAX
+                ),
+            ));
+        }
         if self.experimental_wal_segment_size == 0 {
             return Err(invalid("experimental-wal-segment-size", "0", "must be > 0"));
         }
@@ -442,6 +475,8 @@ impl Flags {
             lease_checkpoint_interval: self
                 .experimental_enable_lease_checkpoint
                 .then_some(lease_checkpoint_interval),
+            auth_token_ttl: Duration::from_secs(self.auth_token_ttl),
+            bcrypt_cost: self.bcrypt_cost,
         })
     }
 }

@@ -395,7 +395,9 @@ impl Flags {
         if self.auth_token_ttl == 0 {
             return Err(invalid("auth-token-ttl", "0", "must be > 0"));
         }
-        if !(crate::auth::password::BCRYPT_COST_MIN..=crate::auth::password::BCRYPT_COST_MAX).contains(&self.bcrypt_cost) {
+        if !(crate::auth::password::BCRYPT_COST_MIN..=crate::auth::password::BCRYPT_COST_MAX)
+            .contains(&self.bcrypt_cost)
+        {
             return Err(invalid(
                 "bcrypt-cost",
                 &self.bcrypt_cost.to_string(),

@@ -1,5 +1,6 @@
 //! Who a gRPC request comes from (etcd's `AuthInfoFromCtx`): the simple token in its `token`
-//! metadata, else the Common Name of its verified client certificate, which the TLS layer puts
+//! metadata (or `authorization`, where the gRPC gateway and some clients, etcd-client among
+//! them, put it), else the Common Name of its verified client certificate, which the TLS layer puts
 //! in the request's extensions.
 
 use tonic::{Request, Status};
@@ -9,13 +10,14 @@ use crate::api::status::to_status;
 use crate::auth::Requester;
 use crate::server::EtcdServer;
 
-/// The metadata key clients send their token under (etcd's `TokenFieldNameGRPC`).
-pub const TOKEN_METADATA_KEY: &str = "token";
+/// The metadata keys clients send their token under (etcd's `TokenFieldNameGRPC`, then
+/// `TokenFieldNameSwagger`).
+const TOKEN_METADATA_KEYS: [&str; 2] = ["token", "authorization"];
 
 pub fn requester<T>(server: &EtcdServer, request: &Request<T>) -> Result<Requester, Status> {
-    let token = request
-        .metadata()
-        .get(TOKEN_METADATA_KEY)
+    let token = TOKEN_METADATA_KEYS
+        .iter()
+        .find_map(|key| request.metadata().get(*key))
         .and_then(|value| value.to_str().ok());
     let common_name = request
         .extensions()

@@ -48,7 +48,8 @@ impl Watch for WatchService {
         let (ended, end) = oneshot::channel();
         let server = self.server.clone();
         tokio::spawn(async move {
-            let _ = ended.send(serve_stream(&server, requester, Box::pin(requests), responses).await);
+            let _ =
+                ended.send(serve_stream(&server, requester, Box::pin(requests), responses).await);
         });
         let stopped = futures::stream::once(end).filter_map(|end| {
             ready(match end {

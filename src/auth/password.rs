@@ -35,6 +35,10 @@ mod tests {
         assert!(verify("secret", &hashed));
         assert!(!verify("Secret", &hashed));
         assert!(!verify("secret", "not a hash"));
-        assert_ne!(hashed, hash("secret", 4, [8; 16]), "each salt hashes differently");
+        assert_ne!(
+            hashed,
+            hash("secret", 4, [8; 16]),
+            "each salt hashes differently"
+        );
     }
 }

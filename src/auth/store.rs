@@ -98,7 +98,11 @@ impl AuthStore {
     pub fn credentials(&self, name: &str) -> Option<Credentials> {
         let user = self.users.get(name)?;
         Some(
-            if user.options.as_ref().is_some_and(|options| options.no_password) {
+            if user
+                .options
+                .as_ref()
+                .is_some_and(|options| options.no_password)
+            {
                 Credentials::NoPassword
             } else {
                 Credentials::Hash(String::from_utf8_lossy(&user.password).into_owned())
@@ -127,7 +131,11 @@ impl AuthStore {
     }
 
     /// A role's permissions: for root, or for a user holding the role.
-    pub fn role_get(&self, requester: &Requester, role: &str) -> Result<Vec<Permission>, AuthError> {
+    pub fn role_get(
+        &self,
+        requester: &Requester,
+        role: &str,
+    ) -> Result<Vec<Permission>, AuthError> {
         let holds_role = match requester {
             Requester::Client(Some(user)) => self
                 .users
@@ -340,12 +348,22 @@ impl AuthStore {
             users: snapshot
                 .users
                 .iter()
-                .map(|user| (String::from_utf8_lossy(&user.name).into_owned(), user.clone()))
+                .map(|user| {
+                    (
+                        String::from_utf8_lossy(&user.name).into_owned(),
+                        user.clone(),
+                    )
+                })
                 .collect(),
             roles: snapshot
                 .roles
                 .iter()
-                .map(|role| (String::from_utf8_lossy(&role.name).into_owned(), role.clone()))
+                .map(|role| {
+                    (
+                        String::from_utf8_lossy(&role.name).into_owned(),
+                        role.clone(),
+                    )
+                })
                 .collect(),
             tokens: SimpleTokens::default(),
         };

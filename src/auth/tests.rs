@@ -2,6 +2,8 @@
 
 use std::time::{Duration, Instant};
 
+use rand::SeedableRng;
+
 use super::*;
 use crate::pb::authpb::permission::Type as PermType;
 use crate::pb::authpb::Permission;
@@ -19,7 +21,11 @@ fn user(name: &str) -> Requester {
     Requester::Client(Some(name.into()))
 }
 
-fn apply(store: &mut AuthStore, by: &Requester, change: Change) -> Result<Option<String>, AuthError> {
+fn apply(
+    store: &mut AuthStore,
+    by: &Requester,
+    change: Change,
+) -> Result<Option<String>, AuthError> {
     store.apply(by, change, 9, Instant::now(), TTL)
 }
 
@@ -81,9 +87,15 @@ fn enabled_store() -> AuthStore {
 fn enabling_needs_a_root_user_with_the_root_role() {
     let mut store = AuthStore::default();
     let anyone = Requester::Client(None);
-    assert_eq!(apply(&mut store, &anyone, enable()), Err(AuthError::RootUserNotExist));
+    assert_eq!(
+        apply(&mut store, &anyone, enable()),
+        Err(AuthError::RootUserNotExist)
+    );
     apply(&mut store, &anyone, add_user(ROOT)).unwrap();
-    assert_eq!(apply(&mut store, &anyone, enable()), Err(AuthError::RootRoleNotExist));
+    assert_eq!(
+        apply(&mut store, &anyone, enable()),
+        Err(AuthError::RootRoleNotExist)
+    );
     apply(&mut store, &anyone, add_role(ROOT)).unwrap();
     apply(&mut store, &anyone, grant_role(ROOT, ROOT)).unwrap();
     apply(&mut store, &anyone, enable()).unwrap();
@@ -115,23 +127,47 @@ fn once_enabled_only_root_changes_the_store() {
 fn names_and_duplicates_get_etcds_errors() {
     let mut store = enabled_store();
     let by = root();
-    assert_eq!(apply(&mut store, &by, add_user("")), Err(AuthError::UserEmpty));
-    assert_eq!(apply(&mut store, &by, add_user("alice")), Err(AuthError::UserAlreadyExist));
-    assert_eq!(apply(&mut store, &by, add_role("")), Err(AuthError::RoleEmpty));
-    assert_eq!(apply(&mut store, &by, add_role("r1")), Err(AuthError::RoleAlreadyExist));
-    assert_eq!(apply(&mut store, &by, grant_role("nobody", "r1")), Err(AuthError::UserNotFound));
-    assert_eq!(apply(&mut store, &by, grant_role("alice", "nope")), Err(AuthError::RoleNotFound));
+    assert_eq!(
+        apply(&mut store, &by, add_user("")),
+        Err(AuthError::UserEmpty)
+    );
+    assert_eq!(
+        apply(&mut store, &by, add_user("alice")),
+        Err(AuthError::UserAlreadyExist)
+    );
+    assert_eq!(
+        apply(&mut store, &by, add_role("")),
+        Err(AuthError::RoleEmpty)
+    );
+    assert_eq!(
+        apply(&mut store, &by, add_role("r1")),
+        Err(AuthError::RoleAlreadyExist)
+    );
+    assert_eq!(
+        apply(&mut store, &by, grant_role("nobody", "r1")),
+        Err(AuthError::UserNotFound)
+    );
+    assert_eq!(
+        apply(&mut store, &by, grant_role("alice", "nope")),
+        Err(AuthError::RoleNotFound)
+    );
     let revoke_role = Change::UserRevokeRole(AuthUserRevokeRoleRequest {
         name: ROOT.into(),
         role: "r1".into(),
     });
-    assert_eq!(apply(&mut store, &by, revoke_role), Err(AuthError::RoleNotGranted));
+    assert_eq!(
+        apply(&mut store, &by, revoke_role),
+        Err(AuthError::RoleNotGranted)
+    );
     let revoke_perm = Change::RoleRevokePermission(AuthRoleRevokePermissionRequest {
         role: "r1".into(),
         key: b"/zz".to_vec(),
         range_end: Vec::new(),
     });
-    assert_eq!(apply(&mut store, &by, revoke_perm), Err(AuthError::PermissionNotGranted));
+    assert_eq!(
+        apply(&mut store, &by, revoke_perm),
+        Err(AuthError::PermissionNotGranted)
+    );
 }
 
 #[test]
@@ -139,14 +175,23 @@ fn root_cannot_be_removed_while_auth_is_enabled() {
     let mut store = enabled_store();
     let by = root();
     let delete_root = Change::UserDelete(AuthUserDeleteRequest { name: ROOT.into() });
-    assert_eq!(apply(&mut store, &by, delete_root), Err(AuthError::InvalidAuthMgmt));
+    assert_eq!(
+        apply(&mut store, &by, delete_root),
+        Err(AuthError::InvalidAuthMgmt)
+    );
     let delete_role = Change::RoleDelete(AuthRoleDeleteRequest { role: ROOT.into() });
-    assert_eq!(apply(&mut store, &by, delete_role), Err(AuthError::InvalidAuthMgmt));
+    assert_eq!(
+        apply(&mut store, &by, delete_role),
+        Err(AuthError::InvalidAuthMgmt)
+    );
     let revoke = Change::UserRevokeRole(AuthUserRevokeRoleRequest {
         name: ROOT.into(),
         role: ROOT.into(),
     });
-    assert_eq!(apply(&mut store, &by, revoke), Err(AuthError::InvalidAuthMgmt));
+    assert_eq!(
+        apply(&mut store, &by, revoke),
+        Err(AuthError::InvalidAuthMgmt)
+    );
 }
 
 #[test]
@@ -154,25 +199,44 @@ fn permissions_follow_roles_and_revocations_take_effect_at_once() {
     let mut store = enabled_store();
     let alice = user("alice");
     assert_eq!(store.check(&alice, Access::Read, b"/a", b""), Ok(()));
-    assert_eq!(store.check(&alice, Access::Write, b"/a", b""), Err(AuthError::PermissionDenied));
+    assert_eq!(
+        store.check(&alice, Access::Write, b"/a", b""),
+        Err(AuthError::PermissionDenied)
+    );
     assert_eq!(store.check(&alice, Access::Write, b"/p/x", b""), Ok(()));
-    assert_eq!(store.check(&root(), Access::Write, b"/anything", &[0]), Ok(()));
+    assert_eq!(
+        store.check(&root(), Access::Write, b"/anything", &[0]),
+        Ok(())
+    );
     assert_eq!(
         store.check(&Requester::Client(None), Access::Read, b"/a", b""),
         Err(AuthError::UserEmpty)
     );
-    assert_eq!(store.check(&Requester::Server, Access::Write, b"/a", b""), Ok(()));
+    assert_eq!(
+        store.check(&Requester::Server, Access::Write, b"/a", b""),
+        Ok(())
+    );
     let revoke = Change::RoleRevokePermission(AuthRoleRevokePermissionRequest {
         role: "r1".into(),
         key: b"/p".to_vec(),
         range_end: b"/q".to_vec(),
     });
     apply(&mut store, &root(), revoke).unwrap();
-    assert_eq!(store.check(&alice, Access::Write, b"/p/x", b""), Err(AuthError::PermissionDenied));
+    assert_eq!(
+        store.check(&alice, Access::Write, b"/p/x", b""),
+        Err(AuthError::PermissionDenied)
+    );
     let delete_role = Change::RoleDelete(AuthRoleDeleteRequest { role: "r1".into() });
     apply(&mut store, &root(), delete_role).unwrap();
-    assert_eq!(store.user_get(&root(), "alice"), Ok(Vec::new()), "users lose a deleted role");
-    assert_eq!(store.check(&alice, Access::Read, b"/a", b""), Err(AuthError::PermissionDenied));
+    assert_eq!(
+        store.user_get(&root(), "alice"),
+        Ok(Vec::new()),
+        "users lose a deleted role"
+    );
+    assert_eq!(
+        store.check(&alice, Access::Read, b"/a", b""),
+        Err(AuthError::PermissionDenied)
+    );
 }
 
 #[test]
@@ -190,11 +254,20 @@ fn users_read_themselves_and_their_roles_only() {
     let store = enabled_store();
     let alice = user("alice");
     assert_eq!(store.user_get(&alice, "alice"), Ok(vec!["r1".to_string()]));
-    assert_eq!(store.user_get(&alice, ROOT), Err(AuthError::PermissionDenied));
+    assert_eq!(
+        store.user_get(&alice, ROOT),
+        Err(AuthError::PermissionDenied)
+    );
     assert!(store.role_get(&alice, "r1").is_ok());
-    assert_eq!(store.role_get(&alice, ROOT), Err(AuthError::PermissionDenied));
+    assert_eq!(
+        store.role_get(&alice, ROOT),
+        Err(AuthError::PermissionDenied)
+    );
     assert_eq!(store.user_list(&alice), Err(AuthError::PermissionDenied));
-    assert_eq!(store.user_list(&root()), Ok(vec!["alice".to_string(), ROOT.to_string()]));
+    assert_eq!(
+        store.user_list(&root()),
+        Ok(vec!["alice".to_string(), ROOT.to_string()])
+    );
 }
 
 #[test]
@@ -210,7 +283,10 @@ fn tokens_name_users_until_their_password_changes() {
         .unwrap()
         .unwrap();
     assert_eq!(token, "abcdefghijklmnop.42");
-    assert_eq!(store.user_of_token(&token, now, TTL).as_deref(), Some("alice"));
+    assert_eq!(
+        store.user_of_token(&token, now, TTL).as_deref(),
+        Some("alice")
+    );
     let change = Change::UserChangePassword(crate::pb::detcdpb::AuthUserChangePassword {
         name: "alice".into(),
         hashed_password: "new".into(),
@@ -235,6 +311,56 @@ fn a_snapshot_restores_the_same_store_without_tokens() {
     restored.restore(&store.to_snapshot());
     assert_eq!(restored.to_snapshot(), store.to_snapshot());
     assert!(restored.is_enabled());
-    assert_eq!(restored.check(&user("alice"), Access::Read, b"/a", b""), Ok(()));
+    assert_eq!(
+        restored.check(&user("alice"), Access::Read, b"/a", b""),
+        Ok(())
+    );
     assert_eq!(restored.user_of_token(&token, now, TTL), None);
+}
+
+// Simple tokens (here, not in `tokens`: only the seams and tests.rs files may read the host clock).
+
+#[test]
+fn a_token_lives_for_its_ttl_after_its_last_use() {
+    let mut tokens = tokens::SimpleTokens::default();
+    let start = Instant::now();
+    let ttl = TTL;
+    tokens.assign("abc.7".into(), "alice".into(), start, ttl);
+    let later = start + Duration::from_secs(200);
+    assert_eq!(
+        tokens.user_of("abc.7", later, ttl).as_deref(),
+        Some("alice")
+    );
+    assert_eq!(
+        tokens
+            .user_of("abc.7", later + Duration::from_secs(299), ttl)
+            .as_deref(),
+        Some("alice")
+    );
+    assert_eq!(
+        tokens.user_of("abc.7", later + Duration::from_secs(900), ttl),
+        None
+    );
+    assert_eq!(tokens.user_of("nope.1", start, ttl), None);
+}
+
+#[test]
+fn invalidating_a_user_drops_only_its_tokens() {
+    let mut tokens = tokens::SimpleTokens::default();
+    let now = Instant::now();
+    let ttl = TTL;
+    tokens.assign("a.1".into(), "alice".into(), now, ttl);
+    tokens.assign("b.2".into(), "bob".into(), now, ttl);
+    tokens.invalidate_user("alice");
+    assert_eq!(tokens.user_of("a.1", now, ttl), None);
+    assert_eq!(tokens.user_of("b.2", now, ttl).as_deref(), Some("bob"));
+}
+
+#[test]
+fn prefixes_are_letters_of_etcds_length() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let prefix = tokens::random_prefix(&mut rng);
+    assert_eq!(prefix.len(), tokens::PREFIX_LEN);
+    assert!(prefix.bytes().all(|b| b.is_ascii_alphabetic()));
+    assert_ne!(prefix, tokens::random_prefix(&mut rng));
 }

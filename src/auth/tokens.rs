@@ -63,49 +63,7 @@ impl SimpleTokens {
     }
 
     fn drop_expired(&mut self, now: Instant) {
-        self.by_token.retain(|_, assigned| assigned.expires_at > now);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::SeedableRng;
-
-    #[test]
-    fn a_token_lives_for_its_ttl_after_its_last_use() {
-        let mut tokens = SimpleTokens::default();
-        let start = Instant::now();
-        let ttl = Duration::from_secs(300);
-        tokens.assign("abc.7".into(), "alice".into(), start, ttl);
-        let later = start + Duration::from_secs(200);
-        assert_eq!(tokens.user_of("abc.7", later, ttl).as_deref(), Some("alice"));
-        assert_eq!(
-            tokens.user_of("abc.7", later + Duration::from_secs(299), ttl).as_deref(),
-            Some("alice")
-        );
-        assert_eq!(tokens.user_of("abc.7", later + Duration::from_secs(900), ttl), None);
-        assert_eq!(tokens.user_of("nope.1", start, ttl), None);
-    }
-
-    #[test]
-    fn invalidating_a_user_drops_only_its_tokens() {
-        let mut tokens = SimpleTokens::default();
-        let now = Instant::now();
-        let ttl = Duration::from_secs(300);
-        tokens.assign("a.1".into(), "alice".into(), now, ttl);
-        tokens.assign("b.2".into(), "bob".into(), now, ttl);
-        tokens.invalidate_user("alice");
-        assert_eq!(tokens.user_of("a.1", now, ttl), None);
-        assert_eq!(tokens.user_of("b.2", now, ttl).as_deref(), Some("bob"));
-    }
-
-    #[test]
-    fn prefixes_are_letters_of_etcds_length() {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-        let prefix = random_prefix(&mut rng);
-        assert_eq!(prefix.len(), PREFIX_LEN);
-        assert!(prefix.bytes().all(|b| b.is_ascii_alphabetic()));
-        assert_ne!(prefix, random_prefix(&mut rng));
+        self.by_token
+            .retain(|_, assigned| assigned.expires_at > now);
     }
 }

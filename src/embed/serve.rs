@@ -10,7 +10,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::api::{AuthService, ClusterService, KvService, LeaseService, MaintenanceService, WatchService};
+use crate::api::{
+    AuthService, ClusterService, KvService, LeaseService, MaintenanceService, WatchService,
+};
 use crate::pb::detcdpb::raft_peer_server::RaftPeerServer;
 use crate::pb::etcdserverpb::auth_server::AuthServer;
 use crate::pb::etcdserverpb::cluster_server::ClusterServer;
@@ -48,8 +50,7 @@ macro_rules! grpc_services {
                     .max_decoding_message_size(limit),
             )
             .$add(
-                AuthServer::new(AuthService::new(server.clone()))
-                    .max_decoding_message_size(limit),
+                AuthServer::new(AuthService::new(server.clone())).max_decoding_message_size(limit),
             )
     }};
 }

@@ -40,7 +40,9 @@ pub enum Applied {
     LeaseCheckpoint(LeaseCheckpointResponse),
     Alarm(AlarmResponse),
     /// An auth store change; an Authenticate answers the simple token it assigned.
-    Auth { token: Option<String> },
+    Auth {
+        token: Option<String>,
+    },
     /// A membership change: the members after it.
     Members(Vec<Member>),
 }
@@ -184,7 +186,12 @@ impl Applier {
         let mut kv = self.state.kv.lock().unwrap();
         // Permissions are checked as the entry applies, against the auth store as the log left
         // it: every member refuses alike, and a permission revoked by an earlier entry holds.
-        permitted(&self.state.auth.lock().unwrap(), requester, &request, &lessor)?;
+        permitted(
+            &self.state.auth.lock().unwrap(),
+            requester,
+            &request,
+            &lessor,
+        )?;
         // etcd's capped applier: while NOSPACE is raised, every member refuses what grows the
         // backend, even if it was proposed before the alarm.
         if grows_backend(&request)
@@ -445,14 +452,16 @@ fn permitted(
             requests::check_delete(auth, requester, delete)
         }
         raft_request::Request::Txn(txn) => requests::check_txn(auth, requester, txn),
-        raft_request::Request::LeaseRevoke(revoke) => lessor
-            .time_to_live(revoke.id, true)
-            .map_or(Ok(()), |lease| {
-                lease
-                    .keys
-                    .iter()
-                    .try_for_each(|key| auth.check(requester, Access::Write, key, &[]))
-            }),
+        raft_request::Request::LeaseRevoke(revoke) => {
+            lessor
+                .time_to_live(revoke.id, true)
+                .map_or(Ok(()), |lease| {
+                    lease
+                        .keys
+                        .iter()
+                        .try_for_each(|key| auth.check(requester, Access::Write, key, &[]))
+                })
+        }
         _ => Ok(()),
     }
 }

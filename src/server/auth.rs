@@ -5,7 +5,9 @@
 
 use crate::auth::{password, tokens, Access, AuthError, AuthStore, Credentials, Requester};
 use crate::pb::detcdpb::auth_change::Change;
-use crate::pb::detcdpb::{raft_request, AuthChange, AuthUserAdd, AuthUserChangePassword, AuthenticateToken};
+use crate::pb::detcdpb::{
+    raft_request, AuthChange, AuthUserAdd, AuthUserChangePassword, AuthenticateToken,
+};
 use crate::pb::etcdserverpb::{AuthUserAddRequest, AuthUserChangePasswordRequest, ResponseHeader};
 use crate::server::apply::Applied;
 use crate::server::{EtcdServer, ServerError};

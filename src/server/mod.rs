@@ -195,7 +195,9 @@ impl EtcdServer {
             lessor,
             alarms,
             auth,
-            rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(io.seed ^ AUTH_RNG_SEED_MIX)),
+            rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(
+                io.seed ^ AUTH_RNG_SEED_MIX,
+            )),
             wait,
             raft_inputs,
             raft_status,

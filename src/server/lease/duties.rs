@@ -50,7 +50,9 @@ fn propose_revokes_and_checkpoints(server: &Arc<EtcdServer>) {
         let server = server.clone();
         tokio::spawn(async move {
             match server
-                .lease_revoke(&Requester::Server, LeaseRevokeRequest { id }).await {
+                .lease_revoke(&Requester::Server, LeaseRevokeRequest { id })
+                .await
+            {
                 // Revoked by a client, or by an earlier try, in the meantime.
                 Ok(_) | Err(ServerError::LeaseNotFound) => {}
                 Err(error) => {

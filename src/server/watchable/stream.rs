@@ -8,9 +8,9 @@ use tokio::sync::mpsc;
 use super::fragment::fragments;
 use super::watcher::{CreateError, Watcher, AUTO_WATCH_ID};
 use super::{FRAGMENT_OVERHEAD_BYTES, WINDOW_REVISIONS_MAX};
+use crate::auth::Requester;
 use crate::pb::etcdserverpb::watch_request::RequestUnion;
 use crate::pb::etcdserverpb::{WatchCreateRequest, WatchRequest, WatchResponse};
-use crate::auth::Requester;
 use crate::pb::mvccpb::Event;
 use crate::server::EtcdServer;
 

@@ -46,7 +46,7 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthEnableRequest>,
     ) -> Result<Response<AuthEnableResponse>, Status> {
-        let change = Change::Enable(request.get_ref().clone());
+        let change = Change::Enable(*request.get_ref());
         let header = self.change(&request, change).await?;
         Ok(Response::new(AuthEnableResponse {
             header: Some(header),
@@ -57,7 +57,7 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthDisableRequest>,
     ) -> Result<Response<AuthDisableResponse>, Status> {
-        let change = Change::Disable(request.get_ref().clone());
+        let change = Change::Disable(*request.get_ref());
         let header = self.change(&request, change).await?;
         Ok(Response::new(AuthDisableResponse {
             header: Some(header),

@@ -15,11 +15,12 @@ pub enum Access {
 
 impl Access {
     fn granted_by(self, perm: &Permission) -> bool {
-        match (self, perm.perm_type()) {
-            (_, PermType::Readwrite) => true,
-            (Access::Read, PermType::Read) | (Access::Write, PermType::Write) => true,
-            _ => false,
-        }
+        matches!(
+            (self, perm.perm_type()),
+            (_, PermType::Readwrite)
+                | (Access::Read, PermType::Read)
+                | (Access::Write, PermType::Write)
+        )
     }
 }
 

@@ -60,7 +60,7 @@ const LEARNERS_MAX: usize = 1;
 
 /// Mixed into the node's seed for its auth RNG, so that drawing salts and token prefixes moves
 /// none of the node's other random choices.
-const AUTH_RNG_SEED_MIX: u64 = 0xa07_4_5a17;
+const AUTH_RNG_SEED_MIX: u64 = 0x0a07_45a1_7000;
 
 pub struct EtcdServer {
     config: Config,

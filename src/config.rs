@@ -135,7 +135,8 @@ pub struct Flags {
         default_value = "5m"
     )]
     pub experimental_lease_checkpoint_interval: String,
-    /// Specify auth token type: "simple" (tokens kept by each member).
+    /// Specify auth token type: "simple" (tokens kept by each member), or
+    /// "jwt,pub-key=PATH,priv-key=PATH,sign-method=RS256|ES256|...,ttl=5m".
     #[arg(long, env = "ETCD_AUTH_TOKEN", default_value = "simple")]
     pub auth_token: String,
     /// Time (in seconds) an unused simple token lives.
@@ -201,6 +202,8 @@ pub struct Config {
     pub lease_checkpoint_interval: Option<Duration>,
     /// How long a simple token lives after its last use.
     pub auth_token_ttl: Duration,
+    /// `--auth-token jwt,...`: signed tokens instead of simple ones.
+    pub jwt: Option<crate::auth::jwt::JwtTokens>,
     pub bcrypt_cost: u32,
 }
 
@@ -385,13 +388,20 @@ impl Flags {
         if self.max_request_bytes == 0 {
             return Err(invalid("max-request-bytes", "0", "must be > 0"));
         }
-        if self.auth_token != "simple" {
-            return Err(invalid(
-                "auth-token",
-                &self.auth_token,
-                "detcd supports the \"simple\" token type",
-            ));
-        }
+        let jwt = match self.auth_token.split_once(',') {
+            _ if self.auth_token == "simple" => None,
+            Some(("jwt", options)) => Some(
+                crate::auth::jwt::JwtTokens::from_options(options, parse_go_duration)
+                    .map_err(|why| invalid("auth-token", &self.auth_token, why))?,
+            ),
+            _ => {
+                return Err(invalid(
+                    "auth-token",
+                    &self.auth_token,
+                    "expected \"simple\" or \"jwt,pub-key=…,priv-key=…,sign-method=…\"",
+                ))
+            }
+        };
         if self.auth_token_ttl == 0 {
             return Err(invalid("auth-token-ttl", "0", "must be > 0"));
         }
@@ -478,6 +488,7 @@ impl Flags {
                 .experimental_enable_lease_checkpoint
                 .then_some(lease_checkpoint_interval),
             auth_token_ttl: Duration::from_secs(self.auth_token_ttl),
+            jwt,
             bcrypt_cost: self.bcrypt_cost,
         })
     }

@@ -3,6 +3,7 @@
 //! ([`requests`]), simple [`tokens`] and bcrypt [`password`] hashing.
 
 mod error;
+pub mod jwt;
 pub mod password;
 pub mod range_perm;
 pub mod requests;

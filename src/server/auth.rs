@@ -27,6 +27,13 @@ impl EtcdServer {
             return Ok(Requester::Client(None));
         }
         match token {
+            Some(token) if self.config.jwt.is_some() => self
+                .config
+                .jwt
+                .as_ref()
+                .and_then(|jwt| jwt.user_of(token, self.io.clock.wall_ms() / 1000))
+                .map(|user| Requester::Client(Some(user)))
+                .ok_or(ServerError::Auth(AuthError::InvalidAuthToken)),
             Some(token) => auth
                 .user_of_token(token, self.io.clock.now(), self.config.auth_token_ttl)
                 .map(|user| Requester::Client(Some(user)))
@@ -70,12 +77,12 @@ impl EtcdServer {
         name: &str,
         password: &str,
     ) -> Result<(String, ResponseHeader), ServerError> {
-        let credentials = {
+        let (credentials, revision) = {
             let auth = self.auth.lock().unwrap();
             if !auth.is_enabled() {
                 return Err(AuthError::AuthNotEnabled.into());
             }
-            auth.credentials(name)
+            (auth.credentials(name), auth.revision())
         };
         // bcrypt is slow by design: never under the lock.
         let verified = match credentials {
@@ -85,6 +92,11 @@ impl EtcdServer {
         if !verified {
             tracing::info!(user = name, "authentication failed");
             return Err(AuthError::AuthFailed.into());
+        }
+        if let Some(jwt) = &self.config.jwt {
+            // Self-contained: every member with the keys accepts it, none needs to record it.
+            let token = jwt.sign(name, revision, self.io.clock.wall_ms() / 1000);
+            return Ok((token, self.current_header()));
         }
         let token_prefix = tokens::random_prefix(&mut *self.rng.lock().unwrap());
         let change = Change::Authenticate(AuthenticateToken {

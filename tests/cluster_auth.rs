@@ -194,7 +194,7 @@ async fn a_watch_stops_delivering_once_its_read_permission_is_revoked() {
 /// `--auth-token jwt,...`: with the same key pair on every member, authenticated requests work
 /// on each of them, and a wrong password is refused.
 #[test]
-fn jwt_tokens_from_one_member_work_on_every_member() {
+fn jwt_tokens_work_on_every_member_with_the_same_keys() {
     let dir = tempfile::tempdir().unwrap();
     let keys = concat!(env!("CARGO_MANIFEST_DIR"), "/src/auth/testdata");
     let jwt = format!(

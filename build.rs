@@ -14,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "proto/rpc.proto",
                 "proto/kv.proto",
                 "proto/raft_request.proto",
+                "proto/auth.proto",
             ],
             &["proto"],
         )?;

@@ -8,6 +8,7 @@
 //! [`storage::mvcc`] → the waiter is woken with the response.
 
 pub mod api;
+pub mod auth;
 pub mod backup;
 #[cfg(feature = "sim-bugs")]
 pub mod bugs;
@@ -44,5 +45,8 @@ pub mod pb {
     }
     pub mod detcdpb {
         tonic::include_proto!("detcdpb");
+    }
+    pub mod authpb {
+        tonic::include_proto!("authpb");
     }
 }

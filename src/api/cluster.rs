@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use crate::api::requester::requester;
 use crate::api::status::to_status;
 use crate::pb::etcdserverpb::cluster_server::Cluster;
 use crate::pb::etcdserverpb::{
@@ -21,6 +22,13 @@ impl ClusterService {
     pub fn new(server: Arc<EtcdServer>) -> Self {
         ClusterService { server }
     }
+
+    /// Membership changes are root's, with auth enabled (etcd's
+    /// `checkMembershipOperationPermission`); the list is anyone's.
+    fn check_admin<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let requester = requester(&self.server, request)?;
+        self.server.check_admin(&requester).map_err(to_status)
+    }
 }
 
 #[tonic::async_trait]
@@ -29,6 +37,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<MemberAddRequest>,
     ) -> Result<Response<MemberAddResponse>, Status> {
+        self.check_admin(&request)?;
         let request = request.into_inner();
         let (member, members) = self
             .server
@@ -46,6 +55,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<MemberRemoveRequest>,
     ) -> Result<Response<MemberRemoveResponse>, Status> {
+        self.check_admin(&request)?;
         let members = self
             .server
             .member_remove(request.get_ref().id)
@@ -61,6 +71,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<MemberUpdateRequest>,
     ) -> Result<Response<MemberUpdateResponse>, Status> {
+        self.check_admin(&request)?;
         let request = request.into_inner();
         let members = self
             .server
@@ -87,6 +98,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
+        self.check_admin(&request)?;
         let members = self
             .server
             .member_promote(request.get_ref().id)

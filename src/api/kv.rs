@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use crate::api::requester::requester;
 use crate::api::status::to_status;
 use crate::pb::etcdserverpb::kv_server::Kv;
 use crate::pb::etcdserverpb::request_op::Request as Op;
@@ -31,20 +32,22 @@ impl Kv for KvService {
         &self,
         request: Request<RangeRequest>,
     ) -> Result<Response<RangeResponse>, Status> {
+        let requester = requester(&self.server, &request)?;
         let request = request.into_inner();
         check_range(&request).map_err(to_status)?;
         self.server
-            .range(request)
+            .range(&requester, request)
             .await
             .map(Response::new)
             .map_err(to_status)
     }
 
     async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
+        let requester = requester(&self.server, &request)?;
         let request = request.into_inner();
         check_put(&request).map_err(to_status)?;
         self.server
-            .put(request)
+            .put(&requester, request)
             .await
             .map(Response::new)
             .map_err(to_status)
@@ -54,20 +57,22 @@ impl Kv for KvService {
         &self,
         request: Request<DeleteRangeRequest>,
     ) -> Result<Response<DeleteRangeResponse>, Status> {
+        let requester = requester(&self.server, &request)?;
         let request = request.into_inner();
         check_delete(&request).map_err(to_status)?;
         self.server
-            .delete_range(request)
+            .delete_range(&requester, request)
             .await
             .map(Response::new)
             .map_err(to_status)
     }
 
     async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
+        let requester = requester(&self.server, &request)?;
         let request = request.into_inner();
         check_txn(&request, self.server.config().max_txn_ops).map_err(to_status)?;
         self.server
-            .txn(request)
+            .txn(&requester, request)
             .await
             .map(Response::new)
             .map_err(to_status)
@@ -77,6 +82,8 @@ impl Kv for KvService {
         &self,
         request: Request<CompactionRequest>,
     ) -> Result<Response<CompactionResponse>, Status> {
+        // etcd 3.4 lets any client compact (no permission is checked), but a token must be valid.
+        requester(&self.server, &request)?;
         self.server
             .compact(request.into_inner())
             .await

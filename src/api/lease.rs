@@ -12,6 +12,7 @@ use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::api::lease_forward;
+use crate::api::requester::requester;
 use crate::api::status::to_status;
 use crate::pb::etcdserverpb::lease_server::Lease;
 use crate::pb::etcdserverpb::{
@@ -39,8 +40,10 @@ impl Lease for LeaseService {
         &self,
         request: Request<LeaseGrantRequest>,
     ) -> Result<Response<LeaseGrantResponse>, Status> {
+        // Any client may grant a lease (etcd 3.4), but a token must be valid.
+        let requester = requester(&self.server, &request)?;
         self.server
-            .lease_grant(request.into_inner())
+            .lease_grant(&requester, request.into_inner())
             .await
             .map(Response::new)
             .map_err(to_status)
@@ -50,8 +53,9 @@ impl Lease for LeaseService {
         &self,
         request: Request<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
+        let requester = requester(&self.server, &request)?;
         self.server
-            .lease_revoke(request.into_inner())
+            .lease_revoke(&requester, request.into_inner())
             .await
             .map(Response::new)
             .map_err(to_status)

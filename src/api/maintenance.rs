@@ -7,6 +7,7 @@ use std::sync::Arc;
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
+use crate::api::requester::requester;
 use crate::api::status::to_status;
 use crate::pb::etcdserverpb::maintenance_server::Maintenance;
 use crate::pb::etcdserverpb::{
@@ -23,6 +24,13 @@ pub struct MaintenanceService {
 impl MaintenanceService {
     pub fn new(server: Arc<EtcdServer>) -> Self {
         MaintenanceService { server }
+    }
+
+    /// etcd 3.4 keeps defragment, hashes and backups to root once auth is enabled (its
+    /// `authMaintenanceServer`); status, alarms and leader moves are anyone's.
+    fn check_root<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let requester = requester(&self.server, request)?;
+        self.server.check_maintenance(&requester).map_err(to_status)
     }
 }
 
@@ -50,8 +58,9 @@ impl Maintenance for MaintenanceService {
 
     async fn defragment(
         &self,
-        _: Request<DefragmentRequest>,
+        request: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
+        self.check_root(&request)?;
         // A per-member local operation in etcd (rewrite the bolt file without its free pages).
         // detcd's store is in memory and compaction already frees what it drops, so there is
         // nothing left to reclaim: dbSize after compaction is already the defragmented size.
@@ -60,7 +69,8 @@ impl Maintenance for MaintenanceService {
         }))
     }
 
-    async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+    async fn hash(&self, request: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        self.check_root(&request)?;
         Ok(Response::new(self.server.hash()))
     }
 
@@ -68,6 +78,7 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<HashKvRequest>,
     ) -> Result<Response<HashKvResponse>, Status> {
+        self.check_root(&request)?;
         self.server
             .hash_kv(request.get_ref().revision)
             .await
@@ -82,8 +93,9 @@ impl Maintenance for MaintenanceService {
     /// (etcdctl copies the blobs into its file until the stream ends).
     async fn snapshot(
         &self,
-        _: Request<SnapshotRequest>,
+        request: Request<SnapshotRequest>,
     ) -> Result<Response<SnapshotStream>, Status> {
+        self.check_root(&request)?;
         let backup = self.server.backup();
         let total = backup.len();
         let chunks: Vec<Result<SnapshotResponse, Status>> = backup

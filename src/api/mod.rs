@@ -1,5 +1,6 @@
 //! The client API: one module per etcd v3 gRPC service, plus the HTTP endpoints served next to them.
 
+pub mod auth;
 pub mod cluster;
 pub mod http;
 pub mod identity;
@@ -7,9 +8,11 @@ pub mod kv;
 pub mod lease;
 mod lease_forward;
 pub mod maintenance;
+mod requester;
 pub mod status;
 pub mod watch;
 
+pub use auth::AuthService;
 pub use cluster::ClusterService;
 pub use kv::KvService;
 pub use lease::LeaseService;

@@ -34,6 +34,8 @@ pub fn to_status(error: ServerError) -> Status {
         | ServerError::BadLeaderTransferee => Code::FailedPrecondition,
         ServerError::Storage(_) | ServerError::Removed => Code::Internal,
         ServerError::NoSpace | ServerError::TooManyRequests => Code::ResourceExhausted,
+        ServerError::Auth(error) => error.code(),
+        ServerError::AuthUntranslated(_) => Code::Unknown,
     };
     Status::new(code, error.message())
 }

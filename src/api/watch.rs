@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::api::requester::requester;
 use crate::api::status::to_status;
 use crate::pb::etcdserverpb::watch_server::Watch;
 use crate::pb::etcdserverpb::{WatchRequest, WatchResponse};
@@ -37,6 +38,7 @@ impl Watch for WatchService {
         &self,
         request: Request<Streaming<WatchRequest>>,
     ) -> Result<Response<WatchStream>, Status> {
+        let requester = requester(&self.server, &request)?;
         // A receive error (the client reset the stream) ends the stream like a close.
         let requests = request
             .into_inner()
@@ -46,7 +48,8 @@ impl Watch for WatchService {
         let (ended, end) = oneshot::channel();
         let server = self.server.clone();
         tokio::spawn(async move {
-            let _ = ended.send(serve_stream(&server, Box::pin(requests), responses).await);
+            let _ =
+                ended.send(serve_stream(&server, requester, Box::pin(requests), responses).await);
         });
         let stopped = futures::stream::once(end).filter_map(|end| {
             ready(match end {

@@ -107,6 +107,8 @@ pub fn restore(
         leases: backup.data.leases.clone(),
         // Alarms belong to the old members; the new cluster starts without any.
         alarms: Vec::new(),
+        // Users, roles and whether auth is on are the cluster's data: a restore keeps them.
+        auth: backup.data.auth.clone(),
     };
     let mut snapshot = Snapshot {
         data: data.encode_to_vec().into(),

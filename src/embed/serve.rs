@@ -10,8 +10,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::api::{ClusterService, KvService, LeaseService, MaintenanceService, WatchService};
+use crate::api::{
+    AuthService, ClusterService, KvService, LeaseService, MaintenanceService, WatchService,
+};
 use crate::pb::detcdpb::raft_peer_server::RaftPeerServer;
+use crate::pb::etcdserverpb::auth_server::AuthServer;
 use crate::pb::etcdserverpb::cluster_server::ClusterServer;
 use crate::pb::etcdserverpb::kv_server::KvServer;
 use crate::pb::etcdserverpb::lease_server::LeaseServer;
@@ -45,6 +48,9 @@ macro_rules! grpc_services {
             .$add(
                 WatchServer::new(WatchService::new(server.clone()))
                     .max_decoding_message_size(limit),
+            )
+            .$add(
+                AuthServer::new(AuthService::new(server.clone())).max_decoding_message_size(limit),
             )
     }};
 }

@@ -5,11 +5,14 @@
 //! rebuild its state from a snapshot plus the log after it, and lets replicas be compared by hash.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use prost::Message as _;
 use raft::prelude::{ConfChange, ConfChangeType, Entry, Snapshot};
 
-use crate::pb::detcdpb::{raft_request, RaftRequest, SnapshotData};
+use crate::auth::{requests, Access, AuthError, AuthStore, Requester};
+use crate::io::Clock;
+use crate::pb::detcdpb::{auth_change, raft_request, RaftRequest, SnapshotData};
 use crate::pb::etcdserverpb::alarm_request::AlarmAction;
 use crate::pb::etcdserverpb::{AlarmMember, AlarmType};
 use crate::pb::etcdserverpb::{
@@ -36,6 +39,10 @@ pub enum Applied {
     LeaseRevoke(LeaseRevokeResponse),
     LeaseCheckpoint(LeaseCheckpointResponse),
     Alarm(AlarmResponse),
+    /// An auth store change; an Authenticate answers the simple token it assigned.
+    Auth {
+        token: Option<String>,
+    },
     /// A membership change: the members after it.
     Members(Vec<Member>),
 }
@@ -48,12 +55,20 @@ pub struct StateMachine {
     pub membership: Arc<Mutex<Membership>>,
     pub lessor: Arc<Mutex<Lessor>>,
     pub alarms: Arc<Mutex<Alarms>>,
+    pub auth: Arc<Mutex<AuthStore>>,
+}
+
+/// How long the simple tokens this member records live, by its own clock.
+pub struct TokenTtl {
+    pub clock: Arc<dyn Clock>,
+    pub ttl: Duration,
 }
 
 pub struct Applier {
     /// This member's id: failpoints are armed per member.
     member_id: u64,
     state: StateMachine,
+    token_ttl: TokenTtl,
     wait: Arc<Wait<ApplyResult>>,
     metrics: Arc<Metrics>,
     applied_index: u64,
@@ -66,6 +81,7 @@ impl Applier {
     pub fn new(
         member_id: u64,
         state: StateMachine,
+        token_ttl: TokenTtl,
         wait: Arc<Wait<ApplyResult>>,
         metrics: Arc<Metrics>,
         applied_index: u64,
@@ -73,6 +89,7 @@ impl Applier {
         Applier {
             member_id,
             state,
+            token_ttl,
             wait,
             metrics,
             applied_index,
@@ -130,8 +147,14 @@ impl Applier {
         if entry.get_data().is_empty() {
             return false;
         }
-        let RaftRequest { id, request } = RaftRequest::decode(entry.get_data())
+        let RaftRequest {
+            id,
+            request,
+            username,
+            from_server,
+        } = RaftRequest::decode(entry.get_data())
             .expect("normal entries hold RaftRequests written by this server");
+        let requester = Requester::from_entry(username, from_server);
         let request = request_or_die(request, entry.index);
         let membership_changed = matches!(
             request,
@@ -139,9 +162,9 @@ impl Applier {
         );
         crate::failpoint!(self.member_id, "applyBeforeEntry");
         if crate::planted_bug!(ApplyTwiceAfterRestart) && self.wait.is_empty() {
-            let _ = self.apply_request(request.clone());
+            let _ = self.apply_request(&requester, request.clone(), entry.index);
         }
-        let result = self.apply_request(request);
+        let result = self.apply_request(&requester, request, entry.index);
         crate::failpoint!(self.member_id, "applyAfterEntry");
         self.announce_revision();
         self.metrics.proposals_committed.set(entry.index);
@@ -149,10 +172,26 @@ impl Applier {
         membership_changed
     }
 
-    fn apply_request(&mut self, request: raft_request::Request) -> ApplyResult {
-        // Lock order: lessor, kv, membership, alarms.
+    fn apply_request(
+        &mut self,
+        requester: &Requester,
+        request: raft_request::Request,
+        index: u64,
+    ) -> ApplyResult {
+        if let raft_request::Request::AuthChange(change) = request {
+            return self.apply_auth(requester, change.change, index);
+        }
+        // Lock order: lessor, kv, membership, alarms, auth.
         let mut lessor = self.state.lessor.lock().unwrap();
         let mut kv = self.state.kv.lock().unwrap();
+        // Permissions are checked as the entry applies, against the auth store as the log left
+        // it: every member refuses alike, and a permission revoked by an earlier entry holds.
+        permitted(
+            &self.state.auth.lock().unwrap(),
+            requester,
+            &request,
+            &lessor,
+        )?;
         // etcd's capped applier: while NOSPACE is raised, every member refuses what grows the
         // backend, even if it was proposed before the alarm.
         if grows_backend(&request)
@@ -222,6 +261,7 @@ impl Applier {
             raft_request::Request::Alarm(alarm) => {
                 return Ok(Applied::Alarm(self.apply_alarm(&alarm)));
             }
+            raft_request::Request::AuthChange(_) => unreachable!("applied above"),
             request @ (raft_request::Request::LeaseGrant(_)
             | raft_request::Request::LeaseRevoke(_)
             | raft_request::Request::LeaseCheckpoint(_)) => {
@@ -233,6 +273,25 @@ impl Applier {
             lessor.track_writes(&kv, revision_before + 1);
         }
         result.map_err(ServerError::from)
+    }
+
+    fn apply_auth(
+        &self,
+        requester: &Requester,
+        change: Option<auth_change::Change>,
+        index: u64,
+    ) -> ApplyResult {
+        let change =
+            change.unwrap_or_else(|| panic!("entry {index} holds an auth change without a change"));
+        let now = self.token_ttl.clock.now();
+        let token = self.state.auth.lock().unwrap().apply(
+            requester,
+            change,
+            index,
+            now,
+            self.token_ttl.ttl,
+        )?;
+        Ok(Applied::Auth { token })
     }
 
     /// Raises or clears an alarm; the response lists the alarm if it changed (etcd's answer).
@@ -316,6 +375,11 @@ impl Applier {
         let kv = KvStore::from_snapshot(&data.kv.unwrap_or_default());
         self.state.lessor.lock().unwrap().restore(&data.leases, &kv);
         self.state.alarms.lock().unwrap().restore(&data.alarms);
+        self.state
+            .auth
+            .lock()
+            .unwrap()
+            .restore(&data.auth.unwrap_or_default());
         *self.state.kv.lock().unwrap() = kv;
         self.announce_revision();
         self.state
@@ -340,6 +404,7 @@ impl Applier {
             &self.state.kv,
             &self.state.membership,
             &self.state.alarms,
+            &self.state.auth,
         )
         .encode_to_vec()
     }
@@ -347,24 +412,57 @@ impl Applier {
 
 /// The whole state machine at one point between two applied entries: raft snapshots and the
 /// backups `Maintenance.Snapshot` streams are both made of it. Takes the locks in the apply
-/// order (lessor, kv, membership), so it may run beside the applier without deadlocking, and
-/// sees leases and keys as of the same entry.
+/// order (lessor, kv, membership, alarms, auth), so it may run beside the applier without
+/// deadlocking, and sees leases, keys and users as of the same entry.
 pub fn state_snapshot(
     lessor: &Mutex<Lessor>,
     kv: &Mutex<KvStore>,
     membership: &Mutex<Membership>,
     alarms: &Mutex<Alarms>,
+    auth: &Mutex<AuthStore>,
 ) -> SnapshotData {
     let lessor = lessor.lock().unwrap();
     let kv = kv.lock().unwrap();
     let membership = membership.lock().unwrap();
     let alarms = alarms.lock().unwrap();
+    let auth = auth.lock().unwrap();
     SnapshotData {
         kv: Some(kv.to_snapshot()),
         members: membership.members(),
         removed_member_ids: membership.removed_ids(),
         leases: lessor.to_snapshot(),
         alarms: alarms.list(),
+        // A store never changed (revision 0) is left out, so snapshots of clusters that never
+        // used auth stay as they were.
+        auth: (auth.revision() > 0).then(|| auth.to_snapshot()),
+    }
+}
+
+/// Whether the requester may make this write (etcd's `authApplierV3`). A lease revoke deletes
+/// the lease's keys, so it needs write permission on each of them, as in etcd 3.4.
+fn permitted(
+    auth: &AuthStore,
+    requester: &Requester,
+    request: &raft_request::Request,
+    lessor: &Lessor,
+) -> Result<(), AuthError> {
+    match request {
+        raft_request::Request::Put(put) => requests::check_put(auth, requester, put),
+        raft_request::Request::DeleteRange(delete) => {
+            requests::check_delete(auth, requester, delete)
+        }
+        raft_request::Request::Txn(txn) => requests::check_txn(auth, requester, txn),
+        raft_request::Request::LeaseRevoke(revoke) => {
+            lessor
+                .time_to_live(revoke.id, true)
+                .map_or(Ok(()), |lease| {
+                    lease
+                        .keys
+                        .iter()
+                        .try_for_each(|key| auth.check(requester, Access::Write, key, &[]))
+                })
+        }
+        _ => Ok(()),
     }
 }
 

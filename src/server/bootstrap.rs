@@ -22,7 +22,7 @@ use raft::storage::MemStorage;
 use crate::config::{ClusterState, Config, InitialMember};
 use crate::io::{probe_writable, Clock, Disk};
 use crate::pb::detcdpb::raft_peer_client::RaftPeerClient;
-use crate::pb::detcdpb::{LeaseSnapshot, MembersRequest, SnapshotData, WalMetadata};
+use crate::pb::detcdpb::{AuthSnapshot, LeaseSnapshot, MembersRequest, SnapshotData, WalMetadata};
 use crate::pb::etcdserverpb::{AlarmMember, Member};
 use crate::raft_node::{LogStore, SnapshotFiles};
 use crate::server::membership::Membership;
@@ -80,6 +80,8 @@ pub struct Bootstrapped {
     pub leases: Vec<LeaseSnapshot>,
     /// Alarms as of that snapshot.
     pub alarms: Vec<AlarmMember>,
+    /// The auth store as of that snapshot.
+    pub auth: AuthSnapshot,
     pub applied_index: u64,
 }
 
@@ -146,6 +148,7 @@ async fn create(
         kv: KvStore::new(),
         leases: Vec::new(),
         alarms: Vec::new(),
+        auth: AuthSnapshot::default(),
         applied_index: 0,
     })
 }
@@ -187,6 +190,7 @@ fn join(
         kv: KvStore::new(),
         leases: Vec::new(),
         alarms: Vec::new(),
+        auth: AuthSnapshot::default(),
         applied_index: 0,
     })
 }
@@ -209,6 +213,7 @@ fn restart(
     let mut kv = KvStore::new();
     let mut leases = Vec::new();
     let mut alarms = Vec::new();
+    let mut auth = AuthSnapshot::default();
     let (storage, snapshot) = match &contents.snapshot {
         Some(snapshot_metadata) => {
             let snapshot = snapshot_files
@@ -220,6 +225,7 @@ fn restart(
             membership.restore(data.members, data.removed_member_ids);
             leases = data.leases;
             alarms = data.alarms;
+            auth = data.auth.unwrap_or_default();
             let storage = MemStorage::new();
             storage
                 .wl()
@@ -263,6 +269,7 @@ fn restart(
         membership,
         leases,
         alarms,
+        auth,
         applied_index,
     })
 }

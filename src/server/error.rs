@@ -1,6 +1,7 @@
 //! Errors a client request can end in, one variant per etcd error, so the API layer can answer
 //! with etcd's exact gRPC code and message (`api::status`).
 
+use crate::auth::AuthError;
 use crate::storage::mvcc::MvccError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +38,16 @@ pub enum ServerError {
     BadLeaderTransferee,
     /// The backend is over `--quota-backend-bytes`, or a NOSPACE alarm is raised.
     NoSpace,
+    Auth(AuthError),
+    /// An auth refusal as etcd 3.4's maintenance RPCs answer it: the auth package's own error,
+    /// untranslated (code Unknown, `auth: permission denied`).
+    AuthUntranslated(AuthError),
+}
+
+impl From<AuthError> for ServerError {
+    fn from(error: AuthError) -> Self {
+        ServerError::Auth(error)
+    }
 }
 
 impl From<MvccError> for ServerError {
@@ -98,6 +109,10 @@ impl ServerError {
             ServerError::BadLeaderTransferee => "etcdserver: bad leader transferee".into(),
             ServerError::NoSpace => "etcdserver: mvcc: database space exceeded".into(),
             ServerError::Storage(why) => format!("etcdserver: storage failure: {why}"),
+            ServerError::Auth(error) => error.message().into(),
+            ServerError::AuthUntranslated(error) => {
+                error.message().replacen("etcdserver: ", "auth: ", 1)
+            }
         }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod alarms;
 pub mod apply;
+mod auth;
 pub mod bootstrap;
 mod error;
 pub mod lease;
@@ -21,8 +22,10 @@ use std::sync::{Arc, Mutex};
 
 use prost::Message as _;
 use raft::prelude::{ConfChange, ConfChangeType};
+use rand::SeedableRng as _;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::auth::{requests, AuthStore, Requester};
 use crate::config::{Config, ETCD_API_VERSION};
 use crate::io::Io;
 use crate::pb::detcdpb::{raft_request, MemberAttributes, RaftRequest};
@@ -40,7 +43,7 @@ use crate::raft_node::{
 use crate::storage::mvcc::KvStore;
 use crate::watched::Watched;
 use alarms::Alarms;
-use apply::{Applied, Applier, ApplyResult, StateMachine};
+use apply::{Applied, Applier, ApplyResult, StateMachine, TokenTtl};
 use bootstrap::{BootstrapError, Bootstrapped, RemoteCluster};
 use membership::Membership;
 use metrics::Metrics;
@@ -59,6 +62,10 @@ const LEARNER_READY_PERCENT: u64 = 90;
 /// etcd allows one learner at a time (`maxLearners`).
 const LEARNERS_MAX: usize = 1;
 
+/// Mixed into the node's seed for its auth RNG, so that drawing salts and token prefixes moves
+/// none of the node's other random choices.
+const AUTH_RNG_SEED_MIX: u64 = 0x0a07_45a1_7000;
+
 pub struct EtcdServer {
     config: Config,
     member_id: u64,
@@ -67,6 +74,9 @@ pub struct EtcdServer {
     kv: Arc<Mutex<KvStore>>,
     lessor: Arc<Mutex<lease::Lessor>>,
     alarms: Arc<Mutex<Alarms>>,
+    auth: Arc<Mutex<AuthStore>>,
+    /// Password salts and token prefixes, drawn from the node's seed (no OS randomness here).
+    rng: Mutex<rand::rngs::StdRng>,
     wait: Arc<Wait<ApplyResult>>,
     raft_inputs: mpsc::Sender<RaftInput>,
     raft_status: Arc<Watched<RaftStatus>>,
@@ -100,6 +110,7 @@ impl EtcdServer {
             membership,
             leases,
             alarms,
+            auth,
             applied_index,
         } = bootstrap::bootstrap(&config, io.disk.clone(), remote).await?;
         tracing::info!(
@@ -130,6 +141,11 @@ impl EtcdServer {
                 "--max-request-bytes exceeds the maximum recommended size"
             );
         }
+        let auth = {
+            let mut store = AuthStore::default();
+            store.restore(&auth);
+            Arc::new(Mutex::new(store))
+        };
         let wait = Arc::new(Wait::with_capacity(config.max_pending_proposals));
         let metrics = Arc::new(Metrics::default());
         let (raft_inputs, inputs) = mpsc::channel(RAFT_INPUTS_MAX);
@@ -141,6 +157,11 @@ impl EtcdServer {
                 membership: membership.clone(),
                 lessor: lessor.clone(),
                 alarms: alarms.clone(),
+                auth: auth.clone(),
+            },
+            TokenTtl {
+                clock: io.clock.clone(),
+                ttl: config.auth_token_ttl,
             },
             wait.clone(),
             metrics.clone(),
@@ -188,6 +209,10 @@ impl EtcdServer {
             kv,
             lessor,
             alarms,
+            auth,
+            rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(
+                io.seed ^ AUTH_RNG_SEED_MIX,
+            )),
             wait,
             raft_inputs,
             raft_status,
@@ -278,18 +303,30 @@ impl EtcdServer {
         *header = Some(self.header(revision));
     }
 
-    pub async fn range(&self, request: RangeRequest) -> Result<RangeResponse, ServerError> {
+    pub async fn range(
+        &self,
+        requester: &Requester,
+        request: RangeRequest,
+    ) -> Result<RangeResponse, ServerError> {
         if !request.serializable {
             self.linearizable_read_barrier().await?;
         }
+        requests::check_range(&self.auth.lock().unwrap(), requester, &request)?;
         self.metrics.mvcc_range.inc();
         let mut response = self.kv.lock().unwrap().range(&request)?;
         self.with_header(&mut response.header);
         Ok(response)
     }
 
-    pub async fn put(&self, request: PutRequest) -> Result<PutResponse, ServerError> {
-        match self.propose(raft_request::Request::Put(request)).await? {
+    pub async fn put(
+        &self,
+        requester: &Requester,
+        request: PutRequest,
+    ) -> Result<PutResponse, ServerError> {
+        match self
+            .propose_as(requester, raft_request::Request::Put(request))
+            .await?
+        {
             Applied::Put(mut response) => {
                 self.with_header(&mut response.header);
                 Ok(response)
@@ -300,10 +337,11 @@ impl EtcdServer {
 
     pub async fn delete_range(
         &self,
+        requester: &Requester,
         request: DeleteRangeRequest,
     ) -> Result<DeleteRangeResponse, ServerError> {
         match self
-            .propose(raft_request::Request::DeleteRange(request))
+            .propose_as(requester, raft_request::Request::DeleteRange(request))
             .await?
         {
             Applied::DeleteRange(mut response) => {
@@ -314,7 +352,11 @@ impl EtcdServer {
         }
     }
 
-    pub async fn txn(&self, request: TxnRequest) -> Result<TxnResponse, ServerError> {
+    pub async fn txn(
+        &self,
+        requester: &Requester,
+        request: TxnRequest,
+    ) -> Result<TxnResponse, ServerError> {
         if is_read_only_txn(&request) {
             // A read-only txn needs no log entry: read at a linearizable point, as etcd does.
             let serializable = request_ops(&request).all(|op| {
@@ -323,13 +365,17 @@ impl EtcdServer {
             if !serializable {
                 self.linearizable_read_barrier().await?;
             }
+            requests::check_txn(&self.auth.lock().unwrap(), requester, &request)?;
             // Read-only: no put, so no lease is ever looked up.
             let no_leases = |_lease: i64| false;
             let mut response = self.kv.lock().unwrap().txn(&request, &no_leases)?;
             self.with_header(&mut response.header);
             return Ok(response);
         }
-        match self.propose(raft_request::Request::Txn(request)).await? {
+        match self
+            .propose_as(requester, raft_request::Request::Txn(request))
+            .await?
+        {
             Applied::Txn(mut response) => {
                 self.with_header(&mut response.header);
                 Ok(response)
@@ -369,7 +415,13 @@ impl EtcdServer {
     pub fn backup(&self) -> Vec<u8> {
         // Read before the state, so never past it; `etcdctl snapshot restore` rewrites it anyway.
         let consistent_index = self.raft_status().applied_index;
-        let state = apply::state_snapshot(&self.lessor, &self.kv, &self.membership, &self.alarms);
+        let state = apply::state_snapshot(
+            &self.lessor,
+            &self.kv,
+            &self.membership,
+            &self.alarms,
+            &self.auth,
+        );
         crate::backup::encode(&state, consistent_index)
     }
 
@@ -635,12 +687,26 @@ impl EtcdServer {
         }
     }
 
+    /// Proposes a request of the server's own (never permission-checked).
     async fn propose(&self, request: raft_request::Request) -> Result<Applied, ServerError> {
+        self.propose_as(&Requester::Server, request).await
+    }
+
+    /// Proposes a request on behalf of `requester`, whose permissions every member checks as
+    /// the entry applies.
+    async fn propose_as(
+        &self,
+        requester: &Requester,
+        request: raft_request::Request,
+    ) -> Result<Applied, ServerError> {
         let grows_backend = apply::grows_backend(&request);
         let id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
+        let (username, from_server) = requester.to_entry();
         let data = RaftRequest {
             id,
             request: Some(request),
+            username,
+            from_server,
         }
         .encode_to_vec();
         if data.len() > self.config.max_request_bytes {
@@ -698,6 +764,7 @@ impl EtcdServer {
         let data = RaftRequest {
             id,
             request: Some(raft_request::Request::Alarm(request)),
+            ..Default::default()
         }
         .encode_to_vec();
         match self
@@ -719,6 +786,8 @@ impl EtcdServer {
         for lease in lessor.to_snapshot() {
             state.extend_from_slice(&lease.encode_to_vec());
         }
+        // etcd's hash covers its auth buckets too. (Empty while auth was never used.)
+        state.extend_from_slice(&self.auth.lock().unwrap().to_snapshot().encode_to_vec());
         HashResponse {
             header: Some(self.header(kv.current_revision())),
             hash: crc32fast::hash(&state),

@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::auth::Requester;
 use crate::pb::etcdserverpb::LeaseRevokeRequest;
 use crate::server::{EtcdServer, ServerError};
 
@@ -48,7 +49,10 @@ fn propose_revokes_and_checkpoints(server: &Arc<EtcdServer>) {
     for id in expired {
         let server = server.clone();
         tokio::spawn(async move {
-            match server.lease_revoke(LeaseRevokeRequest { id }).await {
+            match server
+                .lease_revoke(&Requester::Server, LeaseRevokeRequest { id })
+                .await
+            {
                 // Revoked by a client, or by an earlier try, in the meantime.
                 Ok(_) | Err(ServerError::LeaseNotFound) => {}
                 Err(error) => {

@@ -18,6 +18,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::auth::Requester;
 use crate::pb::detcdpb::raft_request;
 use crate::pb::etcdserverpb::{
     LeaseCheckpoint, LeaseCheckpointRequest, LeaseGrantRequest, LeaseGrantResponse,
@@ -42,6 +43,7 @@ impl EtcdServer {
 
     pub async fn lease_grant(
         &self,
+        requester: &Requester,
         mut request: LeaseGrantRequest,
     ) -> Result<LeaseGrantResponse, ServerError> {
         // A leader grants after promoting its leases, so the new lease starts to expire at once.
@@ -55,7 +57,7 @@ impl EtcdServer {
             request.id = (id & i64::MAX as u64) as i64;
         }
         match self
-            .propose(raft_request::Request::LeaseGrant(request))
+            .propose_as(requester, raft_request::Request::LeaseGrant(request))
             .await?
         {
             Applied::LeaseGrant(mut response) => {
@@ -68,10 +70,11 @@ impl EtcdServer {
 
     pub async fn lease_revoke(
         &self,
+        requester: &Requester,
         request: LeaseRevokeRequest,
     ) -> Result<LeaseRevokeResponse, ServerError> {
         match self
-            .propose(raft_request::Request::LeaseRevoke(request))
+            .propose_as(requester, raft_request::Request::LeaseRevoke(request))
             .await?
         {
             Applied::LeaseRevoke(mut response) => {

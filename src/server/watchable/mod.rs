@@ -29,6 +29,7 @@ pub use stream::StreamEnd;
 use futures::{Stream, StreamExt as _};
 use tokio::sync::mpsc;
 
+use crate::auth::Requester;
 use crate::pb::etcdserverpb::{WatchRequest, WatchResponse};
 use crate::server::EtcdServer;
 use stream::WatchStream;
@@ -58,6 +59,7 @@ enum Wake {
 /// receiver is dropped), or the server stops.
 pub async fn serve_stream(
     server: &EtcdServer,
+    requester: Requester,
     mut requests: impl Stream<Item = WatchRequest> + Unpin,
     responses: mpsc::Sender<WatchResponse>,
 ) -> StreamEnd {
@@ -65,7 +67,7 @@ pub async fn serve_stream(
     let clock = server.clock();
     let interval = server.config.watch_progress_notify_interval;
     let mut progress_tick = clock.sleep(interval);
-    let mut stream = WatchStream::new(server, responses);
+    let mut stream = WatchStream::new(server, requester, responses);
     loop {
         // Whatever is applied from here on is news to the catch-up below.
         let seen_revision = applied.get();

@@ -9,6 +9,7 @@ use super::budget::Share;
 use super::fragment::fragments;
 use super::watcher::{CreateError, Watcher, AUTO_WATCH_ID};
 use super::{FRAGMENT_OVERHEAD_BYTES, WINDOW_REVISIONS_MAX};
+use crate::auth::Requester;
 use crate::pb::etcdserverpb::watch_request::RequestUnion;
 use crate::pb::etcdserverpb::{WatchCreateRequest, WatchRequest, WatchResponse};
 use crate::pb::mvccpb::Event;
@@ -25,8 +26,14 @@ pub enum StreamEnd {
 /// The `watch_id` of responses that belong to no watch (progress requested by the client).
 const NO_WATCH_ID: i64 = -1;
 
+/// etcd's `cancel_reason` for a watch its user may not read: the gRPC error's full text.
+const PERMISSION_DENIED_REASON: &str =
+    "rpc error: code = PermissionDenied desc = etcdserver: permission denied";
+
 pub struct WatchStream<'a> {
     server: &'a EtcdServer,
+    /// Who opened the stream: every watch on it reads as this user.
+    requester: Requester,
     responses: mpsc::Sender<WatchResponse>,
     /// By id, so every pass over the watches runs in the same order.
     watchers: BTreeMap<i64, Watcher>,
@@ -48,9 +55,14 @@ struct Window {
 }
 
 impl<'a> WatchStream<'a> {
-    pub fn new(server: &'a EtcdServer, responses: mpsc::Sender<WatchResponse>) -> Self {
+    pub fn new(
+        server: &'a EtcdServer,
+        requester: Requester,
+        responses: mpsc::Sender<WatchResponse>,
+    ) -> Self {
         WatchStream {
             server,
+            requester,
             responses,
             watchers: BTreeMap::new(),
             slots: server.watcher_budget.share(),
@@ -80,6 +92,19 @@ impl<'a> WatchStream<'a> {
 
     async fn create(&mut self, request: &WatchCreateRequest) -> Result<(), StreamEnd> {
         let current_revision = self.current_revision();
+        if !self.may_read(&request.key, &request.range_end) {
+            // etcd answers with the id asked for, created and canceled at once.
+            return self
+                .send(WatchResponse {
+                    header: Some(self.server.header(current_revision)),
+                    watch_id: request.watch_id,
+                    created: true,
+                    canceled: true,
+                    cancel_reason: PERMISSION_DENIED_REASON.to_string(),
+                    ..Default::default()
+                })
+                .await;
+        }
         let next_revision = match request.start_revision {
             0 => current_revision + 1,
             start => start.max(1) + i64::from(crate::planted_bug!(DropEventOnResume)),
@@ -199,6 +224,21 @@ impl<'a> WatchStream<'a> {
                 if events.is_empty() {
                     continue;
                 }
+                let (key, range_end) = watcher.requested_range.clone();
+                if !self.may_read(&key, &range_end) {
+                    // Its permission was revoked since it was created: it delivers no more.
+                    self.watchers.remove(&id);
+                    self.send(WatchResponse {
+                        header: Some(self.server.header(window.current_revision)),
+                        watch_id: id,
+                        canceled: true,
+                        cancel_reason: PERMISSION_DENIED_REASON.to_string(),
+                        ..Default::default()
+                    })
+                    .await?;
+                    continue;
+                }
+                let watcher = self.watchers.get_mut(&id).expect("ids were just listed");
                 watcher.progress_due = false;
                 let fragment = watcher.fragment;
                 let response = WatchResponse {
@@ -286,6 +326,12 @@ impl<'a> WatchStream<'a> {
 
     fn current_revision(&self) -> i64 {
         self.server.kv.lock().unwrap().current_revision()
+    }
+
+    fn may_read(&self, key: &[u8], range_end: &[u8]) -> bool {
+        self.server
+            .check_read(&self.requester, key, range_end)
+            .is_ok()
     }
 
     async fn send(&self, response: WatchResponse) -> Result<(), StreamEnd> {

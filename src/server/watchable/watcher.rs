@@ -58,6 +58,8 @@ impl CreateError {
 pub struct Watcher {
     pub id: i64,
     keys: Keys,
+    /// The range as requested, `(key, range_end)`: what reading it needs permission for.
+    pub requested_range: (Vec<u8>, Vec<u8>),
     no_put: bool,
     no_delete: bool,
     prev_kv: bool,
@@ -94,6 +96,7 @@ impl Watcher {
         Ok(Watcher {
             id: AUTO_WATCH_ID,
             keys,
+            requested_range: (request.key.clone(), request.range_end.clone()),
             no_put: has_filter(FilterType::Noput),
             no_delete: has_filter(FilterType::Nodelete),
             prev_kv: request.prev_kv,

@@ -8,32 +8,39 @@ use detcd_sim::options::{FaultKind, RunSpec, SwarmOptions};
 use detcd_sim::simulation::{self, SeedRun, Verdict};
 
 /// `nodes: None` runs the cluster size the seed draws, as a sweep without `--nodes` does.
-fn run(seed: u64, nodes: Option<usize>, faults: &[FaultKind]) -> SeedRun {
-    let spec = RunSpec {
+fn spec(nodes: Option<usize>, faults: &[FaultKind]) -> RunSpec {
+    RunSpec {
         nodes,
         faults: faults.to_vec(),
         ops: 200,
         bugs: Vec::new(),
-    };
+    }
+}
+
+fn run(seed: u64, nodes: Option<usize>, faults: &[FaultKind]) -> SeedRun {
     // Pinned before the breadth mix existed: it changes a seed's workload (0xd and 0x11242 draw
     // it), so they run without it, as they failed.
     let options = SwarmOptions {
         breadth: false,
-        ..SwarmOptions::draw(seed, &spec)
+        ..SwarmOptions::draw(seed, &spec(nodes, faults))
     };
     simulation::run(&options)
 }
 
-fn assert_passes(seed: u64, nodes: Option<usize>, faults: &[FaultKind]) -> SeedRun {
-    let run = run(seed, nodes, faults);
+fn assert_pass(run: SeedRun) -> SeedRun {
     assert_eq!(
         run.verdict,
         Verdict::Pass,
-        "seed {seed:#x}: {:?} {:?}",
+        "seed {:#x}: {:?} {:?}",
+        run.options.seed,
         run.findings.violations,
         run.panic
     );
     run
+}
+
+fn assert_passes(seed: u64, nodes: Option<usize>, faults: &[FaultKind]) -> SeedRun {
+    assert_pass(run(seed, nodes, faults))
 }
 
 /// A member added after the leader's latest snapshot, when the leader's log no longer started at
@@ -148,20 +155,8 @@ fn a_time_to_live_is_never_forever() {
 
 /// A seed exactly as a default sweep draws it (every fault kind, breadth mix included).
 fn assert_passes_as_drawn(seed: u64) {
-    let spec = RunSpec {
-        nodes: None,
-        faults: FaultKind::ALL.to_vec(),
-        ops: 200,
-        bugs: Vec::new(),
-    };
-    let run = simulation::run(&SwarmOptions::draw(seed, &spec));
-    assert_eq!(
-        run.verdict,
-        Verdict::Pass,
-        "seed {seed:#x}: {:?} {:?}",
-        run.findings.violations,
-        run.panic
-    );
+    let options = SwarmOptions::draw(seed, &spec(None, &FaultKind::ALL));
+    assert_pass(simulation::run(&options));
 }
 
 /// Suspect 3 of issue 10: a leader cut off from the majority renewed leases on its own word.

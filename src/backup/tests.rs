@@ -342,6 +342,9 @@ fn set(buckets: &mut [bbolt::Bucket], bucket: &[u8], key: &[u8], value: Vec<u8>)
     bucket.entries.sort();
 }
 
+/// A bucket, a key, the value put there, and what the refusal says.
+type AuthDamage<'a> = (&'a [u8], &'a [u8], Vec<u8>, &'a str);
+
 #[test]
 fn damaged_auth_records_are_refused() {
     let alice_as_bob = User {
@@ -350,7 +353,7 @@ fn damaged_auth_records_are_refused() {
     };
     let mut bad_type = auth().roles[0].clone();
     bad_type.key_permission[0].perm_type = 7;
-    let cases: Vec<(&[u8], &[u8], Vec<u8>, &str)> = vec![
+    let cases: Vec<AuthDamage> = vec![
         (b"auth", b"authEnabled", vec![2], "authEnabled is [02]"),
         (
             b"auth",

@@ -285,6 +285,14 @@ fn users_and_roles_of_a_detcd_snapshot_restore_into_etcd() {
     stdout(&detcd.etcdctl(&save));
     drop(detcd);
 
+    // etcdctl reads the auth buckets as detcd does: the same hash and key count.
+    let file_arg = file.to_str().unwrap();
+    let etcd_status = stdout(&etcdctl_snapshot(&["status", file_arg, "-w", "json"]));
+    assert_eq!(
+        etcd_status,
+        stdout(&detcd_snapshot(&["status", file_arg, "-w", "json"]))
+    );
+
     let spec = MemberSpec::new(dir.path(), "n1");
     let args = restore_args(&file, &spec);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -91,6 +91,7 @@ pub fn backup_file(data: &[u8]) {
     without_drops.deletes_at_compact_revision.clear();
     assert_eq!(again.data.kv, Some(without_drops));
     assert_eq!(again.data.leases, backup.data.leases);
+    assert_eq!(again.data.auth, backup.data.auth);
 }
 
 /// A backup of a store with some history, for the fuzzers to damage: its key bucket fills

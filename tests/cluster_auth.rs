@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{etcdctl, Cluster, Node, Server};
+use common::{answer, etcdctl, Cluster, Node, Server};
 use etcd_client::{Client, ConnectOptions};
 
 /// Fast elections; snapshots (and log compaction) every 20 entries, so a member that misses a
@@ -20,21 +20,6 @@ const EXTRA: &[&str] = &[
     // keeps the same code path without a CPU-heavy step per call on a loaded 2-core machine.
     "--bcrypt-cost=4",
 ];
-
-/// etcdctl's answer on one member: stdout, or the error it printed.
-fn answer(endpoint: &str, args: &[&str]) -> String {
-    let output = etcdctl(endpoint, args);
-    let text = if output.status.success() {
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    } else {
-        String::from_utf8_lossy(&output.stderr)
-            .lines()
-            .filter(|line| line.starts_with("Error:"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    text.trim_end().to_string()
-}
 
 /// What each member answers about the auth state, read on that member alone.
 fn auth_view(endpoint: &str) -> Vec<String> {

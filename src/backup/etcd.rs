@@ -9,10 +9,11 @@
 //! | `members_removed` | member id in hex | `removed` |
 //! | `cluster` | `clusterVersion` | the cluster version |
 //! | `alarm` | `etcdserverpb.AlarmMember` | empty |
+//! | `auth`, `authUsers`, `authRoles` | see [`super::auth_buckets`] | |
 //!
-//! The compact revisions are there only once a compaction ran. A restore reads `key`, `meta`
-//! and `lease`; membership and alarms belong to the old cluster and are left behind, as
-//! `etcdctl snapshot restore` leaves them.
+//! The compact revisions are there only once a compaction ran. A restore reads `key`, `meta`,
+//! `lease` and the auth buckets; membership and alarms belong to the old cluster and are left
+//! behind, as `etcdctl snapshot restore` leaves them.
 
 use prost::Message as _;
 
@@ -22,6 +23,7 @@ use crate::pb::mvccpb::KeyValue;
 use crate::server::lease::lessor::LEASE_TTL_SECONDS_MAX;
 use crate::storage::mvcc::{Crc32c, KvStore, Revision};
 
+use super::auth_buckets;
 use super::bbolt::{self, Bucket, Database};
 use super::{append_trailer, verified_body, Backup, Status};
 
@@ -120,9 +122,11 @@ pub fn encode(data: &SnapshotData, consistent_index: u64) -> Vec<u8> {
                 .iter()
                 .map(|alarm| (alarm.encode_to_vec(), Vec::new())),
         ),
-        // Once detcd has auth, its `auth`, `authUsers` and `authRoles` buckets go here, laid out
-        // as etcd 3.4's auth store keeps them.
     ];
+    // `None` while auth was never used: files of such clusters stay as they were.
+    if let Some(auth) = &data.auth {
+        buckets.extend(auth_buckets::buckets(auth));
+    }
     buckets.sort_by(|a, b| a.name.cmp(&b.name));
     let mut file = bbolt::write(&buckets);
     append_trailer(&mut file);
@@ -130,7 +134,7 @@ pub fn encode(data: &SnapshotData, consistent_index: u64) -> Vec<u8> {
 }
 
 /// A bucket of `entries`, sorted as bbolt keeps them.
-fn bucket(name: &[u8], entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) -> Bucket {
+pub(super) fn bucket(name: &[u8], entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) -> Bucket {
     let mut entries: Vec<_> = entries.into_iter().collect();
     entries.sort();
     Bucket {
@@ -198,11 +202,13 @@ pub fn decode(file: &[u8], skip_hash_check: bool) -> Result<Backup, String> {
     let kv = kv_snapshot(&database)?;
     let leases = leases(&database)?;
     check_leases_of_live_keys(&kv, &leases)?;
+    let auth = auth_buckets::read(&database)?;
     Ok(Backup {
         status: status(&database),
         data: SnapshotData {
             kv: Some(kv),
             leases,
+            auth,
             ..Default::default()
         },
     })

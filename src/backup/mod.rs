@@ -10,6 +10,7 @@
 //! checks the hash unless told `--skip-hash-check`. A file that fails any check is refused,
 //! never partly restored.
 
+mod auth_buckets;
 pub mod bbolt;
 pub mod cli;
 mod etcd;

@@ -1,13 +1,13 @@
 //! `detcd snapshot restore`: a new member data dir from a backup, as `etcdctl snapshot restore`
 //! makes one from an etcd backup. The member gets a new identity (ids from `--initial-cluster`
 //! and `--initial-cluster-token`, like a new cluster's) and the backup's keys and leases at the
-//! backup's revisions.
+//! backup's revisions, and its users, roles and auth setting.
 //!
 //! What is written, so that a plain `detcd --data-dir DIR` restarts from it:
 //! 1. the WAL, with the new member and cluster ids in its metadata, the bootstrap log (one
 //!    `AddNode` per initial member, term 1, indexes 1..=n) and a hard state committing it;
 //! 2. a raft snapshot file at index n, term 1, whose conf state is the initial members and whose
-//!    data is the backup's KV and leases with the new membership;
+//!    data is the backup's KV, leases and auth store with the new membership;
 //! 3. the WAL's snapshot marker for it — after the file, as a raft snapshot always is, so the
 //!    marker never points at a file that is not there.
 //!

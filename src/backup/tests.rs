@@ -1,8 +1,11 @@
 //! etcd's format round trip and refusals; `tests/snapshot_etcd.rs` checks the same files against
 //! the real etcd 3.4 and etcdctl.
 
+use prost::Message as _;
+
 use super::*;
-use crate::pb::detcdpb::LeaseSnapshot;
+use crate::pb::authpb::{permission, Permission, Role, User, UserAddOptions};
+use crate::pb::detcdpb::{AuthSnapshot, LeaseSnapshot};
 use crate::pb::etcdserverpb::{DeleteRangeRequest, Member, PutRequest};
 use crate::storage::mvcc::KvStore;
 
@@ -200,7 +203,6 @@ fn detcds_older_format_and_etcds_restore_the_same_member() {
     use crate::io::SimDisk;
     use crate::raft_node::SnapshotFiles;
     use crate::storage::wal::Wal;
-    use prost::Message as _;
 
     let data = data();
     let restored = [legacy::encode(&data), encode(&data, 7)].map(|file| {
@@ -240,4 +242,204 @@ fn detcds_older_format_and_etcds_restore_the_same_member() {
     assert_eq!(from_legacy, from_etcd);
     assert_eq!(from_etcd.leases, data.leases);
     assert_eq!(from_etcd.members.len(), 1, "the new member, not the old");
+}
+
+/// Auth as etcd 3.4 holds it after `user add root`, `user add alice`, `role add root`,
+/// `role add app`, a readwrite grant on the prefix `/app/`, the grants and `auth enable`.
+fn auth() -> AuthSnapshot {
+    let hash = |password| crate::auth::password::hash(password, 4, [3; 16]).into_bytes();
+    let user = |name: &str, password, roles: &[&str]| User {
+        name: name.into(),
+        password: hash(password),
+        roles: roles.iter().map(|role| role.to_string()).collect(),
+        options: Some(UserAddOptions { no_password: false }),
+    };
+    AuthSnapshot {
+        enabled: true,
+        revision: 9,
+        users: vec![
+            user("alice", "alicepw", &["app"]),
+            user("root", "rootpw", &["root"]),
+        ],
+        roles: vec![
+            Role {
+                name: b"app".to_vec(),
+                key_permission: vec![Permission {
+                    perm_type: permission::Type::Readwrite.into(),
+                    key: b"/app/".to_vec(),
+                    range_end: b"/app0".to_vec(),
+                }],
+            },
+            Role {
+                name: b"root".to_vec(),
+                key_permission: Vec::new(),
+            },
+        ],
+    }
+}
+
+#[test]
+fn users_roles_and_the_auth_flag_round_trip_in_etcds_buckets() {
+    let data = SnapshotData {
+        auth: Some(auth()),
+        ..data()
+    };
+    let file = encode(&data, 3);
+    assert_eq!(decode(&file, false).unwrap().data.auth, data.auth);
+
+    // Laid out as etcd 3.4's auth store keeps them.
+    let database = bbolt::read(&file[..file.len() - 32]).unwrap();
+    let entries = |name: &[u8]| database.bucket(name).unwrap().entries.clone();
+    assert_eq!(
+        entries(b"auth"),
+        vec![
+            (b"authEnabled".to_vec(), vec![1]),
+            (b"authRevision".to_vec(), vec![0, 0, 0, 0, 0, 0, 0, 9]),
+        ]
+    );
+    let users = entries(b"authUsers");
+    let names: Vec<&[u8]> = users.iter().map(|(name, _)| &name[..]).collect();
+    assert_eq!(names, [&b"alice"[..], b"root"]);
+    let alice = User::decode(&users[0].1[..]).unwrap();
+    assert_eq!(alice, auth().users[0]);
+    assert!(String::from_utf8(alice.password)
+        .unwrap()
+        .starts_with("$2a$04$"));
+    let roles = entries(b"authRoles");
+    assert_eq!(roles[0].0, b"app");
+    assert_eq!(Role::decode(&roles[0].1[..]).unwrap(), auth().roles[0]);
+}
+
+#[test]
+fn a_store_that_never_used_auth_has_no_auth_buckets() {
+    let file = encode(&data(), 3);
+    let database = bbolt::read(&file[..file.len() - 32]).unwrap();
+    assert!(database
+        .buckets
+        .iter()
+        .all(|bucket| !bucket.name.starts_with(b"auth")));
+    assert_eq!(decode(&file, false).unwrap().data.auth, None);
+}
+
+/// `data()` with auth, its buckets changed by `damage`, written back as a file.
+fn with_auth_buckets(damage: impl FnOnce(&mut Vec<bbolt::Bucket>)) -> Vec<u8> {
+    let data = SnapshotData {
+        auth: Some(auth()),
+        ..data()
+    };
+    let file = encode(&data, 1);
+    let mut buckets = bbolt::read(&file[..file.len() - 32]).unwrap().buckets;
+    damage(&mut buckets);
+    let mut file = bbolt::write(&buckets);
+    append_trailer(&mut file);
+    file
+}
+
+fn set(buckets: &mut [bbolt::Bucket], bucket: &[u8], key: &[u8], value: Vec<u8>) {
+    let bucket = buckets.iter_mut().find(|b| b.name == bucket).unwrap();
+    bucket.entries.retain(|(k, _)| k != key);
+    bucket.entries.push((key.to_vec(), value));
+    bucket.entries.sort();
+}
+
+/// A bucket, a key, the value put there, and what the refusal says.
+type AuthDamage<'a> = (&'a [u8], &'a [u8], Vec<u8>, &'a str);
+
+#[test]
+fn damaged_auth_records_are_refused() {
+    let alice_as_bob = User {
+        name: b"bob".to_vec(),
+        ..auth().users[0].clone()
+    };
+    let mut bad_type = auth().roles[0].clone();
+    bad_type.key_permission[0].perm_type = 7;
+    let cases: Vec<AuthDamage> = vec![
+        (b"auth", b"authEnabled", vec![2], "authEnabled is [02]"),
+        (
+            b"auth",
+            b"authRevision",
+            vec![0, 1],
+            "authRevision is [00, 01]",
+        ),
+        (
+            b"authUsers",
+            b"alice",
+            vec![0xff],
+            "\"authUsers\" bucket, \"alice\": ",
+        ),
+        (
+            b"authUsers",
+            b"alice",
+            alice_as_bob.encode_to_vec(),
+            "holds \"bob\"",
+        ),
+        (b"authUsers", &[0xc3], Vec::new(), "is not a name"),
+        (
+            b"authRoles",
+            b"app",
+            bad_type.encode_to_vec(),
+            "permission type 7 on \"/app/\"",
+        ),
+    ];
+    for (bucket, key, value, error) in cases {
+        let file = with_auth_buckets(|buckets| set(buckets, bucket, key, value));
+        let refused = decode(&file, false).unwrap_err();
+        assert!(refused.contains(error), "{refused}");
+    }
+}
+
+#[test]
+fn etcds_fresh_store_and_its_repeated_grants_read_as_detcd_keeps_them() {
+    // A fresh etcd store: the buckets, revision 1, no authEnabled key, nothing else.
+    let file = with_auth_buckets(|buckets| {
+        for bucket in buckets.iter_mut().filter(|b| b.name.starts_with(b"auth")) {
+            bucket.entries.clear();
+        }
+        set(
+            buckets,
+            b"auth",
+            b"authRevision",
+            1u64.to_be_bytes().to_vec(),
+        );
+    });
+    let fresh = decode(&file, false).unwrap().data.auth.unwrap();
+    assert_eq!(
+        fresh,
+        AuthSnapshot {
+            revision: 1,
+            ..Default::default()
+        }
+    );
+
+    // etcd 3.4 can append a range a role already has; roles it keeps sorted.
+    let perm = |perm_type: permission::Type, key: &[u8], range_end: &[u8]| Permission {
+        perm_type: perm_type.into(),
+        key: key.to_vec(),
+        range_end: range_end.to_vec(),
+    };
+    let role = Role {
+        name: b"app".to_vec(),
+        key_permission: vec![
+            perm(permission::Type::Read, b"b", b""),
+            perm(permission::Type::Read, b"a", b"c"),
+            perm(permission::Type::Write, b"b", b""),
+        ],
+    };
+    let user = User {
+        roles: vec!["b".into(), "a".into(), "b".into()],
+        ..auth().users[0].clone()
+    };
+    let file = with_auth_buckets(|buckets| {
+        set(buckets, b"authRoles", b"app", role.encode_to_vec());
+        set(buckets, b"authUsers", b"alice", user.encode_to_vec());
+    });
+    let read = decode(&file, false).unwrap().data.auth.unwrap();
+    assert_eq!(
+        read.roles[0].key_permission,
+        [
+            perm(permission::Type::Read, b"a", b"c"),
+            perm(permission::Type::Readwrite, b"b", b""),
+        ]
+    );
+    assert_eq!(read.users[0].roles, ["a", "b"]);
 }

@@ -212,6 +212,21 @@ pub fn etcdctl_with_stdin(endpoint: &str, args: &[&str], stdin: &str) -> Output 
     child.wait_with_output().unwrap()
 }
 
+/// etcdctl's answer on one member: stdout, or the error it printed.
+pub fn answer(endpoint: &str, args: &[&str]) -> String {
+    let output = etcdctl(endpoint, args);
+    let text = if output.status.success() {
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    } else {
+        String::from_utf8_lossy(&output.stderr)
+            .lines()
+            .filter(|line| line.starts_with("Error:"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    text.trim_end().to_string()
+}
+
 /// A minimal HTTP/1.0 GET on loopback: (status code, body).
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};

@@ -431,11 +431,15 @@ async fn compact_periodically(
         let done = match &recorder {
             None => client.compact(target).await.is_ok(),
             Some(recorder) => {
+                // Recorded before the call: the task is aborted when the workload ends, maybe
+                // mid-call, and a compaction it sent may still apply (seed 0x262704d: one sent to
+                // a member just partitioned away applied elsewhere, and a read refused as
+                // compacted looked like a compaction nobody had asked for).
                 let input = Input::Compact { revision: target };
-                let invoke_ns = trace::now_ns();
+                let id = recorder.invoke(COMPACTOR_CLIENT, trace::now_ns(), input.clone());
                 let output = client.execute(&input).await;
                 let done = matches!(output, Output::Compacted { .. });
-                recorder.record(COMPACTOR_CLIENT, invoke_ns, input, output);
+                recorder.complete(id, output);
                 done
             }
         };

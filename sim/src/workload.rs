@@ -49,6 +49,38 @@ impl Recorder {
         operation
     }
 
+    /// Records an operation as in flight: indeterminate and never completing, until
+    /// [`Recorder::complete`] gives its output. A task aborted mid-call (the compactor, when the
+    /// workload ends) leaves it so: what it sent may still take effect at any later time.
+    pub fn invoke(&self, client: u32, invoke_ns: u64, input: Input) -> usize {
+        let mut operations = self.operations.lock().unwrap();
+        let id = operations.len();
+        operations.push(Operation {
+            id,
+            client,
+            invoke_ns,
+            complete_ns: u64::MAX,
+            input,
+            output: Output::Indeterminate {
+                error: "still in flight when the run ended".into(),
+            },
+        });
+        id
+    }
+
+    /// The output of the in-flight operation `id` ([`Recorder::invoke`]), completing now.
+    pub fn complete(&self, id: usize, output: Output) {
+        let mut operations = self.operations.lock().unwrap();
+        let operation = &mut operations[id];
+        assert_eq!(
+            operation.complete_ns,
+            u64::MAX,
+            "operation {id} completes once"
+        );
+        operation.complete_ns = now_ns();
+        operation.output = output;
+    }
+
     pub fn operations(&self) -> Vec<Operation> {
         self.operations.lock().unwrap().clone()
     }

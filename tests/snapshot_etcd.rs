@@ -45,6 +45,31 @@ fn restore_args(file: &Path, spec: &MemberSpec) -> Vec<String> {
     ]
 }
 
+/// `snapshot status -w json` of `file`, as etcdctl answers it; detcd must answer the same.
+fn status_both_tools_agree_on(file: &Path) -> String {
+    let file = file.to_str().unwrap();
+    let etcd_status = stdout(&etcdctl_snapshot(&["status", file, "-w", "json"]));
+    let detcd_status = stdout(&detcd_snapshot(&["status", file, "-w", "json"]));
+    assert_eq!(detcd_status, etcd_status);
+    etcd_status
+}
+
+/// Restores `file` with `server`'s own tool into a one-member data dir under `root`, and starts
+/// `server` on it.
+fn restore_and_start(server: Server, file: &Path, root: &Path) -> Node {
+    let spec = MemberSpec::new(root, "n1");
+    let args = restore_args(file, &spec);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let restore = match server {
+        Server::Detcd => detcd_snapshot,
+        Server::Etcd => etcdctl_snapshot,
+    };
+    stdout(&restore(&args));
+    let mut node = spec.spawn(server, std::slice::from_ref(&spec), "new", &[]);
+    node.wait_healthy();
+    node
+}
+
 /// Puts, overwrites, deletes, a compaction and leases (one with keys, one bare, one whose
 /// key was deleted), so revisions, versions and lease ids all have something to show.
 fn fill(node: &Node) {
@@ -140,17 +165,9 @@ fn an_etcd_snapshot_restores_into_detcd() {
     drop(etcd);
 
     // detcd reads etcd's file as etcdctl does: the same hash, revision, key count and size.
-    let file_arg = file.to_str().unwrap();
-    let etcd_status = stdout(&etcdctl_snapshot(&["status", file_arg, "-w", "json"]));
-    let detcd_status = stdout(&detcd_snapshot(&["status", file_arg, "-w", "json"]));
-    assert_eq!(detcd_status, etcd_status);
+    status_both_tools_agree_on(&file);
 
-    let spec = MemberSpec::new(dir.path(), "n1");
-    let args = restore_args(&file, &spec);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    stdout(&detcd_snapshot(&args));
-    let mut detcd = spec.spawn(Server::Detcd, std::slice::from_ref(&spec), "new", &[]);
-    detcd.wait_healthy();
+    let detcd = restore_and_start(Server::Detcd, &file, dir.path());
     assert_same_state(&expected, &state(&detcd));
 }
 
@@ -165,10 +182,7 @@ fn a_detcd_snapshot_restores_into_etcd() {
     assert_eq!(saved, format!("Snapshot saved at {}\n", file.display()));
     drop(detcd);
 
-    let file_arg = file.to_str().unwrap();
-    let etcd_status = stdout(&etcdctl_snapshot(&["status", file_arg, "-w", "json"]));
-    let detcd_status = stdout(&detcd_snapshot(&["status", file_arg, "-w", "json"]));
-    assert_eq!(etcd_status, detcd_status);
+    let etcd_status = status_both_tools_agree_on(&file);
     // The newest revision left in the key bucket is the store's (its last write is a put), and
     // etcd counts 300 bulk keys among the rest.
     assert_eq!(
@@ -177,12 +191,7 @@ fn a_detcd_snapshot_restores_into_etcd() {
     );
     assert!(json_u64(&etcd_status, "\"totalKey\":").unwrap() > 300);
 
-    let spec = MemberSpec::new(dir.path(), "n1");
-    let args = restore_args(&file, &spec);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    stdout(&etcdctl_snapshot(&args));
-    let mut etcd = spec.spawn(Server::Etcd, std::slice::from_ref(&spec), "new", &[]);
-    etcd.wait_healthy();
+    let etcd = restore_and_start(Server::Etcd, &file, dir.path());
     assert_same_state(&expected, &state(&etcd));
 }
 
@@ -259,12 +268,7 @@ fn users_and_roles_of_an_etcd_snapshot_restore_into_detcd() {
     stdout(&etcd.etcdctl(&save));
     drop(etcd);
 
-    let spec = MemberSpec::new(dir.path(), "n1");
-    let args = restore_args(&file, &spec);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    stdout(&detcd_snapshot(&args));
-    let mut detcd = spec.spawn(Server::Detcd, std::slice::from_ref(&spec), "new", &[]);
-    detcd.wait_healthy();
+    let detcd = restore_and_start(Server::Detcd, &file, dir.path());
     assert_same_state(&expected, &auth_view(&detcd));
 }
 
@@ -286,19 +290,9 @@ fn users_and_roles_of_a_detcd_snapshot_restore_into_etcd() {
     drop(detcd);
 
     // etcdctl reads the auth buckets as detcd does: the same hash and key count.
-    let file_arg = file.to_str().unwrap();
-    let etcd_status = stdout(&etcdctl_snapshot(&["status", file_arg, "-w", "json"]));
-    assert_eq!(
-        etcd_status,
-        stdout(&detcd_snapshot(&["status", file_arg, "-w", "json"]))
-    );
+    status_both_tools_agree_on(&file);
 
-    let spec = MemberSpec::new(dir.path(), "n1");
-    let args = restore_args(&file, &spec);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    stdout(&etcdctl_snapshot(&args));
-    let mut etcd = spec.spawn(Server::Etcd, std::slice::from_ref(&spec), "new", &[]);
-    etcd.wait_healthy();
+    let etcd = restore_and_start(Server::Etcd, &file, dir.path());
     assert_same_state(&expected, &auth_view(&etcd));
 }
 

@@ -6,7 +6,18 @@
 #![cfg(all(madsim, feature = "sim-bugs"))]
 
 use detcd_sim::options::{FaultKind, RunSpec, SwarmOptions};
-use detcd_sim::simulation::{self, Verdict};
+use detcd_sim::simulation::{self, SeedRun, Verdict};
+
+/// Seed `seed` as a sweep with `--bug bug` draws it (`nodes: None` draws the cluster size too).
+fn run_with_bug(bug: &str, nodes: Option<usize>, faults: &[FaultKind], seed: u64) -> SeedRun {
+    let spec = RunSpec {
+        nodes,
+        faults: faults.to_vec(),
+        ops: 200,
+        bugs: vec![bug.to_string()],
+    };
+    simulation::run(&SwarmOptions::draw(seed, &spec))
+}
 
 /// The first seed in `1..=seeds_max` on which `bug` fails a check on a cluster of `nodes`, with
 /// its verdict.
@@ -16,14 +27,8 @@ fn first_failing_seed(
     faults: &[FaultKind],
     seeds_max: u64,
 ) -> Option<(u64, Verdict)> {
-    let spec = RunSpec {
-        nodes: Some(nodes),
-        faults: faults.to_vec(),
-        ops: 200,
-        bugs: vec![bug.to_string()],
-    };
     (1..=seeds_max).find_map(|seed| {
-        let run = simulation::run(&SwarmOptions::draw(seed, &spec));
+        let run = run_with_bug(bug, Some(nodes), faults, seed);
         (run.verdict != Verdict::Pass).then_some((seed, run.verdict))
     })
 }
@@ -91,14 +96,8 @@ fn first_seed_caught_by_with(
     faults: &[FaultKind],
     seeds_max: u64,
 ) -> Option<u64> {
-    let spec = RunSpec {
-        nodes: Some(nodes),
-        faults: faults.to_vec(),
-        ops: 200,
-        bugs: vec![bug.to_string()],
-    };
     (1..=seeds_max).find(|&seed| {
-        let run = simulation::run(&SwarmOptions::draw(seed, &spec));
+        let run = run_with_bug(bug, Some(nodes), faults, seed);
         run.findings.violations.iter().any(|v| v.checker == checker)
     })
 }
@@ -163,14 +162,8 @@ fn first_seed_caught_only_by(
     seeds_max: u64,
     new_reach: impl Fn(&detcd_sim::checkers::Violation) -> bool,
 ) -> Option<u64> {
-    let spec = RunSpec {
-        nodes: Some(nodes),
-        faults: FaultKind::ALL.to_vec(),
-        ops: 200,
-        bugs: vec![bug.to_string()],
-    };
     (1..=seeds_max).find(|&seed| {
-        let violations = simulation::run(&SwarmOptions::draw(seed, &spec))
+        let violations = run_with_bug(bug, Some(nodes), &FaultKind::ALL, seed)
             .findings
             .violations;
         !violations.is_empty() && violations.iter().all(&new_reach)
@@ -258,13 +251,7 @@ fn time_to_live_answering_the_granted_ttl_promises_more_than_the_lease_lives() {
 /// hint (`scripts/sim run --seeds 400 --bug NAME`): the seed the sweep printed, its drawn options,
 /// the checker that caught it. `regressions.rs` pins the same seed passing with the fix.
 fn caught_on_seed(bug: &str, seed: u64, faults: &[FaultKind], checker: &str) -> bool {
-    let spec = RunSpec {
-        nodes: None,
-        faults: faults.to_vec(),
-        ops: 200,
-        bugs: vec![bug.to_string()],
-    };
-    let run = simulation::run(&SwarmOptions::draw(seed, &spec));
+    let run = run_with_bug(bug, None, faults, seed);
     run.findings.violations.iter().any(|v| v.checker == checker)
 }
 

@@ -36,17 +36,8 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn record(&self, client: u32, invoke_ns: u64, input: Input, output: Output) -> Operation {
-        let mut operations = self.operations.lock().unwrap();
-        let operation = Operation {
-            id: operations.len(),
-            client,
-            invoke_ns,
-            complete_ns: now_ns(),
-            input,
-            output,
-        };
-        operations.push(operation.clone());
-        operation
+        let id = self.invoke(client, invoke_ns, input);
+        self.complete(id, output)
     }
 
     /// Records an operation as in flight: indeterminate and never completing, until
@@ -69,7 +60,7 @@ impl Recorder {
     }
 
     /// The output of the in-flight operation `id` ([`Recorder::invoke`]), completing now.
-    pub fn complete(&self, id: usize, output: Output) {
+    pub fn complete(&self, id: usize, output: Output) -> Operation {
         let mut operations = self.operations.lock().unwrap();
         let operation = &mut operations[id];
         assert_eq!(
@@ -79,6 +70,7 @@ impl Recorder {
         );
         operation.complete_ns = now_ns();
         operation.output = output;
+        operation.clone()
     }
 
     pub fn operations(&self) -> Vec<Operation> {

@@ -61,6 +61,10 @@ pub enum Bug {
     /// Suspect 3 undone: a leader renews a lease on its own word, without the quorum round
     /// that proves it still leads.
     RenewWithoutQuorum,
+    /// The fix for seed 0x262a1bf undone: a lease duty (expiry revoke, checkpoint) applies in
+    /// whatever term it was appended, so a deposed leader's late revoke, forwarded by raft to
+    /// the new leader, revokes a lease the new leader promised more time.
+    StaleLeaseDuties,
 }
 
 impl Bug {
@@ -86,6 +90,7 @@ impl Bug {
         Bug::ExpireEarly,
         Bug::TtlReportsGranted,
         Bug::RenewWithoutQuorum,
+        Bug::StaleLeaseDuties,
     ];
 
     /// The kebab-case name the simulator's `--bug` flag takes.
@@ -112,6 +117,7 @@ impl Bug {
             Bug::ExpireEarly => "expire-early",
             Bug::TtlReportsGranted => "ttl-reports-granted",
             Bug::RenewWithoutQuorum => "renew-without-quorum",
+            Bug::StaleLeaseDuties => "stale-lease-duties",
         }
     }
 

@@ -67,6 +67,10 @@ enum Command {
         /// Also write a picture of the run here: one self-contained HTML page.
         #[arg(long)]
         html: Option<PathBuf>,
+        /// Also print the servers' own logs that this filter selects (tracing's EnvFilter syntax,
+        /// e.g. `detcd::server::lease=debug,detcd=info`), stamped with simulated time.
+        #[arg(long, value_name = "FILTER")]
+        log: Option<String>,
     },
     /// Search for a smaller run that fails the same checker; write it as a schedule file.
     Shrink {
@@ -322,8 +326,16 @@ pub fn main() -> i32 {
             source,
             trace,
             html,
+            log,
         } => match source.into_options() {
-            Ok((options, spec)) => replay(&options, &spec, trace, html),
+            Ok((options, spec)) => {
+                if let Some(filter) = log {
+                    if let Err(error) = crate::server_log::install(&filter) {
+                        return usage(error);
+                    }
+                }
+                replay(&options, &spec, trace, html)
+            }
             Err(error) => usage(error),
         },
         Command::Shrink {

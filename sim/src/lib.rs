@@ -29,6 +29,7 @@ pub mod quiet;
 pub mod recorded;
 pub mod report;
 pub mod schedule;
+pub mod server_log;
 pub mod shrink;
 pub mod simulation;
 pub mod state_hashes;

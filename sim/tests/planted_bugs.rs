@@ -267,3 +267,16 @@ fn renewing_without_a_quorum_round_keeps_a_revoked_lease_alive() {
         "lease_safety"
     ));
 }
+
+/// Seed 0x262a1bf of the 20k sweep, its fix undone: a deposed leader's expiry revoke, forwarded
+/// by raft to the new leader, applies in the new term and revokes a lease the new leader had just
+/// answered 2 s for (5 members, clock drift, packet loss).
+#[test]
+fn a_deposed_leaders_expiry_revoke_applied_in_a_later_term_cuts_a_promised_ttl_short() {
+    assert!(caught_on_seed(
+        "stale-lease-duties",
+        0x262a1bf,
+        &FaultKind::ALL,
+        "lease_time_to_live"
+    ));
+}

@@ -167,3 +167,12 @@ fn assert_passes_as_drawn(seed: u64) {
 fn a_revoked_lease_is_not_renewed_by_a_deposed_leader() {
     assert_passes_as_drawn(0x113);
 }
+
+/// Seed 0x262a1bf of the 20k sweep: the old leader, deposed but not yet aware, found a lease
+/// expired and proposed its revoke; raft forwarded it to the new leader, which had promoted the
+/// lease and answered TimeToLive 2 s, and the revoke applied 0.8 s later. Lease duties now carry
+/// their leader's term and apply only in it (`--bug stale-lease-duties` undoes it: planted_bugs.rs).
+#[test]
+fn a_deposed_leaders_expiry_revoke_does_not_apply_in_the_next_term() {
+    assert_passes_as_drawn(0x262a1bf);
+}

@@ -416,7 +416,7 @@ impl RaftNode {
                 .lessor()
                 .lock()
                 .unwrap()
-                .promote(election_timeout);
+                .promote(election_timeout, raft.term);
             tracing::debug!(term = raft.term, "promoted leases");
         }
     }

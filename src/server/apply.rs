@@ -152,8 +152,15 @@ impl Applier {
             request,
             username,
             from_server,
+            leader_term,
         } = RaftRequest::decode(entry.get_data())
             .expect("normal entries hold RaftRequests written by this server");
+        if leader_term != 0 && leader_term != entry.term && !crate::planted_bug!(StaleLeaseDuties) {
+            // A deposed leader's lease duty, appended by a later leader (seed 0x262a1bf: its
+            // expiry revoke of a lease the new leader had just promised 2 s more).
+            self.wait.trigger(id, Err(ServerError::NotLeader));
+            return false;
+        }
         let requester = Requester::from_entry(username, from_server);
         let request = request_or_die(request, entry.index);
         let membership_changed = matches!(

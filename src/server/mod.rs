@@ -699,6 +699,27 @@ impl EtcdServer {
         requester: &Requester,
         request: raft_request::Request,
     ) -> Result<Applied, ServerError> {
+        self.propose_entry(requester, request, 0).await
+    }
+
+    /// Proposes a decision this member made as the leader of `term` (its lease duties): every
+    /// member drops it unless the entry was appended in that term, so a deposed leader's late
+    /// revoke (forwarded by raft to the new leader) never overrules the new leader's promise.
+    async fn propose_as_leader_of(
+        &self,
+        term: u64,
+        request: raft_request::Request,
+    ) -> Result<Applied, ServerError> {
+        assert!(term > 0, "a leader's term is positive");
+        self.propose_entry(&Requester::Server, request, term).await
+    }
+
+    async fn propose_entry(
+        &self,
+        requester: &Requester,
+        request: raft_request::Request,
+        leader_term: u64,
+    ) -> Result<Applied, ServerError> {
         let grows_backend = apply::grows_backend(&request);
         let id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
         let (username, from_server) = requester.to_entry();
@@ -707,6 +728,7 @@ impl EtcdServer {
             request: Some(request),
             username,
             from_server,
+            leader_term,
         }
         .encode_to_vec();
         if data.len() > self.config.max_request_bytes {

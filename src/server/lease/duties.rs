@@ -12,8 +12,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::auth::Requester;
-use crate::pb::etcdserverpb::LeaseRevokeRequest;
 use crate::server::{EtcdServer, ServerError};
 
 /// How often expired leases and due checkpoints are looked for (etcd's 500 ms).
@@ -39,9 +37,13 @@ pub async fn run(server: Arc<EtcdServer>) {
 }
 
 fn propose_revokes_and_checkpoints(server: &Arc<EtcdServer>) {
-    let (expired, checkpoints) = {
+    let (term, expired, checkpoints) = {
         let mut lessor = server.lessor.lock().unwrap();
+        let Some(term) = lessor.primary_term() else {
+            return;
+        };
         (
+            term,
             lessor.expired_leases(REVOKES_PER_TURN_MAX),
             lessor.due_checkpoints(CHECKPOINTS_PER_BATCH_MAX),
         )
@@ -49,12 +51,9 @@ fn propose_revokes_and_checkpoints(server: &Arc<EtcdServer>) {
     for id in expired {
         let server = server.clone();
         tokio::spawn(async move {
-            match server
-                .lease_revoke(&Requester::Server, LeaseRevokeRequest { id })
-                .await
-            {
+            match server.lease_revoke_expired(term, id).await {
                 // Revoked by a client, or by an earlier try, in the meantime.
-                Ok(_) | Err(ServerError::LeaseNotFound) => {}
+                Ok(()) | Err(ServerError::LeaseNotFound) => {}
                 Err(error) => {
                     tracing::warn!(lease = format_args!("{id:x}"), %error, "revoking an expired lease failed; will retry");
                 }
@@ -64,7 +63,7 @@ fn propose_revokes_and_checkpoints(server: &Arc<EtcdServer>) {
     if !checkpoints.is_empty() {
         let server = server.clone();
         tokio::spawn(async move {
-            if let Err(error) = server.lease_checkpoint(checkpoints).await {
+            if let Err(error) = server.lease_checkpoint(Some(term), checkpoints).await {
                 tracing::warn!(%error, "checkpointing lease TTLs failed");
             }
         });

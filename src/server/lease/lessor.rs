@@ -96,8 +96,9 @@ pub struct Lessor {
     leases: BTreeMap<i64, Lease>,
     /// Which lease each attached key belongs to: the reverse of `Lease::keys`.
     attached: BTreeMap<Vec<u8>, i64>,
-    /// This member leads and has promoted its leases: only then do leases expire here.
-    primary: bool,
+    /// The term this member leads in, once it has promoted its leases: only then do leases
+    /// expire here. Its duties' proposals carry it, so that they apply only in that term.
+    primary_term: Option<u64>,
 }
 
 impl Lessor {
@@ -114,7 +115,7 @@ impl Lessor {
             checkpoint_interval,
             leases: BTreeMap::new(),
             attached: BTreeMap::new(),
-            primary: false,
+            primary_term: None,
         }
     }
 
@@ -123,7 +124,11 @@ impl Lessor {
     }
 
     pub fn is_primary(&self) -> bool {
-        self.primary
+        self.primary_term.is_some()
+    }
+
+    pub fn primary_term(&self) -> Option<u64> {
+        self.primary_term
     }
 
     // Replicated state: called by the applier only, in log order.
@@ -149,7 +154,7 @@ impl Lessor {
             next_checkpoint: None,
             revoke_retry_at: None,
         };
-        if self.primary {
+        if self.is_primary() {
             lease.expiry = Some(now + seconds(ttl_seconds));
             schedule_checkpoint(&mut lease, now, self.checkpoint_interval);
         }
@@ -189,7 +194,7 @@ impl Lessor {
         for key in &lease.keys {
             assert_eq!(self.attached.remove(key), Some(id), "attached index agrees");
         }
-        if crate::planted_bug!(FollowerKeepsRevokedLease) && !self.primary {
+        if crate::planted_bug!(FollowerKeepsRevokedLease) && !self.is_primary() {
             let keys = BTreeSet::new();
             self.leases.insert(id, Lease { keys, ..lease });
         }
@@ -200,7 +205,7 @@ impl Lessor {
     /// promotion.
     pub fn checkpoint(&mut self, checkpoints: &[LeaseCheckpoint]) {
         let now = self.clock.now();
-        let (primary, interval) = (self.primary, self.checkpoint_interval);
+        let (primary, interval) = (self.is_primary(), self.checkpoint_interval);
         for checkpoint in checkpoints {
             if let Some(lease) = self.leases.get_mut(&checkpoint.id) {
                 lease.remaining_ttl_seconds = checkpoint.remaining_ttl;
@@ -226,7 +231,7 @@ impl Lessor {
 
     /// Replaces every lease with a snapshot's, attaching the keys that carry them in `kv`.
     pub fn restore(&mut self, leases: &[LeaseSnapshot], kv: &KvStore) {
-        assert!(!self.primary, "a leader never installs a snapshot");
+        assert!(!self.is_primary(), "a leader never installs a snapshot");
         self.leases = leases
             .iter()
             .map(|lease| {
@@ -301,11 +306,11 @@ impl Lessor {
     /// This member became leader and applied everything before its term: leases start to
     /// expire here, each after its remaining TTL plus `extend` (an election timeout), since
     /// keep-alives sent to the old leader were never replicated.
-    pub fn promote(&mut self, extend: Duration) {
+    pub fn promote(&mut self, extend: Duration, term: u64) {
         let now = self.clock.now();
-        self.primary = true;
+        self.primary_term = Some(term);
         let interval = self.checkpoint_interval;
-        for lease in self.leases.values_mut() {
+        for (id, lease) in &mut self.leases {
             lease.expiry = Some(now + extend + seconds(lease.remaining_or_granted_seconds()));
             lease.revoke_retry_at = None;
             schedule_checkpoint(lease, now, interval);
@@ -314,7 +319,7 @@ impl Lessor {
 
     /// This member no longer leads: no lease expires here any more.
     pub fn demote(&mut self) {
-        self.primary = false;
+        self.primary_term = None;
         for lease in self.leases.values_mut() {
             lease.expiry = None;
             lease.next_checkpoint = None;
@@ -325,7 +330,7 @@ impl Lessor {
     /// A keep-alive: the lease lives a full TTL from now. An expired lease is as good as gone
     /// (its revoke is on the way), so it answers not found.
     pub fn renew(&mut self, id: i64) -> Result<Renewed, ServerError> {
-        if !self.primary {
+        if !self.is_primary() {
             return Err(ServerError::NotLeader);
         }
         let now = self.clock.now();
@@ -348,7 +353,7 @@ impl Lessor {
     /// Expired leases to revoke now, at most `count_max`; each is offered again only after
     /// [`EXPIRED_LEASE_RETRY_INTERVAL`], in case its revoke got lost.
     pub fn expired_leases(&mut self, count_max: usize) -> Vec<i64> {
-        if !self.primary {
+        if !self.is_primary() {
             return Vec::new();
         }
         let now = self.clock.now();
@@ -361,6 +366,7 @@ impl Lessor {
             let retry_due = lease.revoke_retry_at.is_none_or(|at| at <= now);
             if is_expired && retry_due {
                 lease.revoke_retry_at = Some(now + EXPIRED_LEASE_RETRY_INTERVAL);
+                tracing::debug!(lease = format_args!("{id:x}"), "lease expired");
                 expired.push(id);
             }
         }
@@ -370,7 +376,7 @@ impl Lessor {
     /// Remaining TTLs due for a checkpoint, at most `count_max` (etcd's
     /// `findDueScheduledCheckpoints`). Applying them schedules the next ones.
     pub fn due_checkpoints(&mut self, count_max: usize) -> Vec<LeaseCheckpoint> {
-        if !self.primary {
+        if !self.is_primary() {
             return Vec::new();
         }
         let now = self.clock.now();

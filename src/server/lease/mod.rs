@@ -85,12 +85,29 @@ impl EtcdServer {
         }
     }
 
-    async fn lease_checkpoint(&self, checkpoints: Vec<LeaseCheckpoint>) -> Result<(), ServerError> {
-        let request = LeaseCheckpointRequest { checkpoints };
-        match self
-            .propose(raft_request::Request::LeaseCheckpoint(request))
-            .await?
-        {
+    /// Revokes a lease this member, as the leader of `term`, found expired.
+    async fn lease_revoke_expired(&self, term: u64, id: i64) -> Result<(), ServerError> {
+        let request = raft_request::Request::LeaseRevoke(LeaseRevokeRequest { id });
+        match self.propose_as_leader_of(term, request).await? {
+            Applied::LeaseRevoke(_) => Ok(()),
+            other => unreachable!("a lease revoke applied as {other:?}"),
+        }
+    }
+
+    /// Records remaining TTLs: due ones this member found as the leader of `term`, or (`None`)
+    /// the clearing of one by a keep-alive, which only ever gives a lease more time.
+    async fn lease_checkpoint(
+        &self,
+        term: Option<u64>,
+        checkpoints: Vec<LeaseCheckpoint>,
+    ) -> Result<(), ServerError> {
+        let request =
+            raft_request::Request::LeaseCheckpoint(LeaseCheckpointRequest { checkpoints });
+        let applied = match term {
+            Some(term) => self.propose_as_leader_of(term, request).await?,
+            None => self.propose(request).await?,
+        };
+        match applied {
             Applied::LeaseCheckpoint(_) => Ok(()),
             other => unreachable!("a lease checkpoint applied as {other:?}"),
         }
@@ -103,10 +120,13 @@ impl EtcdServer {
         let ttl = match renewed {
             Ok(renewed) => {
                 if renewed.clear_checkpoint {
-                    self.lease_checkpoint(vec![LeaseCheckpoint {
-                        id,
-                        remaining_ttl: 0,
-                    }])
+                    self.lease_checkpoint(
+                        None,
+                        vec![LeaseCheckpoint {
+                            id,
+                            remaining_ttl: 0,
+                        }],
+                    )
                     .await?;
                 }
                 renewed.ttl_seconds

@@ -16,6 +16,8 @@ use super::Lessor;
 const MIN_TTL_SECONDS: i64 = 2;
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
 const ELECTION_TIMEOUT: Duration = Duration::from_secs(1);
+/// The term the tests' member leads in once promoted.
+const TERM: u64 = 3;
 
 /// Time moves only when the test says so.
 #[derive(Debug)]
@@ -132,7 +134,7 @@ fn leases_never_expire_on_a_member_that_is_not_the_promoted_leader() {
 fn a_promoted_lease_expires_after_its_ttl_plus_the_election_timeout() {
     let (mut lessor, clock) = lessor();
     lessor.grant(1, 5).unwrap();
-    lessor.promote(ELECTION_TIMEOUT);
+    lessor.promote(ELECTION_TIMEOUT, TERM);
     assert_eq!(lessor.time_to_live(1, false).unwrap().remaining_seconds, 6);
     clock.advance(secs(5));
     assert!(lessor.expired_leases(10).is_empty());
@@ -147,7 +149,7 @@ fn a_promoted_lease_expires_after_its_ttl_plus_the_election_timeout() {
 #[test]
 fn a_lease_granted_on_the_primary_expires_after_exactly_its_ttl() {
     let (mut lessor, clock) = lessor();
-    lessor.promote(ELECTION_TIMEOUT);
+    lessor.promote(ELECTION_TIMEOUT, TERM);
     lessor.grant(1, 5).unwrap();
     clock.advance(secs(5) - Duration::from_millis(1));
     assert!(lessor.expired_leases(10).is_empty());
@@ -158,7 +160,7 @@ fn a_lease_granted_on_the_primary_expires_after_exactly_its_ttl() {
 #[test]
 fn a_keep_alive_restarts_the_full_ttl_and_an_expired_lease_cannot_be_kept_alive() {
     let (mut lessor, clock) = lessor();
-    lessor.promote(ELECTION_TIMEOUT);
+    lessor.promote(ELECTION_TIMEOUT, TERM);
     lessor.grant(1, 5).unwrap();
     clock.advance(secs(4));
     assert_eq!(lessor.renew(1).unwrap().ttl_seconds, 5);
@@ -173,7 +175,7 @@ fn a_keep_alive_restarts_the_full_ttl_and_an_expired_lease_cannot_be_kept_alive(
 #[test]
 fn a_new_leader_refreshes_every_lease_so_a_leader_change_never_expires_one_early() {
     let (mut lessor, clock) = lessor();
-    lessor.promote(ELECTION_TIMEOUT);
+    lessor.promote(ELECTION_TIMEOUT, TERM);
     lessor.grant(1, 5).unwrap();
     clock.advance(secs(4));
     lessor.demote();
@@ -181,7 +183,7 @@ fn a_new_leader_refreshes_every_lease_so_a_leader_change_never_expires_one_early
     // Another member led for a while; keep-alives it took were never replicated.
     clock.advance(secs(30));
     assert!(lessor.expired_leases(10).is_empty());
-    lessor.promote(ELECTION_TIMEOUT);
+    lessor.promote(ELECTION_TIMEOUT, TERM);
     clock.advance(secs(5));
     assert!(lessor.expired_leases(10).is_empty());
     clock.advance(ELECTION_TIMEOUT);
@@ -253,7 +255,7 @@ fn revoking_a_lease_without_keys_writes_no_revision() {
 #[test]
 fn long_leases_checkpoint_their_remaining_ttl_and_the_next_leader_starts_from_it() {
     let (mut lessor, clock) = lessor();
-    lessor.promote(ELECTION_TIMEOUT);
+    lessor.promote(ELECTION_TIMEOUT, TERM);
     lessor.grant(1, 600).unwrap();
     lessor.grant(2, 30).unwrap();
     clock.advance(CHECKPOINT_INTERVAL);
@@ -272,7 +274,7 @@ fn long_leases_checkpoint_their_remaining_ttl_and_the_next_leader_starts_from_it
     lessor.checkpoint(&due);
     // A leader change: the next leader counts from the checkpoint, not the full 600 s.
     lessor.demote();
-    lessor.promote(ELECTION_TIMEOUT);
+    lessor.promote(ELECTION_TIMEOUT, TERM);
     assert_eq!(
         lessor.time_to_live(1, false).unwrap().remaining_seconds,
         541
@@ -290,7 +292,7 @@ fn long_leases_checkpoint_their_remaining_ttl_and_the_next_leader_starts_from_it
 #[test]
 fn the_lease_list_is_ordered_by_expiry() {
     let (mut lessor, _) = lessor();
-    lessor.promote(ELECTION_TIMEOUT);
+    lessor.promote(ELECTION_TIMEOUT, TERM);
     lessor.grant(1, 50).unwrap();
     lessor.grant(2, 10).unwrap();
     lessor.grant(3, 30).unwrap();
@@ -301,7 +303,7 @@ fn the_lease_list_is_ordered_by_expiry() {
 fn time_to_live_reports_granted_ttl_remaining_ttl_and_keys() {
     let (mut lessor, clock) = lessor();
     let mut kv = KvStore::new();
-    lessor.promote(ELECTION_TIMEOUT);
+    lessor.promote(ELECTION_TIMEOUT, TERM);
     lessor.grant(1, 10).unwrap();
     put(&mut lessor, &mut kv, "k", 1, false);
     clock.advance(Duration::from_millis(2500));

@@ -18,6 +18,8 @@ struct Pki {
     ca: PathBuf,
     member: (PathBuf, PathBuf),
     client: (PathBuf, PathBuf),
+    /// A client certificate for the user `alice` (CN-as-user with auth enabled).
+    alice: (PathBuf, PathBuf),
     foreign_client: (PathBuf, PathBuf),
     foreign_member: (PathBuf, PathBuf),
 }
@@ -42,6 +44,7 @@ impl Pki {
         Pki {
             member: pair("member", "member", &ca),
             client: pair("client", "root", &ca),
+            alice: pair("alice", "alice", &ca),
             foreign_client: pair("foreign-client", "root", &other_ca),
             foreign_member: pair("foreign-member", "member", &other_ca),
             ca: write("ca.pem", &ca_pem),
@@ -484,5 +487,51 @@ fn a_cluster_forms_over_peer_tls_and_refuses_a_member_from_another_ca() {
     assert_eq!(
         stdout(&nodes[1].etcdctl(&["get", "k", "--print-value-only"])),
         "over-tls\n"
+    );
+}
+
+/// With `--client-cert-auth` and auth enabled, a client certificate's common name is the user
+/// (etcd's CN-as-user): no password, no token, and that user's roles decide, as etcd 3.4 does.
+#[test]
+fn a_client_certificates_common_name_is_its_user_once_auth_is_enabled() {
+    let root = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&root.path().join("pki"));
+    let (https, http) = (free_port(), free_port());
+    let mut flags = https_client_flags(https, http);
+    flags.extend(pki.member_flags(""));
+    flags.push("--bcrypt-cost=4".to_string());
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let _node = Node::start_on(&root.path().join("detcd"), http, &flags);
+    let endpoint = format!("https://127.0.0.1:{https}");
+    let as_root = cert_flags(&pki.ca, Some(&pki.client));
+    let as_alice = cert_flags(&pki.ca, Some(&pki.alice));
+    let ok = |tls: &[String], args: &[&str]| {
+        let output = etcdctl_tls(&endpoint, tls, args);
+        assert!(output.status.success(), "{args:?}: {}", error_line(&output));
+        stdout(&output)
+    };
+    for args in [
+        &["user", "add", "root", "--new-user-password=rootpw"][..],
+        &["user", "add", "alice", "--new-user-password=alicepw"],
+        &["role", "add", "writer-a"],
+        &["role", "grant-permission", "writer-a", "readwrite", "/a"],
+        &["user", "grant-role", "alice", "writer-a"],
+        &["auth", "enable"],
+    ] {
+        ok(&as_root, args);
+    }
+    assert_eq!(ok(&as_alice, &["put", "/a", "1"]), "OK\n");
+    assert_eq!(
+        error_line(&etcdctl_tls(&endpoint, &as_alice, &["put", "/b", "1"])),
+        "Error: etcdserver: permission denied"
+    );
+    // The root certificate is root: everything goes, the role admin included.
+    assert_eq!(ok(&as_root, &["put", "/b", "2"]), "OK\n");
+    assert_eq!(ok(&as_root, &["get", "/b", "--print-value-only"]), "2\n");
+    // Revoking alice's role takes effect for her certificate at once.
+    ok(&as_root, &["user", "revoke-role", "alice", "writer-a"]);
+    assert_eq!(
+        error_line(&etcdctl_tls(&endpoint, &as_alice, &["get", "/a"])),
+        "Error: etcdserver: permission denied"
     );
 }

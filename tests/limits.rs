@@ -181,8 +181,8 @@ async fn a_flood_gets_etcds_errors_and_leaves_the_node_serving_in_bounded_memory
         ),
         (
             3 << 20,
-            Code::OutOfRange,
-            "Error, decoded message length too large",
+            Code::ResourceExhausted,
+            "grpc: received message larger than max (",
         ),
     ] {
         let status = status_of(big.put("big", vec![0u8; bytes], None).await.unwrap_err());

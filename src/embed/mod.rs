@@ -3,6 +3,8 @@
 //! replayed its log: wait on [`Etcd::ready`] for that, on [`Etcd::stopped`] for the end, and on
 //! [`Etcd::err`] for a fatal error from any of its parts.
 
+#[cfg(not(madsim))]
+mod oversized;
 pub(crate) mod serve;
 
 use std::net::SocketAddr;

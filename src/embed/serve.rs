@@ -239,7 +239,12 @@ mod real {
     ) -> Result<(), String> {
         let grpc = grpc_services!(&server, add_service, tonic::service::Routes::new);
         let max_streams = server.config().max_concurrent_streams;
-        let app = grpc.into_axum_router().merge(http_router(server));
+        let app = grpc
+            .into_axum_router()
+            .layer(axum::middleware::map_response(
+                crate::embed::oversized::as_grpc_go,
+            ))
+            .merge(http_router(server));
         serve_router(listener, app, Some(max_streams), stopping).await
     }
 

@@ -10,6 +10,7 @@
 //! [`start`] returns a [`Proxy`] handle with the same notifications as a member's `embed::Etcd`
 //! (ready, stopped, err, close), so `etcdmain` waits on either the same way.
 
+mod auth;
 mod cache;
 mod cluster;
 mod flags;
@@ -33,6 +34,7 @@ pub use flags::{GrpcProxyCommand, GrpcProxyFlags, GrpcProxySubcommand, ProxyConf
 
 use crate::config::ListenUrl;
 use crate::embed::serve::{bind_all, serve_router};
+use crate::pb::etcdserverpb::auth_server::AuthServer;
 use crate::pb::etcdserverpb::cluster_client::ClusterClient;
 use crate::pb::etcdserverpb::cluster_server::ClusterServer;
 use crate::pb::etcdserverpb::kv_server::KvServer;
@@ -157,7 +159,8 @@ pub async fn start(config: ProxyConfig) -> Result<Proxy, String> {
             )))
             .add_service(MaintenanceServer::new(maintenance::MaintenanceProxy::new(
                 shared.clone(),
-            )));
+            )))
+            .add_service(AuthServer::new(auth::AuthProxy::new(shared.clone())));
         let app = grpc.into_axum_router().merge(http::router(shared.clone()));
         proxy.spawn_serve(serve_router(listener, app, None, proxy.stopping_signal()));
     }

@@ -310,7 +310,7 @@ impl Lessor {
         let now = self.clock.now();
         self.primary_term = Some(term);
         let interval = self.checkpoint_interval;
-        for (id, lease) in &mut self.leases {
+        for lease in self.leases.values_mut() {
             lease.expiry = Some(now + extend + seconds(lease.remaining_or_granted_seconds()));
             lease.revoke_retry_at = None;
             schedule_checkpoint(lease, now, interval);

@@ -205,6 +205,10 @@ mod real {
         let mut client = Client::connect([url], None).await.unwrap();
         let response = client.get(key(keys - 1), None).await.unwrap();
         let value = response.kvs().first().map(|kv| kv.value().len());
-        assert_eq!(value, Some(VALUE_BYTES), "the last key survived the restart");
+        assert_eq!(
+            value,
+            Some(VALUE_BYTES),
+            "the last key survived the restart"
+        );
     }
 }

@@ -83,7 +83,7 @@ pub fn backup_file(data: &[u8]) {
         return; // its hash vouched for it; only etcd's format is rewritten now
     }
     let kv = backup.data.kv.clone().unwrap_or_default();
-    let store = KvStore::from_snapshot(&kv);
+    let store = KvStore::from_snapshot(kv.clone());
     let _ = store.hash_kv(0);
     let again = crate::backup::decode(&crate::backup::encode(&backup.data, 1), false)
         .expect("a backup detcd wrote reads back");

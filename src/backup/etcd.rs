@@ -254,7 +254,7 @@ fn kv_snapshot(database: &Database) -> Result<KvSnapshot, String> {
         return Ok(snapshot);
     }
     // A compaction was cut short: etcd finishes it when it starts on the file, so do the same.
-    let mut store = KvStore::from_snapshot(&snapshot);
+    let mut store = KvStore::from_snapshot(snapshot);
     store
         .compact(scheduled)
         .map_err(|e| format!("cannot finish the compaction at {scheduled}: {e}"))?;
@@ -345,7 +345,7 @@ fn check_leases_of_live_keys(kv: &KvSnapshot, leases: &[LeaseSnapshot]) -> Resul
         range_end: vec![0],
         ..Default::default()
     };
-    let live = KvStore::from_snapshot(kv)
+    let live = KvStore::from_snapshot(kv.clone())
         .range(&everything)
         .map_err(|e| format!("cannot read the keys back: {e}"))?;
     match live

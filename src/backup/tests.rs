@@ -129,7 +129,7 @@ fn a_live_key_on_a_missing_lease_is_refused() {
 fn a_compaction_cut_short_is_finished_on_restore() {
     // Finished at 200 but scheduled at 250: etcd finishes the compaction when it opens the file.
     let data = data();
-    let mut store = KvStore::from_snapshot(data.kv.as_ref().unwrap());
+    let mut store = KvStore::from_snapshot(data.kv.clone().unwrap());
     store.compact(250).unwrap();
     let mut buckets = bbolt::read(&encode(&data, 1)[..]).unwrap().buckets;
     buckets.retain(|bucket| bucket.name != b"meta");

@@ -373,6 +373,10 @@ impl RaftNode {
         self.apply(light_ready.take_committed_entries())?;
         self.raw.advance_apply();
         self.maybe_snapshot().await?;
+        self.raw
+            .store()
+            .release_applied(self.applier.applied_index(), self.catch_up_entries())
+            .map_err(|e| ServerError::Storage(format!("releasing applied entries: {e}")))?;
         self.publish_status();
         Ok(())
     }
@@ -508,7 +512,7 @@ impl RaftNode {
         let term = metadata.term;
         self.persist_snapshot(&snapshot).await?;
         self.raw.mut_store().set_snapshot(snapshot);
-        let catch_up = self.snapshot_count.min(SNAPSHOT_CATCH_UP_ENTRIES_MAX);
+        let catch_up = self.catch_up_entries();
         let first_index = self.raw.store().first_index().unwrap_or(1);
         let compact_to = applied.saturating_sub(catch_up);
         if compact_to > first_index {
@@ -526,6 +530,11 @@ impl RaftNode {
         crate::failpoint!(self.raw.raft.id, "raftAfterWALRelease");
         tracing::info!(index = applied, term, "took snapshot");
         Ok(())
+    }
+
+    /// Applied entries kept in memory for followers a little behind.
+    fn catch_up_entries(&self) -> u64 {
+        self.snapshot_count.min(SNAPSHOT_CATCH_UP_ENTRIES_MAX)
     }
 
     fn answer_read_indexes(&mut self, read_states: Vec<raft::ReadState>) {

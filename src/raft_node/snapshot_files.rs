@@ -20,6 +20,7 @@ use crate::io::Disk;
 /// Older snapshot files kept beside the newest, for an operator's forensics.
 const OLD_SNAPSHOTS_KEPT: usize = 2;
 
+#[derive(Clone)]
 pub struct SnapshotFiles {
     disk: Arc<dyn Disk>,
     dir: PathBuf,

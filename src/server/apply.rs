@@ -379,7 +379,7 @@ impl Applier {
     pub fn restore(&mut self, snapshot: &Snapshot) -> Result<(), ServerError> {
         let data = SnapshotData::decode(&snapshot.data[..])
             .map_err(|e| ServerError::Storage(format!("undecodable snapshot data: {e}")))?;
-        let kv = KvStore::from_snapshot(&data.kv.unwrap_or_default());
+        let kv = KvStore::from_snapshot(data.kv.unwrap_or_default());
         self.state.lessor.lock().unwrap().restore(&data.leases, &kv);
         self.state.alarms.lock().unwrap().restore(&data.alarms);
         self.state

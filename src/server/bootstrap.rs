@@ -142,7 +142,7 @@ async fn create(
     Ok(Bootstrapped {
         membership: Membership::new(metadata.cluster_id, members),
         metadata,
-        store: LogStore::new(storage),
+        store: LogStore::new(storage, snapshot_files.clone()),
         wal,
         snapshot_files,
         kv: KvStore::new(),
@@ -184,7 +184,7 @@ fn join(
     Ok(Bootstrapped {
         membership: Membership::new(remote.cluster_id, remote.members),
         metadata,
-        store: LogStore::new(MemStorage::new()),
+        store: LogStore::new(MemStorage::new(), snapshot_files.clone()),
         wal,
         snapshot_files,
         kv: KvStore::new(),
@@ -221,7 +221,7 @@ fn restart(
                 .map_err(BootstrapError::Snapshot)?;
             let data = SnapshotData::decode(&snapshot.data[..])
                 .map_err(|e| BootstrapError::Snapshot(format!("undecodable data: {e}")))?;
-            kv = KvStore::from_snapshot(&data.kv.unwrap_or_default());
+            kv = KvStore::from_snapshot(data.kv.unwrap_or_default());
             membership.restore(data.members, data.removed_member_ids);
             leases = data.leases;
             alarms = data.alarms;
@@ -256,7 +256,7 @@ fn restart(
         hard_state.term = hard_state.term.max(core.hard_state().term);
         core.set_hardstate(hard_state);
     }
-    let mut store = LogStore::new(storage);
+    let mut store = LogStore::new(storage, snapshot_files.clone());
     if let Some(snapshot) = snapshot {
         store.set_snapshot(snapshot);
     }

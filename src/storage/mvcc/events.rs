@@ -10,8 +10,7 @@ use std::ops::RangeInclusive;
 
 use crate::pb::mvccpb::{event::EventType, Event, KeyValue};
 
-use super::revision::Revision;
-use super::{KvStore, MvccError};
+use super::{KvStore, LoggedChange, MvccError};
 
 impl KvStore {
     /// Every event at revisions `>= start_revision` still in the history,
@@ -30,7 +29,7 @@ impl KvStore {
             .map(|key| Event {
                 r#type: EventType::Delete as i32,
                 kv: Some(KeyValue {
-                    key: key.clone(),
+                    key: key.to_vec(),
                     mod_revision: self.compact_rev,
                     ..Default::default()
                 }),
@@ -52,24 +51,25 @@ impl KvStore {
         }
         let events = self
             .log
-            .range(Revision::new(start_revision, 0)..=Revision::new(end_revision, i64::MAX))
-            .map(|(rev, change)| {
+            .mains(start_revision, end_revision)
+            .iter()
+            .map(|change| {
                 let (r#type, kv) = if change.tombstone {
                     let kv = KeyValue {
-                        key: change.kv.key.clone(),
-                        mod_revision: rev.main,
+                        key: change.key.to_vec(),
+                        mod_revision: change.rev.main,
                         ..Default::default()
                     };
                     (EventType::Delete, kv)
                 } else {
-                    (EventType::Put, change.kv.clone())
+                    (EventType::Put, change.kv())
                 };
                 let is_create = !change.tombstone && kv.create_revision == kv.mod_revision;
-                let before = rev.main - 1;
+                let before = change.rev.main - 1;
                 let prev_kv = if is_create || before < self.compact_rev {
                     None
                 } else {
-                    self.kv_at(&kv.key, before).cloned()
+                    self.kv_at(&kv.key, before).map(LoggedChange::kv)
                 };
                 Event {
                     r#type: r#type as i32,

@@ -80,15 +80,16 @@ impl KvStore {
 
         let mut crc = Crc32c::new();
         crc.write(b"key");
-        for (r, change) in &self.log {
+        for change in self.log.all() {
+            let r = change.rev;
             if r.main > rev {
                 break;
             }
-            if r.main <= self.compact_rev && !keep.is_empty() && !keep.contains(r) {
+            if r.main <= self.compact_rev && !keep.is_empty() && !keep.contains(&r) {
                 continue;
             }
             crc.write(&r.backend_key(change.tombstone));
-            crc.write(&change.kv.encode_to_vec());
+            crc.write(&change.kv().encode_to_vec());
         }
         Ok((crc.sum(), self.compact_rev))
     }

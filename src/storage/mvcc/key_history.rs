@@ -5,6 +5,8 @@
 //! answers "which revision of this key is visible at revision R?", which is
 //! all that ranges, compaction and hashing need.
 
+use smallvec::SmallVec;
+
 use super::revision::Revision;
 
 /// One change of a key.
@@ -14,10 +16,11 @@ pub(crate) struct KeyChange {
     pub tombstone: bool,
 }
 
-/// Every retained change of one key, in strictly increasing revision order.
+/// Every retained change of one key, in strictly increasing revision order. Most keys have
+/// one (written once, or compacted down to their live value), kept inline in the index entry.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct KeyHistory {
-    changes: Vec<KeyChange>,
+    changes: SmallVec<[KeyChange; 1]>,
 }
 
 impl KeyHistory {

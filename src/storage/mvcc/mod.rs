@@ -22,6 +22,7 @@ mod hash;
 mod key_history;
 mod range;
 mod revision;
+mod revision_log;
 mod snapshot;
 mod txn;
 mod write;
@@ -29,8 +30,10 @@ mod write;
 #[cfg(test)]
 mod tests;
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use crate::pb::etcdserverpb::{
     DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, ResponseHeader,
@@ -41,8 +44,9 @@ pub use duplicate_keys::txn_has_duplicate_keys;
 pub(crate) use hash::Crc32c;
 pub(crate) use revision::Revision;
 
-use key_history::KeyHistory;
+use key_history::{KeyChange, KeyHistory};
 use range::KeyRange;
+use revision_log::RevisionLog;
 use write::WriteTxn;
 
 /// Why a request could not be applied. Each maps to one etcd error.
@@ -79,17 +83,54 @@ impl fmt::Display for MvccError {
 
 impl std::error::Error for MvccError {}
 
-/// What one revision wrote: the full key-value for a put, or just the key
-/// for a tombstone (exactly what etcd stores, which the hash relies on).
+/// A key's bytes, shared by its index entry and every logged revision of it, so a key that
+/// changes many times is stored once.
+type Key = Arc<[u8]>;
+
+/// What one revision wrote: the fields of the full key-value for a put, or of just the key for
+/// a tombstone (exactly what etcd stores, which the hash relies on). The fields are etcd's
+/// `KeyValue`'s, held without its per-field allocations: the key shared, the value boxed once.
 #[derive(Debug, Clone)]
 struct LoggedChange {
-    kv: KeyValue,
+    rev: Revision,
+    key: Key,
+    value: Box<[u8]>,
+    create_revision: i64,
+    mod_revision: i64,
+    version: i64,
+    lease: i64,
     tombstone: bool,
 }
 
 impl LoggedChange {
+    fn new(rev: Revision, key: Key, kv: KeyValue, tombstone: bool) -> LoggedChange {
+        debug_assert_eq!(*key, *kv.key, "the shared key is the change's key");
+        LoggedChange {
+            rev,
+            key,
+            value: kv.value.into_boxed_slice(),
+            create_revision: kv.create_revision,
+            mod_revision: kv.mod_revision,
+            version: kv.version,
+            lease: kv.lease,
+            tombstone,
+        }
+    }
+
     fn bytes(&self) -> u64 {
-        (self.kv.key.len() + self.kv.value.len()) as u64
+        (self.key.len() + self.value.len()) as u64
+    }
+
+    /// The change as etcd's `KeyValue`.
+    fn kv(&self) -> KeyValue {
+        KeyValue {
+            key: self.key.to_vec(),
+            create_revision: self.create_revision,
+            mod_revision: self.mod_revision,
+            version: self.version,
+            value: self.value.to_vec(),
+            lease: self.lease,
+        }
     }
 }
 
@@ -97,9 +138,9 @@ impl LoggedChange {
 #[derive(Debug, Clone)]
 pub struct KvStore {
     /// Each live-or-remembered key and the revisions that changed it.
-    index: BTreeMap<Vec<u8>, KeyHistory>,
+    index: BTreeMap<Key, KeyHistory>,
     /// Every retained change, by revision.
-    log: BTreeMap<Revision, LoggedChange>,
+    log: RevisionLog,
     /// The revision of the last write; 1 for an empty store, as in etcd.
     current_rev: i64,
     /// etcd's `compactMainRev`: -1 until the first compaction.
@@ -107,10 +148,7 @@ pub struct KvStore {
     /// Keys deleted at `compact_rev` itself: the compaction dropped their tombstones, and with
     /// them the events a watch at `compact_rev` still needs (see
     /// [`KvStore::deletes_dropped_by_compaction`]).
-    deletes_at_compact_rev: Vec<Vec<u8>>,
-    /// Key and value bytes of everything in `log`, kept as `log` changes (only through
-    /// `log_insert` / `log_remove`) so that size checks on every write cost nothing.
-    retained_bytes: u64,
+    deletes_at_compact_rev: Vec<Key>,
 }
 
 impl Default for KvStore {
@@ -125,8 +163,7 @@ impl KvStore {
     pub fn new() -> Self {
         KvStore {
             index: BTreeMap::new(),
-            log: BTreeMap::new(),
-            retained_bytes: 0,
+            log: RevisionLog::default(),
             current_rev: 1,
             compact_rev: -1,
             deletes_at_compact_rev: Vec::new(),
@@ -140,32 +177,47 @@ impl KvStore {
     /// Bytes of keys and values the store retains (every revision since the last compaction):
     /// detcd's measure of backend size, reported as etcd's `dbSize`.
     pub fn size_bytes(&self) -> u64 {
-        debug_assert_eq!(
-            self.retained_bytes,
-            self.log.values().map(LoggedChange::bytes).sum::<u64>(),
-            "retained bytes follow the log"
-        );
-        self.retained_bytes
+        self.log.bytes()
     }
 
-    fn log_insert(&mut self, rev: Revision, change: LoggedChange) {
-        self.retained_bytes += change.bytes();
-        let previous = self.log.insert(rev, change);
-        assert!(previous.is_none(), "revision {rev:?} logged twice");
+    /// Logs a change of `kv.key` at `rev` and indexes it under the key's shared bytes.
+    fn record(&mut self, rev: Revision, kv: KeyValue, tombstone: bool) -> Key {
+        let change = KeyChange { rev, tombstone };
+        // A map keyed by `Arc<[u8]>` only takes an owned key in `entry`: one short-lived copy
+        // of a known key costs less than a second walk down the tree.
+        let key = match self.index.entry(kv.key.as_slice().into()) {
+            Entry::Occupied(mut known) => {
+                known.get_mut().push(change);
+                known.key().clone()
+            }
+            Entry::Vacant(new) => {
+                let key = new.key().clone();
+                new.insert(KeyHistory::default()).push(change);
+                key
+            }
+        };
+        self.log
+            .push(LoggedChange::new(rev, key.clone(), kv, tombstone));
+        key
     }
 
-    fn log_remove(&mut self, rev: Revision) {
-        let change = self.log.remove(&rev).expect("index and log agree");
-        self.retained_bytes -= change.bytes();
+    /// Undoes [`KvStore::record`] of the latest change (a txn rolled back).
+    fn unrecord(&mut self, rev: Revision, key: &[u8]) {
+        self.log.pop(rev);
+        let history = self.index.get_mut(key).expect("recorded key is indexed");
+        history.pop(rev);
+        if history.is_empty() {
+            self.index.remove(key);
+        }
     }
 
     /// Planted bug `FollowerTombstoneDrift`: stamps the tombstones at and after `revision` with
     /// a create revision, which no real tombstone has (byte counts stay as they were).
     #[cfg(feature = "sim-bugs")]
     pub fn plant_tombstone_drift(&mut self, revision: i64) {
-        for (rev, change) in self.log.range_mut(Revision::new(revision, 0)..) {
+        for change in self.log.mains_from_mut(revision) {
             if change.tombstone {
-                change.kv.create_revision = rev.main;
+                change.create_revision = change.rev.main;
             }
         }
     }
@@ -221,29 +273,26 @@ impl KvStore {
             {
                 deletes_at_compact_rev.push(key.clone());
             }
-            dropped.extend(changes);
+            dropped.extend(changes.iter().map(|c| c.rev));
             !history.is_empty()
         });
         self.deletes_at_compact_rev = deletes_at_compact_rev;
-        for change in dropped {
-            self.log_remove(change.rev);
-        }
+        dropped.sort_unstable();
+        self.log.remove_sorted(&dropped);
         self.compact_rev = revision;
         Ok(())
     }
 
     /// The key's value as of `rev`, if it existed then.
-    fn kv_at(&self, key: &[u8], rev: i64) -> Option<&KeyValue> {
+    fn kv_at(&self, key: &[u8], rev: i64) -> Option<&LoggedChange> {
         let at = self.index.get(key)?.visible_at(rev)?;
         Some(self.logged(at))
     }
 
-    fn logged(&self, rev: Revision) -> &KeyValue {
-        &self
-            .log
-            .get(&rev)
+    fn logged(&self, rev: Revision) -> &LoggedChange {
+        self.log
+            .get(rev)
             .expect("index points at a logged revision")
-            .kv
     }
 }
 

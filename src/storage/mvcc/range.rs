@@ -63,7 +63,7 @@ impl KvStore {
     /// The values of the keys in `range` that exist at `rev`, in key order.
     pub(crate) fn visible_kvs(&self, range: KeyRange<'_>, rev: i64) -> Vec<KeyValue> {
         self.visible(range, rev)
-            .map(|r| self.logged(r).clone())
+            .map(|r| self.logged(r).kv())
             .collect()
     }
 
@@ -114,7 +114,7 @@ impl KvStore {
         let mut kvs: Vec<KeyValue> = revs
             .into_iter()
             .take(fetch)
-            .map(|r| self.logged(r).clone())
+            .map(|r| self.logged(r).kv())
             .collect();
 
         // etcd applies each filter whenever it is non-zero, even negative.

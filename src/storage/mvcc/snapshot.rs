@@ -5,9 +5,8 @@
 
 use crate::pb::detcdpb::{KvChange, KvSnapshot};
 
-use super::key_history::KeyChange;
 use super::revision::Revision;
-use super::{KvStore, LoggedChange};
+use super::{Key, KvStore};
 
 impl KvStore {
     pub fn to_snapshot(&self) -> KvSnapshot {
@@ -16,48 +15,50 @@ impl KvStore {
             compact_revision: self.compact_rev,
             changes: self
                 .log
+                .all()
                 .iter()
-                .map(|(rev, change)| KvChange {
-                    main: rev.main,
-                    sub: rev.sub,
-                    kv: Some(change.kv.clone()),
+                .map(|change| KvChange {
+                    main: change.rev.main,
+                    sub: change.rev.sub,
+                    kv: Some(change.kv()),
                     tombstone: change.tombstone,
                 })
                 .collect(),
-            deletes_at_compact_revision: self.deletes_at_compact_rev.clone(),
+            deletes_at_compact_revision: self
+                .deletes_at_compact_rev
+                .iter()
+                .map(|key| key.to_vec())
+                .collect(),
         }
     }
 
-    pub fn from_snapshot(snapshot: &KvSnapshot) -> KvStore {
+    /// The store a snapshot describes; takes the snapshot by value so its values move into the
+    /// store rather than being copied (a restart of a big store would hold both).
+    pub fn from_snapshot(snapshot: KvSnapshot) -> KvStore {
         let mut store = KvStore::new();
-        for change in &snapshot.changes {
+        let mut changes = snapshot.changes;
+        // The log is kept in revision order; a snapshot detcd wrote is in that order already,
+        // one converted from elsewhere (a backup) need not be.
+        if !changes.is_sorted_by_key(|c| (c.main, c.sub)) {
+            changes.sort_by_key(|c| (c.main, c.sub));
+        }
+        for change in changes {
             let rev = Revision::new(change.main, change.sub);
-            let kv = change.kv.clone().unwrap_or_default();
             assert!(
                 rev.main <= snapshot.current_revision,
                 "snapshot change {rev:?} beyond its revision {}",
                 snapshot.current_revision
             );
-            store
-                .index
-                .entry(kv.key.clone())
-                .or_default()
-                .push(KeyChange {
-                    rev,
-                    tombstone: change.tombstone,
-                });
-            store.log_insert(
-                rev,
-                LoggedChange {
-                    kv,
-                    tombstone: change.tombstone,
-                },
-            );
+            store.record(rev, change.kv.unwrap_or_default(), change.tombstone);
         }
         store.current_rev = snapshot.current_revision;
         store.compact_rev = snapshot.compact_revision;
         // The compaction dropped these tombstones, so replaying the changes cannot rebuild them.
-        store.deletes_at_compact_rev = snapshot.deletes_at_compact_revision.clone();
+        store.deletes_at_compact_rev = snapshot
+            .deletes_at_compact_revision
+            .into_iter()
+            .map(Key::from)
+            .collect();
         store
     }
 }
@@ -91,7 +92,7 @@ mod tests {
         store.compact(6).unwrap();
         put(&mut store, "k9", "last");
 
-        let restored = KvStore::from_snapshot(&store.to_snapshot());
+        let restored = KvStore::from_snapshot(store.to_snapshot());
         assert_eq!(restored.current_revision(), store.current_revision());
         assert_eq!(restored.compacted_revision(), store.compacted_revision());
         assert_eq!(restored.hash_kv(0).unwrap(), store.hash_kv(0).unwrap());

@@ -12,14 +12,13 @@ use crate::pb::etcdserverpb::{
 };
 use crate::pb::mvccpb::KeyValue;
 
-use super::key_history::KeyChange;
 use super::revision::Revision;
-use super::{header, KeyRange, KvStore, LoggedChange, MvccError};
+use super::{header, Key, KeyRange, KvStore, LoggedChange, MvccError};
 
 pub(crate) struct WriteTxn<'a> {
     store: &'a mut KvStore,
     /// Keys changed so far, in order; their revisions are `(main, index)`.
-    written: Vec<Vec<u8>>,
+    written: Vec<Key>,
 }
 
 impl<'a> WriteTxn<'a> {
@@ -46,16 +45,8 @@ impl<'a> WriteTxn<'a> {
 
     fn record(&mut self, kv: KeyValue, tombstone: bool) {
         let rev = Revision::new(self.main(), self.written.len() as i64);
-        if let Some((last, _)) = self.store.log.last_key_value() {
-            assert!(*last < rev, "revisions must strictly increase");
-        }
-        self.store
-            .index
-            .entry(kv.key.clone())
-            .or_default()
-            .push(KeyChange { rev, tombstone });
-        self.written.push(kv.key.clone());
-        self.store.log_insert(rev, LoggedChange { kv, tombstone });
+        let key = self.store.record(rev, kv, tombstone);
+        self.written.push(key);
     }
 
     pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse, MvccError> {
@@ -68,29 +59,29 @@ impl<'a> WriteTxn<'a> {
     /// Applies a put whose lease has already been checked.
     pub fn put(&mut self, req: &PutRequest) -> Result<PutResponse, MvccError> {
         let main = self.main();
-        let prev = self.store.kv_at(&req.key, main).cloned();
-        let (mut value, mut lease) = (req.value.clone(), req.lease);
-        if req.ignore_value || req.ignore_lease {
-            let prev = prev.as_ref().ok_or(MvccError::KeyNotFound)?;
-            if req.ignore_value {
-                value = prev.value.clone();
-            }
-            if req.ignore_lease {
-                lease = prev.lease;
-            }
+        let prev = self.store.kv_at(&req.key, main);
+        if (req.ignore_value || req.ignore_lease) && prev.is_none() {
+            return Err(MvccError::KeyNotFound);
         }
         let kv = KeyValue {
             key: req.key.clone(),
-            create_revision: prev.as_ref().map_or(main, |p| p.create_revision),
+            create_revision: prev.map_or(main, |p| p.create_revision),
             mod_revision: main,
-            version: prev.as_ref().map_or(0, |p| p.version) + 1,
-            value,
-            lease,
+            version: prev.map_or(0, |p| p.version) + 1,
+            value: match prev {
+                Some(prev) if req.ignore_value => prev.value.to_vec(),
+                _ => req.value.clone(),
+            },
+            lease: match prev {
+                Some(prev) if req.ignore_lease => prev.lease,
+                _ => req.lease,
+            },
         };
+        let prev_kv = prev.filter(|_| req.prev_kv).map(LoggedChange::kv);
         self.record(kv, false);
         Ok(PutResponse {
             header: header(main),
-            prev_kv: prev.filter(|_| req.prev_kv),
+            prev_kv,
         })
     }
 
@@ -132,16 +123,7 @@ impl Drop for WriteTxn<'_> {
         let main = self.main();
         while let Some(key) = self.written.pop() {
             let rev = Revision::new(main, self.written.len() as i64);
-            self.store.log_remove(rev);
-            let history = self
-                .store
-                .index
-                .get_mut(&key)
-                .expect("written key is indexed");
-            history.pop(rev);
-            if history.is_empty() {
-                self.store.index.remove(&key);
-            }
+            self.store.unrecord(rev, &key);
         }
     }
 }

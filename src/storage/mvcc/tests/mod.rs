@@ -4,6 +4,7 @@ mod support;
 
 mod compaction;
 mod events;
+mod layout;
 mod model;
 mod puts_and_deletes;
 mod ranges;

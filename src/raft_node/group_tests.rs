@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use raft::prelude::{ConfChange, ConfState, Entry, HardState, Snapshot};
 use tokio::sync::mpsc;
@@ -18,8 +18,10 @@ use crate::pb::etcdserverpb::Member;
 use crate::storage::wal::Wal;
 
 const VOTERS: [u64; 3] = [1, 2, 3];
-/// A bound on every wait, far above what a healthy group needs (elections take ~0.2 s here).
-const WAIT_MAX: Duration = Duration::from_secs(30);
+/// How often a wait looks, and how many looks it takes before it gives up: far more than a
+/// healthy group needs (an election takes ~0.2 s here).
+const POLL_INTERVAL: Duration = Duration::from_millis(5);
+const POLLS_MAX: u32 = 6000;
 /// Snapshots so rare that these tests never take one unless they ask.
 const SNAPSHOT_COUNT_NEVER: u64 = 1_000_000;
 
@@ -207,11 +209,13 @@ fn start_group(network: &MemNetwork, snapshot_count: u64) -> Vec<Node> {
 }
 
 async fn wait_until(what: &str, condition: impl Fn() -> bool) {
-    let started = Instant::now();
-    while !condition() {
-        assert!(started.elapsed() < WAIT_MAX, "gave up waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    for _ in 0..POLLS_MAX {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
     }
+    panic!("gave up waiting until {what}");
 }
 
 /// Waits until one of `nodes` leads and all of them agree on it; returns its position.

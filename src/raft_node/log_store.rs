@@ -12,7 +12,7 @@
 
 use std::cell::Cell;
 
-use raft::prelude::{ConfState, Entry, Snapshot, SnapshotMetadata};
+use raft::prelude::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::storage::MemStorage;
 use raft::{GetEntriesContext, RaftState, Storage, StorageError};
 
@@ -36,6 +36,51 @@ impl LogStore {
             files,
             snapshot_wanted: Cell::new(false),
         }
+    }
+
+    /// raft's log as a restart finds it on disk: the snapshot the WAL's last marker names (if
+    /// any), then the WAL's entries after it and its hard state. Without a snapshot, raft's
+    /// configuration starts as `initial_conf_state` and the log's conf changes move it on.
+    pub fn recover(
+        files: SnapshotFiles,
+        initial_conf_state: ConfState,
+        snapshot: Option<Snapshot>,
+        mut hard_state: HardState,
+        entries: &[Entry],
+    ) -> Result<LogStore, String> {
+        let snapshot_index = snapshot.as_ref().map_or(0, |s| s.get_metadata().index);
+        let storage = match &snapshot {
+            Some(snapshot) => {
+                let storage = MemStorage::new();
+                storage
+                    .wl()
+                    .apply_snapshot(snapshot.clone())
+                    .map_err(|e| e.to_string())?;
+                storage
+            }
+            None => MemStorage::new_with_conf_state(initial_conf_state),
+        };
+        {
+            let mut core = storage.wl();
+            core.append(entries)
+                .expect("WAL replay yields a log contiguous with its snapshot");
+            let last_index = entries.last().map_or(snapshot_index, |e| e.index);
+            // The persisted commit index can lag (it is saved with the next batch, and a
+            // snapshot implies its own index is committed); it never runs ahead of the log.
+            assert!(
+                hard_state.commit <= last_index.max(snapshot_index),
+                "WAL hard state commits {} beyond its last entry {last_index}",
+                hard_state.commit
+            );
+            hard_state.commit = hard_state.commit.max(snapshot_index);
+            hard_state.term = hard_state.term.max(core.hard_state().term);
+            core.set_hardstate(hard_state);
+        }
+        let mut store = LogStore::new(storage, files);
+        if let Some(snapshot) = snapshot {
+            store.set_snapshot(snapshot);
+        }
+        Ok(store)
     }
 
     pub fn entries(&self) -> &MemStorage {

@@ -5,9 +5,15 @@
 //! Each turn of the loop handles one Ready in the order raft's safety needs (raft-rs's "Processing
 //! the Ready State"), with the reason for each step next to it in `on_ready`.
 
+mod error;
+#[cfg(all(test, not(madsim)))]
+mod group_tests;
 mod log_store;
+#[cfg(all(test, not(madsim)))]
+mod mem_transport;
 pub mod peer_service;
 mod snapshot_files;
+mod state_machine;
 pub mod transport;
 
 use std::collections::BTreeMap;
@@ -22,13 +28,13 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::io::Clock;
-use crate::server::apply::Applier;
-use crate::server::ServerError;
 use crate::storage::wal::Wal;
 use crate::watched::Watched;
 
+pub use error::RaftError;
 pub use log_store::LogStore;
 pub use snapshot_files::SnapshotFiles;
+pub use state_machine::{PeerTransport, StateMachine};
 pub use transport::Transport;
 
 /// How many queued inputs one turn of the loop takes before it handles a Ready: one fsync then
@@ -57,7 +63,7 @@ pub enum RaftInput {
     ProposeConfChange { change: ConfChange },
     /// Ask for a read index: the commit index a linearizable read must wait to see applied.
     ReadIndex {
-        reply: oneshot::Sender<Result<u64, ServerError>>,
+        reply: oneshot::Sender<Result<u64, RaftError>>,
     },
     /// A message from a peer.
     Step(Box<Message>),
@@ -111,8 +117,8 @@ pub struct RaftParts {
     pub store: LogStore,
     pub wal: Wal,
     pub snapshot_files: SnapshotFiles,
-    pub applier: Applier,
-    pub transport: Transport,
+    pub state_machine: Box<dyn StateMachine>,
+    pub transport: Box<dyn PeerTransport>,
     pub clock: Arc<dyn Clock>,
     pub inputs: mpsc::Receiver<RaftInput>,
     pub status: Arc<Watched<RaftStatus>>,
@@ -122,8 +128,8 @@ pub struct RaftNode {
     raw: RawNode<LogStore>,
     wal: Wal,
     snapshot_files: SnapshotFiles,
-    applier: Applier,
-    transport: Transport,
+    state_machine: Box<dyn StateMachine>,
+    transport: Box<dyn PeerTransport>,
     clock: Arc<dyn Clock>,
     tick_interval: Duration,
     /// The node's own randomness: raft-rs's election timeout draw uses the OS RNG, which the
@@ -137,11 +143,11 @@ pub struct RaftNode {
     /// so that a read index answered to an earlier run of it (still in flight, or still pending
     /// at the leader, which drops a duplicate context) never answers a read of this run.
     read_index_next: u64,
-    read_index_waiters: BTreeMap<u64, oneshot::Sender<Result<u64, ServerError>>>,
+    read_index_waiters: BTreeMap<u64, oneshot::Sender<Result<u64, RaftError>>>,
 }
 
 impl RaftNode {
-    pub fn new(config: RaftNodeConfig, parts: RaftParts) -> Result<RaftNode, ServerError> {
+    pub fn new(config: RaftNodeConfig, parts: RaftParts) -> Result<RaftNode, RaftError> {
         assert!(
             config.election_ticks >= 2,
             "raft needs election ticks > heartbeat ticks"
@@ -163,15 +169,15 @@ impl RaftNode {
         };
         raft_config
             .validate()
-            .map_err(|e| ServerError::Storage(format!("invalid raft config: {e}")))?;
+            .map_err(|e| RaftError::Storage(format!("invalid raft config: {e}")))?;
         let logger = slog::Logger::root(tracing_slog::TracingSlogDrain, slog::o!());
         let raw = RawNode::new(&raft_config, parts.store, &logger)
-            .map_err(|e| ServerError::Storage(format!("cannot start raft: {e}")))?;
+            .map_err(|e| RaftError::Storage(format!("cannot start raft: {e}")))?;
         let mut node = RaftNode {
             raw,
             wal: parts.wal,
             snapshot_files: parts.snapshot_files,
-            applier: parts.applier,
+            state_machine: parts.state_machine,
             transport: parts.transport,
             clock: parts.clock,
             tick_interval: config.tick_interval,
@@ -184,13 +190,13 @@ impl RaftNode {
             read_index_waiters: BTreeMap::new(),
         };
         node.randomize_election_timeout();
-        node.transport.set_peers(&node.applier.members());
+        node.transport.set_peers(&node.state_machine.members());
         Ok(node)
     }
 
     /// Runs until `stop` fires or the disk fails. A disk failure ends the loop with an error
     /// rather than letting the node acknowledge anything it could not make durable.
-    pub async fn run(mut self, stop: Arc<Watched<bool>>) -> Result<(), ServerError> {
+    pub async fn run(mut self, stop: Arc<Watched<bool>>) -> Result<(), RaftError> {
         // The first Ready re-applies the log, which tells raft the current voters.
         self.on_ready().await?;
         // A single-voter cluster need not wait out an election timeout to serve.
@@ -223,23 +229,23 @@ impl RaftNode {
         }
     }
 
-    fn handle(&mut self, input: RaftInput) -> Result<(), ServerError> {
+    fn handle(&mut self, input: RaftInput) -> Result<(), RaftError> {
         match input {
             RaftInput::Propose { id, data } => {
                 if self.raw.propose(Vec::new(), data).is_err() {
                     // Dropped: no leader to take it. The waiter learns now instead of timing out.
-                    self.applier.reject(id, ServerError::NoLeader);
+                    self.state_machine.reject(id, RaftError::NoLeader);
                 }
             }
             RaftInput::ProposeConfChange { change } => {
                 let id = change.id;
                 if self.raw.propose_conf_change(Vec::new(), change).is_err() {
-                    self.applier.reject(id, ServerError::NoLeader);
+                    self.state_machine.reject(id, RaftError::NoLeader);
                 }
             }
             RaftInput::ReadIndex { reply } => {
                 if self.raw.raft.leader_id == raft::INVALID_ID {
-                    let _ = reply.send(Err(ServerError::NoLeader));
+                    let _ = reply.send(Err(RaftError::NoLeader));
                     return Ok(());
                 }
                 let context = self.read_index_next;
@@ -278,7 +284,7 @@ impl RaftNode {
                         .collect(),
                 });
             }
-            RaftInput::RemovedFromCluster => return Err(ServerError::Removed),
+            RaftInput::RemovedFromCluster => return Err(RaftError::Removed),
             RaftInput::LearnPeer { id, peer_urls } => self.transport.learn_peer(id, peer_urls),
         }
         self.after_raft_call();
@@ -300,7 +306,7 @@ impl RaftNode {
         self.raw.raft.set_randomized_election_timeout(timeout);
     }
 
-    async fn on_ready(&mut self) -> Result<(), ServerError> {
+    async fn on_ready(&mut self) -> Result<(), RaftError> {
         if !self.raw.has_ready() {
             return Ok(());
         }
@@ -311,7 +317,7 @@ impl RaftNode {
             .ss()
             .is_some_and(|soft| soft.raft_state != StateRole::Leader)
         {
-            self.applier.lessor().lock().unwrap().demote();
+            self.state_machine.demote();
         }
         // 1. A snapshot from the leader replaces the state machine before any entry after it
         //    is applied.
@@ -345,7 +351,7 @@ impl RaftNode {
             self.wal
                 .save(hard_state.as_ref(), ready.entries())
                 .await
-                .map_err(|e| ServerError::Storage(e.to_string()))?;
+                .map_err(|e| RaftError::Storage(e.to_string()))?;
             crate::failpoint!(self.raw.raft.id, "raftAfterSave");
             let mut core = self.raw.store().entries().wl();
             core.append(ready.entries())
@@ -375,18 +381,18 @@ impl RaftNode {
         self.maybe_snapshot().await?;
         self.raw
             .store()
-            .release_applied(self.applier.applied_index(), self.catch_up_entries())
-            .map_err(|e| ServerError::Storage(format!("releasing applied entries: {e}")))?;
+            .release_applied(self.state_machine.applied_index(), self.catch_up_entries())
+            .map_err(|e| RaftError::Storage(format!("releasing applied entries: {e}")))?;
         self.publish_status();
         Ok(())
     }
 
-    fn apply(&mut self, entries: Vec<Entry>) -> Result<(), ServerError> {
+    fn apply(&mut self, entries: Vec<Entry>) -> Result<(), RaftError> {
         for entry in entries {
             match entry.get_entry_type() {
                 EntryType::EntryNormal => {
-                    if self.applier.apply_normal(&entry) {
-                        self.transport.set_peers(&self.applier.members());
+                    if self.state_machine.apply_entry(&entry) {
+                        self.transport.set_peers(&self.state_machine.members());
                     }
                     self.promote_leases_at(&entry);
                 }
@@ -403,7 +409,7 @@ impl RaftNode {
                     )
                 }
             }
-            self.applier.set_applied_index(entry.index);
+            self.state_machine.set_applied_index(entry.index);
         }
         Ok(())
     }
@@ -416,36 +422,32 @@ impl RaftNode {
         if entry.get_data().is_empty() && entry.term == raft.term && raft.state == StateRole::Leader
         {
             let election_timeout = self.tick_interval * self.election_ticks as u32;
-            self.applier
-                .lessor()
-                .lock()
-                .unwrap()
-                .promote(election_timeout, raft.term);
+            self.state_machine.promote(election_timeout, raft.term);
             tracing::debug!(term = raft.term, "promoted leases");
         }
     }
 
-    fn apply_conf_change(&mut self, change: &ConfChange) -> Result<(), ServerError> {
-        if !self.applier.apply_conf_change(change) {
+    fn apply_conf_change(&mut self, change: &ConfChange) -> Result<(), RaftError> {
+        if !self.state_machine.apply_conf_change(change) {
             // Refused on every member alike: raft's configuration stays as it was.
             return Ok(());
         }
         let conf_state = self
             .raw
             .apply_conf_change(change)
-            .map_err(|e| ServerError::Storage(format!("conf change: {e}")))?;
+            .map_err(|e| RaftError::Storage(format!("conf change: {e}")))?;
         self.raw.store().entries().wl().set_conf_state(conf_state);
-        self.transport.set_peers(&self.applier.members());
+        self.transport.set_peers(&self.state_machine.members());
         if change.get_change_type() == ConfChangeType::RemoveNode
             && change.node_id == self.raw.raft.id
         {
-            return Err(ServerError::Removed);
+            return Err(RaftError::Removed);
         }
         Ok(())
     }
 
     /// Installs a leader's snapshot: durable first, then it replaces the state machine.
-    async fn install_snapshot(&mut self, snapshot: Snapshot) -> Result<(), ServerError> {
+    async fn install_snapshot(&mut self, snapshot: Snapshot) -> Result<(), RaftError> {
         let metadata = snapshot.get_metadata().clone();
         tracing::info!(
             index = metadata.index,
@@ -454,32 +456,32 @@ impl RaftNode {
         );
         self.persist_snapshot(&snapshot).await?;
         crate::failpoint!(self.raw.raft.id, "raftBeforeApplySnap");
-        self.applier.restore(&snapshot)?;
+        self.state_machine.restore(&snapshot)?;
         crate::failpoint!(self.raw.raft.id, "raftAfterApplySnap");
         self.raw
             .store()
             .entries()
             .wl()
             .apply_snapshot(snapshot.clone())
-            .map_err(|e| ServerError::Storage(format!("applying snapshot: {e}")))?;
+            .map_err(|e| RaftError::Storage(format!("applying snapshot: {e}")))?;
         self.raw.mut_store().set_snapshot(snapshot);
-        self.transport.set_peers(&self.applier.members());
+        self.transport.set_peers(&self.state_machine.members());
         Ok(())
     }
 
     /// Makes a snapshot durable: the file first, then the WAL's marker for it, so a crash between
     /// the two leaves an unused file, never a marker without its snapshot (etcd's order); then
     /// the purge of files older than the marker's.
-    async fn persist_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), ServerError> {
+    async fn persist_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), RaftError> {
         crate::failpoint!(self.raw.raft.id, "raftBeforeSaveSnap");
         self.snapshot_files
             .save(snapshot)
-            .map_err(ServerError::Storage)?;
+            .map_err(RaftError::Storage)?;
         crate::failpoint!(self.raw.raft.id, "raftBeforeSnapMarker");
         self.wal
             .save_snapshot_marker(snapshot.get_metadata())
             .await
-            .map_err(|e| ServerError::Storage(e.to_string()))?;
+            .map_err(|e| RaftError::Storage(e.to_string()))?;
         // Only now may older files go: until the marker is durable, a crash restarts from the
         // previous one (bug 7).
         self.snapshot_files.purge(snapshot.get_metadata());
@@ -490,15 +492,15 @@ impl RaftNode {
     /// Every `snapshot_count` applied entries, or when a peer needs a newer snapshot than the
     /// latest (a member added since): snapshot the state machine, then release the log (in
     /// memory and on disk) behind it, keeping some entries for slow followers.
-    async fn maybe_snapshot(&mut self) -> Result<(), ServerError> {
-        let applied = self.applier.applied_index();
+    async fn maybe_snapshot(&mut self) -> Result<(), RaftError> {
+        let applied = self.state_machine.applied_index();
         let snapshot_index = self.raw.store().snapshot_index();
         let wanted = self.raw.store().take_snapshot_request() && applied > snapshot_index;
         if applied < snapshot_index + self.snapshot_count && !wanted {
             return Ok(());
         }
         let mut snapshot = Snapshot {
-            data: self.applier.snapshot_data().into(),
+            data: self.state_machine.snapshot_data().into(),
             ..Default::default()
         };
         let metadata = snapshot.mut_metadata();
@@ -507,7 +509,7 @@ impl RaftNode {
             .raw
             .store()
             .term(applied)
-            .map_err(|e| ServerError::Storage(format!("term of applied index: {e}")))?;
+            .map_err(|e| RaftError::Storage(format!("term of applied index: {e}")))?;
         metadata.set_conf_state(self.raw.raft.prs().conf().to_conf_state());
         let term = metadata.term;
         self.persist_snapshot(&snapshot).await?;
@@ -521,12 +523,12 @@ impl RaftNode {
                 .entries()
                 .wl()
                 .compact(compact_to)
-                .map_err(|e| ServerError::Storage(format!("compacting the raft log: {e}")))?;
+                .map_err(|e| RaftError::Storage(format!("compacting the raft log: {e}")))?;
         }
         // The WAL keeps what is after the snapshot; segments wholly before it can go.
         self.wal
             .release_to(applied)
-            .map_err(|e| ServerError::Storage(e.to_string()))?;
+            .map_err(|e| RaftError::Storage(e.to_string()))?;
         crate::failpoint!(self.raw.raft.id, "raftAfterWALRelease");
         tracing::info!(index = applied, term, "took snapshot");
         Ok(())
@@ -565,7 +567,7 @@ impl RaftNode {
         );
         // Read indexes asked of the previous leader may never be answered by the new one.
         for (_, reply) in std::mem::take(&mut self.read_index_waiters) {
-            let _ = reply.send(Err(ServerError::LeaderChanged));
+            let _ = reply.send(Err(RaftError::LeaderChanged));
         }
     }
 
@@ -573,7 +575,7 @@ impl RaftNode {
         let raft = &self.raw.raft;
         let (term, leader_id, commit_index) = (raft.term, raft.leader_id, raft.raft_log.committed);
         let is_learner = raft.prs().conf().learners().contains(&raft.id);
-        let applied_index = self.applier.applied_index();
+        let applied_index = self.state_machine.applied_index();
         self.status.update(|status| {
             let next = RaftStatus {
                 term,

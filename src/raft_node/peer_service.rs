@@ -10,42 +10,66 @@ use tonic::{Request, Response, Status};
 
 use crate::pb::detcdpb::raft_peer_server::RaftPeer;
 use crate::pb::detcdpb::{MembersRequest, MembersResponse, MessageBatch, PeerAck};
-use crate::server::EtcdServer;
+use crate::pb::etcdserverpb::Member;
 
 use super::RaftInput;
 
+/// Who a sender is to this member's cluster, as its applied member list says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    Member,
+    /// Not (yet) in the applied member list: added while this member was down or cut off.
+    Unknown,
+    /// Removed from the cluster, for ever.
+    Removed,
+}
+
+/// What the peer service asks of the server (which implements it).
+#[tonic::async_trait]
+pub trait PeerCluster: Send + Sync + 'static {
+    fn cluster_id(&self) -> u64;
+
+    fn standing(&self, member_id: u64) -> Standing;
+
+    /// The members as of a linearizable read (see [`RaftPeer::members`] below for why).
+    async fn linearizable_members(&self) -> Result<Vec<Member>, String>;
+}
+
 pub struct PeerService {
     member_id: u64,
-    server: Arc<EtcdServer>,
+    cluster: Arc<dyn PeerCluster>,
     raft_inputs: mpsc::Sender<RaftInput>,
 }
 
 impl PeerService {
-    pub fn new(server: Arc<EtcdServer>, raft_inputs: mpsc::Sender<RaftInput>) -> PeerService {
+    pub fn new(
+        member_id: u64,
+        cluster: Arc<dyn PeerCluster>,
+        raft_inputs: mpsc::Sender<RaftInput>,
+    ) -> PeerService {
         PeerService {
-            member_id: server.member_id(),
-            server,
+            member_id,
+            cluster,
             raft_inputs,
         }
     }
 
     async fn receive(&self, batch: MessageBatch) -> Result<Response<PeerAck>, Status> {
-        let from_unknown = {
-            let membership = self.server.membership().lock().unwrap();
-            if batch.cluster_id != membership.cluster_id() {
-                return Err(Status::failed_precondition(format!(
-                    "cluster ID mismatch: this member is in cluster {:x}, the sender {:x} in {:x}",
-                    membership.cluster_id(),
-                    batch.from,
-                    batch.cluster_id
-                )));
-            }
-            if membership.is_removed(batch.from) {
+        let cluster_id = self.cluster.cluster_id();
+        if batch.cluster_id != cluster_id {
+            return Err(Status::failed_precondition(format!(
+                "cluster ID mismatch: this member is in cluster {:x}, the sender {:x} in {:x}",
+                cluster_id, batch.from, batch.cluster_id
+            )));
+        }
+        let from_unknown = match self.cluster.standing(batch.from) {
+            Standing::Member => false,
+            Standing::Unknown => true,
+            Standing::Removed => {
                 return Err(Status::permission_denied(
                     "the member has been permanently removed from the cluster",
-                ));
+                ))
             }
-            membership.get(batch.from).is_none()
         };
         if batch.to != self.member_id {
             return Err(Status::failed_precondition(format!(
@@ -96,13 +120,14 @@ impl RaftPeer for PeerService {
         &self,
         _: Request<MembersRequest>,
     ) -> Result<Response<MembersResponse>, Status> {
-        self.server
-            .linearizable_read_barrier()
+        let members = self
+            .cluster
+            .linearizable_members()
             .await
-            .map_err(|error| Status::unavailable(error.to_string()))?;
+            .map_err(Status::unavailable)?;
         Ok(Response::new(MembersResponse {
-            cluster_id: self.server.cluster_id(),
-            members: self.server.members(),
+            cluster_id: self.cluster.cluster_id(),
+            members,
         }))
     }
 }

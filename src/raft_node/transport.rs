@@ -338,3 +338,17 @@ impl PeerSender {
         delivered
     }
 }
+
+impl super::PeerTransport for Transport {
+    fn set_peers(&mut self, members: &[Member]) {
+        Transport::set_peers(self, members);
+    }
+
+    fn learn_peer(&mut self, id: u64, peer_urls: Vec<String>) {
+        Transport::learn_peer(self, id, peer_urls);
+    }
+
+    fn send(&mut self, messages: Vec<Message>) {
+        Transport::send(self, messages);
+    }
+}

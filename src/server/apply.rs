@@ -19,6 +19,7 @@ use crate::pb::etcdserverpb::{
     AlarmRequest, AlarmResponse, CompactionResponse, DeleteRangeResponse, LeaseCheckpointResponse,
     LeaseGrantResponse, LeaseRevokeResponse, Member, PutResponse, ResponseHeader, TxnResponse,
 };
+use crate::raft_node::{self, RaftError};
 use crate::server::alarms::Alarms;
 use crate::server::lease::{self, Lessor};
 use crate::server::membership::Membership;
@@ -110,73 +111,6 @@ impl Applier {
             *announced = revision;
             changed
         });
-    }
-
-    pub fn applied_index(&self) -> u64 {
-        self.applied_index
-    }
-
-    pub fn set_applied_index(&mut self, index: u64) {
-        assert!(
-            index > self.applied_index,
-            "applied index must grow: {index} after {}",
-            self.applied_index
-        );
-        self.applied_index = index;
-        self.metrics.proposals_applied.set(index);
-    }
-
-    pub fn members(&self) -> Vec<Member> {
-        self.state.membership.lock().unwrap().members()
-    }
-
-    /// The lessor, for the raft loop to promote and demote it as leadership changes.
-    pub fn lessor(&self) -> &Mutex<Lessor> {
-        &self.state.lessor
-    }
-
-    /// The proposal under `id` will never be applied: wake its waiter with `error` now.
-    pub fn reject(&self, id: u64, error: ServerError) {
-        self.metrics.proposals_failed.inc();
-        self.wait.trigger(id, Err(error));
-    }
-
-    /// Applies one normal entry; returns whether membership changed (peer URLs to update).
-    /// Empty entries are the no-ops a new leader appends.
-    pub fn apply_normal(&mut self, entry: &Entry) -> bool {
-        if entry.get_data().is_empty() {
-            return false;
-        }
-        let RaftRequest {
-            id,
-            request,
-            username,
-            from_server,
-            leader_term,
-        } = RaftRequest::decode(entry.get_data())
-            .expect("normal entries hold RaftRequests written by this server");
-        if leader_term != 0 && leader_term != entry.term && !crate::planted_bug!(StaleLeaseDuties) {
-            // A deposed leader's lease duty, appended by a later leader (seed 0x262a1bf: its
-            // expiry revoke of a lease the new leader had just promised 2 s more).
-            self.wait.trigger(id, Err(ServerError::NotLeader));
-            return false;
-        }
-        let requester = Requester::from_entry(username, from_server);
-        let request = request_or_die(request, entry.index);
-        let membership_changed = matches!(
-            request,
-            raft_request::Request::MemberAttributes(_) | raft_request::Request::MemberUpdate(_)
-        );
-        crate::failpoint!(self.member_id, "applyBeforeEntry");
-        if crate::planted_bug!(ApplyTwiceAfterRestart) && self.wait.is_empty() {
-            let _ = self.apply_request(&requester, request.clone(), entry.index);
-        }
-        let result = self.apply_request(&requester, request, entry.index);
-        crate::failpoint!(self.member_id, "applyAfterEntry");
-        self.announce_revision();
-        self.metrics.proposals_committed.set(entry.index);
-        self.wait.trigger(id, result);
-        membership_changed
     }
 
     fn apply_request(
@@ -332,11 +266,85 @@ impl Applier {
             },
         }
     }
+}
+
+/// The raft loop applies committed entries through this; see the trait's doc for the contract.
+impl raft_node::StateMachine for Applier {
+    fn applied_index(&self) -> u64 {
+        self.applied_index
+    }
+
+    fn set_applied_index(&mut self, index: u64) {
+        assert!(
+            index > self.applied_index,
+            "applied index must grow: {index} after {}",
+            self.applied_index
+        );
+        self.applied_index = index;
+        self.metrics.proposals_applied.set(index);
+    }
+
+    fn members(&self) -> Vec<Member> {
+        self.state.membership.lock().unwrap().members()
+    }
+
+    fn reject(&self, id: u64, error: RaftError) {
+        self.metrics.proposals_failed.inc();
+        self.wait.trigger(id, Err(error.into()));
+    }
+
+    fn demote(&self) {
+        self.state.lessor.lock().unwrap().demote();
+    }
+
+    fn promote(&self, election_timeout: Duration, term: u64) {
+        self.state
+            .lessor
+            .lock()
+            .unwrap()
+            .promote(election_timeout, term);
+    }
+
+    fn apply_entry(&mut self, entry: &Entry) -> bool {
+        if entry.get_data().is_empty() {
+            return false;
+        }
+        let RaftRequest {
+            id,
+            request,
+            username,
+            from_server,
+            leader_term,
+        } = RaftRequest::decode(entry.get_data())
+            .expect("normal entries hold RaftRequests written by this server");
+        if leader_term != 0 && leader_term != entry.term && !crate::planted_bug!(StaleLeaseDuties) {
+            // A deposed leader's lease duty, appended by a later leader (seed 0x262a1bf: its
+            // expiry revoke of a lease the new leader had just promised 2 s more).
+            self.wait.trigger(id, Err(ServerError::NotLeader));
+            return false;
+        }
+        let requester = Requester::from_entry(username, from_server);
+        let request = request_or_die(request, entry.index);
+        let membership_changed = matches!(
+            request,
+            raft_request::Request::MemberAttributes(_) | raft_request::Request::MemberUpdate(_)
+        );
+        crate::failpoint!(self.member_id, "applyBeforeEntry");
+        if crate::planted_bug!(ApplyTwiceAfterRestart) && self.wait.is_empty() {
+            let _ = self.apply_request(&requester, request.clone(), entry.index);
+        }
+        let result = self.apply_request(&requester, request, entry.index);
+        crate::failpoint!(self.member_id, "applyAfterEntry");
+        self.announce_revision();
+        self.metrics.proposals_committed.set(entry.index);
+        self.wait.trigger(id, result);
+        membership_changed
+    }
 
     /// Applies a committed membership change and wakes its proposer (waiting under `change.id`).
     /// Returns whether the change took effect; one that no longer fits the membership (see
     /// [`Membership::check_add`]) is refused, and raft's configuration must then stay as it is too.
-    pub fn apply_conf_change(&mut self, change: &ConfChange) -> bool {
+    fn apply_conf_change(&mut self, change: &ConfChange) -> bool {
         let mut membership = self.state.membership.lock().unwrap();
         let result = match change.get_change_type() {
             ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
@@ -376,9 +384,9 @@ impl Applier {
     }
 
     /// Replaces the state machine with a snapshot's.
-    pub fn restore(&mut self, snapshot: &Snapshot) -> Result<(), ServerError> {
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), RaftError> {
         let data = SnapshotData::decode(&snapshot.data[..])
-            .map_err(|e| ServerError::Storage(format!("undecodable snapshot data: {e}")))?;
+            .map_err(|e| RaftError::Storage(format!("undecodable snapshot data: {e}")))?;
         let kv = KvStore::from_snapshot(data.kv.unwrap_or_default());
         self.state.lessor.lock().unwrap().restore(&data.leases, &kv);
         self.state.alarms.lock().unwrap().restore(&data.alarms);
@@ -405,7 +413,7 @@ impl Applier {
     }
 
     /// The state machine as snapshot payload, at the applied index.
-    pub fn snapshot_data(&self) -> Vec<u8> {
+    fn snapshot_data(&self) -> Vec<u8> {
         state_snapshot(
             &self.state.lessor,
             &self.state.kv,

@@ -214,52 +214,30 @@ fn restart(
     let mut leases = Vec::new();
     let mut alarms = Vec::new();
     let mut auth = AuthSnapshot::default();
-    let (storage, snapshot) = match &contents.snapshot {
-        Some(snapshot_metadata) => {
-            let snapshot = snapshot_files
-                .load(snapshot_metadata)
-                .map_err(BootstrapError::Snapshot)?;
-            let data = SnapshotData::decode(&snapshot.data[..])
-                .map_err(|e| BootstrapError::Snapshot(format!("undecodable data: {e}")))?;
-            kv = KvStore::from_snapshot(data.kv.unwrap_or_default());
-            membership.restore(data.members, data.removed_member_ids);
-            leases = data.leases;
-            alarms = data.alarms;
-            auth = data.auth.unwrap_or_default();
-            let storage = MemStorage::new();
-            storage
-                .wl()
-                .apply_snapshot(snapshot.clone())
-                .map_err(|e| BootstrapError::Snapshot(e.to_string()))?;
-            (storage, Some(snapshot))
-        }
-        None => (
-            MemStorage::new_with_conf_state(initial_conf_state(&metadata)),
-            None,
-        ),
-    };
+    let snapshot = contents
+        .snapshot
+        .as_ref()
+        .map(|snapshot_metadata| snapshot_files.load(snapshot_metadata))
+        .transpose()
+        .map_err(BootstrapError::Snapshot)?;
+    if let Some(snapshot) = &snapshot {
+        let data = SnapshotData::decode(&snapshot.data[..])
+            .map_err(|e| BootstrapError::Snapshot(format!("undecodable data: {e}")))?;
+        kv = KvStore::from_snapshot(data.kv.unwrap_or_default());
+        membership.restore(data.members, data.removed_member_ids);
+        leases = data.leases;
+        alarms = data.alarms;
+        auth = data.auth.unwrap_or_default();
+    }
     let applied_index = snapshot.as_ref().map_or(0, |s| s.get_metadata().index);
-    {
-        let mut core = storage.wl();
-        core.append(&contents.entries)
-            .expect("WAL replay yields a log contiguous with its snapshot");
-        let last_index = contents.entries.last().map_or(applied_index, |e| e.index);
-        let mut hard_state: HardState = contents.hard_state.clone();
-        // The persisted commit index can lag (it is saved with the next batch, and a snapshot
-        // implies its own index is committed); it never runs ahead of the log.
-        assert!(
-            hard_state.commit <= last_index.max(applied_index),
-            "WAL hard state commits {} beyond its last entry {last_index}",
-            hard_state.commit
-        );
-        hard_state.commit = hard_state.commit.max(applied_index);
-        hard_state.term = hard_state.term.max(core.hard_state().term);
-        core.set_hardstate(hard_state);
-    }
-    let mut store = LogStore::new(storage, snapshot_files.clone());
-    if let Some(snapshot) = snapshot {
-        store.set_snapshot(snapshot);
-    }
+    let store = LogStore::recover(
+        snapshot_files.clone(),
+        initial_conf_state(&metadata),
+        snapshot,
+        contents.hard_state.clone(),
+        &contents.entries,
+    )
+    .map_err(BootstrapError::Snapshot)?;
     Ok(Bootstrapped {
         metadata,
         store,

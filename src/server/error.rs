@@ -2,6 +2,7 @@
 //! with etcd's exact gRPC code and message (`api::status`).
 
 use crate::auth::AuthError;
+use crate::raft_node::RaftError;
 use crate::storage::mvcc::MvccError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +48,17 @@ pub enum ServerError {
 impl From<AuthError> for ServerError {
     fn from(error: AuthError) -> Self {
         ServerError::Auth(error)
+    }
+}
+
+impl From<RaftError> for ServerError {
+    fn from(error: RaftError) -> Self {
+        match error {
+            RaftError::NoLeader => ServerError::NoLeader,
+            RaftError::LeaderChanged => ServerError::LeaderChanged,
+            RaftError::Removed => ServerError::Removed,
+            RaftError::Storage(why) => ServerError::Storage(why),
+        }
     }
 }
 

@@ -36,7 +36,7 @@ use crate::pb::etcdserverpb::{
     MemberUpdateRequest, PutRequest, PutResponse, RangeRequest, RangeResponse, ResponseHeader,
     StatusResponse, TxnRequest, TxnResponse,
 };
-use crate::raft_node::peer_service::PeerService;
+use crate::raft_node::peer_service::{PeerCluster, PeerService, Standing};
 use crate::raft_node::{
     Progress, RaftInput, RaftNode, RaftNodeConfig, RaftParts, RaftStatus, Transport,
 };
@@ -181,15 +181,15 @@ impl EtcdServer {
                 store,
                 wal,
                 snapshot_files,
-                applier,
-                transport: Transport::new(
+                state_machine: Box::new(applier),
+                transport: Box::new(Transport::new(
                     metadata.cluster_id,
                     metadata.member_id,
                     config.initial_advertise_peer_urls.clone(),
                     io.clock.clone(),
                     config.dialers.peer.clone(),
                     raft_inputs.clone(),
-                ),
+                )),
                 clock: io.clock.clone(),
                 inputs,
                 status: raft_status.clone(),
@@ -236,7 +236,8 @@ impl EtcdServer {
             .take()
             .expect("EtcdServer::start is called once");
         self.start_lease_duties();
-        tokio::spawn(raft_node.run(self.stop.clone()))
+        let stop = self.stop.clone();
+        tokio::spawn(async move { raft_node.run(stop).await.map_err(ServerError::from) })
     }
 
     /// Stops the raft loop; in-flight requests end with `etcdserver: server stopped`.
@@ -262,11 +263,7 @@ impl EtcdServer {
 
     /// The receiving side of the peer transport.
     pub fn peer_service(self: &Arc<Self>) -> PeerService {
-        PeerService::new(self.clone(), self.raft_inputs.clone())
-    }
-
-    pub(crate) fn membership(&self) -> &Mutex<Membership> {
-        &self.membership
+        PeerService::new(self.member_id, self.clone(), self.raft_inputs.clone())
     }
 
     pub fn raft_status(&self) -> RaftStatus {
@@ -856,6 +853,32 @@ impl EtcdServer {
             _ = self.stop.wait_for(|stopped| *stopped) => Err(ServerError::Stopped),
             () = self.io.clock.sleep(self.config.request_timeout) => Err(ServerError::Timeout),
         }
+    }
+}
+
+/// What the peer service checks senders against, and answers a joining member with.
+#[tonic::async_trait]
+impl PeerCluster for EtcdServer {
+    fn cluster_id(&self) -> u64 {
+        self.cluster_id
+    }
+
+    fn standing(&self, member_id: u64) -> Standing {
+        let membership = self.membership.lock().unwrap();
+        if membership.is_removed(member_id) {
+            Standing::Removed
+        } else if membership.get(member_id).is_none() {
+            Standing::Unknown
+        } else {
+            Standing::Member
+        }
+    }
+
+    async fn linearizable_members(&self) -> Result<Vec<Member>, String> {
+        self.linearizable_read_barrier()
+            .await
+            .map_err(|error| error.to_string())?;
+        Ok(self.members())
     }
 }
 

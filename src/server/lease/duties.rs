@@ -14,7 +14,10 @@ use std::time::Duration;
 
 use crate::auth::Requester;
 use crate::pb::etcdserverpb::LeaseRevokeRequest;
-use crate::server::{EtcdServer, ServerError};
+use crate::server::ServerError;
+use crate::watched::Watched;
+
+use super::Leases;
 
 /// How often expired leases and due checkpoints are looked for (etcd's 500 ms).
 const DUTY_INTERVAL: Duration = Duration::from_millis(500);
@@ -26,31 +29,31 @@ const REVOKES_PER_TURN_MAX: usize = 500;
 const CHECKPOINTS_PER_BATCH_MAX: usize = 1000;
 
 /// Runs the duties until the server stops.
-pub async fn run(server: Arc<EtcdServer>) {
-    let clock = server.io.clock.clone();
+pub async fn run(leases: Arc<Leases>, stop: Arc<Watched<bool>>) {
+    let clock = leases.clock.clone();
     let mut next_duty = clock.now() + DUTY_INTERVAL;
-    while !server.stop.get() {
+    while !stop.get() {
         if clock.now() >= next_duty {
             next_duty = clock.now() + DUTY_INTERVAL;
-            propose_revokes_and_checkpoints(&server);
+            propose_revokes_and_checkpoints(&leases);
         }
-        clock.sleep(server.config.heartbeat_interval).await;
+        clock.sleep(leases.config.heartbeat_interval).await;
     }
 }
 
-fn propose_revokes_and_checkpoints(server: &Arc<EtcdServer>) {
+fn propose_revokes_and_checkpoints(leases: &Arc<Leases>) {
     let (expired, checkpoints) = {
-        let mut lessor = server.lessor.lock().unwrap();
+        let mut lessor = leases.lessor.lock().unwrap();
         (
             lessor.expired_leases(REVOKES_PER_TURN_MAX),
             lessor.due_checkpoints(CHECKPOINTS_PER_BATCH_MAX),
         )
     };
     for id in expired {
-        let server = server.clone();
+        let leases = leases.clone();
         tokio::spawn(async move {
-            match server
-                .lease_revoke(&Requester::Server, LeaseRevokeRequest { id })
+            match leases
+                .revoke(&Requester::Server, LeaseRevokeRequest { id })
                 .await
             {
                 // Revoked by a client, or by an earlier try, in the meantime.
@@ -62,9 +65,9 @@ fn propose_revokes_and_checkpoints(server: &Arc<EtcdServer>) {
         });
     }
     if !checkpoints.is_empty() {
-        let server = server.clone();
+        let leases = leases.clone();
         tokio::spawn(async move {
-            if let Err(error) = server.lease_checkpoint(checkpoints).await {
+            if let Err(error) = leases.checkpoint(checkpoints).await {
                 tracing::warn!(%error, "checkpointing lease TTLs failed");
             }
         });

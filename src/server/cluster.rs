@@ -49,6 +49,11 @@ impl ClusterAdmin {
         }
     }
 
+    /// Who the members are, as the log applied so far has it.
+    pub(crate) fn membership(&self) -> &Mutex<Membership> {
+        &self.membership
+    }
+
     pub fn members(&self) -> Vec<Member> {
         self.membership.lock().unwrap().members()
     }

@@ -41,6 +41,11 @@ impl KvServer {
         }
     }
 
+    /// The store itself, which watch streams read history from (they never write it).
+    pub(crate) fn store(&self) -> &Mutex<KvStore> {
+        &self.kv
+    }
+
     pub async fn range(
         &self,
         requester: &Requester,

@@ -71,9 +71,6 @@ pub struct EtcdServer {
     maintenance: Maintenance,
     leases: Arc<Leases>,
     auth: AuthServer,
-    /// The store itself, for watch streams (they read its history, never write it).
-    store: Arc<Mutex<KvStore>>,
-    membership: Arc<Mutex<Membership>>,
     raft_inputs: mpsc::Sender<RaftInput>,
     raft_status: Arc<Watched<RaftStatus>>,
     /// The store's revision as the applier leaves it; watch streams wake on it.
@@ -257,8 +254,6 @@ impl EtcdServer {
             io,
             headers,
             proposer,
-            store: kv,
-            membership,
             raft_inputs,
             raft_status,
             applied_revision,
@@ -324,7 +319,7 @@ impl EtcdServer {
     }
 
     pub(crate) fn membership(&self) -> &Mutex<Membership> {
-        &self.membership
+        self.cluster.membership()
     }
 
     pub fn members(&self) -> Vec<Member> {
@@ -362,7 +357,7 @@ impl EtcdServer {
 
     /// The MVCC store, which watch streams read history from.
     pub(crate) fn store(&self) -> &Mutex<KvStore> {
-        &self.store
+        self.kv.store()
     }
 
     /// The revision the applier has reached; watch streams wake on it.
@@ -381,7 +376,7 @@ impl EtcdServer {
 
     pub fn metrics_text(&self) -> String {
         let raft = self.raft_status();
-        let kv = self.store.lock().unwrap();
+        let kv = self.store().lock().unwrap();
         self.metrics.render(&metrics::Snapshot {
             has_leader: raft.leader_id != 0,
             is_leader: raft.leader_id == self.member_id(),

@@ -324,3 +324,78 @@ fn expect_applied_as<R: AppliedAs>(applied: Applied) -> R {
         )
     })
 }
+
+#[cfg(all(test, not(madsim)))]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+    use crate::io::clock::SystemClock;
+    use crate::pb::etcdserverpb::PutRequest;
+    use crate::storage::mvcc::KvStore;
+
+    /// A proposer with room for `pending_max` waiters, and raft's end of its input queue, which
+    /// the test never answers.
+    fn proposer(pending_max: usize) -> (Arc<Proposer>, mpsc::Receiver<RaftInput>) {
+        let client: SocketAddr = "127.0.0.1:2379".parse().unwrap();
+        let config = Arc::new(Config::single_node("p", "/nonexistent".into(), client));
+        let (inputs, raft) = mpsc::channel(16);
+        let kv = Arc::new(std::sync::Mutex::new(KvStore::new()));
+        let alarms = Arc::new(std::sync::Mutex::new(Default::default()));
+        let parts = ProposerParts {
+            inputs,
+            wait: Arc::new(Wait::with_capacity(pending_max)),
+            raft_status: Arc::new(Watched::new(RaftStatus::default())),
+            stop: Arc::new(Watched::new(false)),
+            quota: Quota::new(kv, alarms, config.quota_backend_bytes),
+        };
+        let proposer = Proposer::new(1, config, Arc::new(SystemClock), parts);
+        (Arc::new(proposer), raft)
+    }
+
+    fn put(key: &str) -> raft_request::Request {
+        raft_request::Request::Put(PutRequest {
+            key: key.into(),
+            ..Default::default()
+        })
+    }
+
+    /// etcd's `ErrGRPCRequestTooManyRequests`: a proposal beyond the waiter bound is refused at
+    /// once, with ResourceExhausted and etcd's text, and a waiter that leaves frees its place.
+    #[tokio::test]
+    async fn a_full_waiter_registry_answers_too_many_requests() {
+        let (proposer, mut raft) = proposer(1);
+        let waiting = {
+            let proposer = proposer.clone();
+            tokio::spawn(async move {
+                proposer
+                    .propose::<PutResponse>(&Requester::Server, put("a"))
+                    .await
+            })
+        };
+        assert!(matches!(raft.recv().await, Some(RaftInput::Propose { .. })));
+        assert_eq!(proposer.pending(), 1);
+
+        let refused = proposer
+            .propose::<PutResponse>(&Requester::Server, put("b"))
+            .await
+            .unwrap_err();
+        assert_eq!(refused, ServerError::TooManyRequests);
+        let status = crate::api::status::to_status(refused);
+        assert_eq!(
+            (status.code(), status.message()),
+            (
+                tonic::Code::ResourceExhausted,
+                "etcdserver: too many requests"
+            )
+        );
+        assert!(
+            raft.try_recv().is_err(),
+            "a refused proposal reaches no raft"
+        );
+
+        proposer.stop.set(true);
+        assert_eq!(waiting.await.unwrap().unwrap_err(), ServerError::Stopped);
+        assert_eq!(proposer.pending(), 0, "the stopped proposal left its place");
+    }
+}

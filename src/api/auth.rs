@@ -30,6 +30,7 @@ impl AuthService {
     ) -> Result<ResponseHeader, Status> {
         let requester = requester(&self.server, request)?;
         self.server
+            .auth()
             .auth_change(&requester, change)
             .await
             .map_err(to_status)
@@ -71,6 +72,7 @@ impl Auth for AuthService {
         let request = request.into_inner();
         answer(
             self.server
+                .auth()
                 .authenticate(&request.name, &request.password)
                 .await
                 .map(|(token, header)| AuthenticateResponse {
@@ -87,6 +89,7 @@ impl Auth for AuthService {
         let requester = requester(&self.server, &request)?;
         answer(
             self.server
+                .auth()
                 .user_add(&requester, request.into_inner())
                 .await
                 .map(|header| AuthUserAddResponse {
@@ -103,6 +106,7 @@ impl Auth for AuthService {
         let name = request.into_inner().name;
         answer(
             self.server
+                .auth()
                 .auth_read(|auth| auth.user_get(&requester, &name))
                 .await
                 .map(|(roles, header)| AuthUserGetResponse {
@@ -119,6 +123,7 @@ impl Auth for AuthService {
         let requester = requester(&self.server, &request)?;
         answer(
             self.server
+                .auth()
                 .auth_read(|auth| auth.user_list(&requester))
                 .await
                 .map(|(users, header)| AuthUserListResponse {
@@ -146,6 +151,7 @@ impl Auth for AuthService {
         let requester = requester(&self.server, &request)?;
         answer(
             self.server
+                .auth()
                 .user_change_password(&requester, request.into_inner())
                 .await
                 .map(|header| AuthUserChangePasswordResponse {
@@ -195,6 +201,7 @@ impl Auth for AuthService {
         let role = request.into_inner().role;
         answer(
             self.server
+                .auth()
                 .auth_read(|auth| auth.role_get(&requester, &role))
                 .await
                 .map(|(perm, header)| AuthRoleGetResponse {
@@ -211,6 +218,7 @@ impl Auth for AuthService {
         let requester = requester(&self.server, &request)?;
         answer(
             self.server
+                .auth()
                 .auth_read(|auth| auth.role_list(&requester))
                 .await
                 .map(|(roles, header)| AuthRoleListResponse {

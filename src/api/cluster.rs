@@ -27,7 +27,10 @@ impl ClusterService {
     /// `checkMembershipOperationPermission`); the list is anyone's.
     fn check_admin<T>(&self, request: &Request<T>) -> Result<(), Status> {
         let requester = requester(&self.server, request)?;
-        self.server.check_admin(&requester).map_err(to_status)
+        self.server
+            .auth()
+            .check_admin(&requester)
+            .map_err(to_status)
     }
 }
 
@@ -41,6 +44,7 @@ impl Cluster for ClusterService {
         let request = request.into_inner();
         let (member, members) = self
             .server
+            .cluster()
             .member_add(request.peer_ur_ls, request.is_learner)
             .await
             .map_err(to_status)?;
@@ -58,6 +62,7 @@ impl Cluster for ClusterService {
         self.check_admin(&request)?;
         let members = self
             .server
+            .cluster()
             .member_remove(request.get_ref().id)
             .await
             .map_err(to_status)?;
@@ -75,6 +80,7 @@ impl Cluster for ClusterService {
         let request = request.into_inner();
         let members = self
             .server
+            .cluster()
             .member_update(request.id, request.peer_ur_ls)
             .await
             .map_err(to_status)?;
@@ -90,7 +96,7 @@ impl Cluster for ClusterService {
     ) -> Result<Response<MemberListResponse>, Status> {
         Ok(Response::new(MemberListResponse {
             header: Some(self.server.header(0)),
-            members: self.server.members(),
+            members: self.server.cluster().members(),
         }))
     }
 
@@ -101,6 +107,7 @@ impl Cluster for ClusterService {
         self.check_admin(&request)?;
         let members = self
             .server
+            .cluster()
             .member_promote(request.get_ref().id)
             .await
             .map_err(to_status)?;

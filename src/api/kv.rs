@@ -36,6 +36,7 @@ impl Kv for KvService {
         let request = request.into_inner();
         check_range(&request).map_err(to_status)?;
         self.server
+            .kv()
             .range(&requester, request)
             .await
             .map(Response::new)
@@ -47,6 +48,7 @@ impl Kv for KvService {
         let request = request.into_inner();
         check_put(&request).map_err(to_status)?;
         self.server
+            .kv()
             .put(&requester, request)
             .await
             .map(Response::new)
@@ -61,6 +63,7 @@ impl Kv for KvService {
         let request = request.into_inner();
         check_delete(&request).map_err(to_status)?;
         self.server
+            .kv()
             .delete_range(&requester, request)
             .await
             .map(Response::new)
@@ -72,6 +75,7 @@ impl Kv for KvService {
         let request = request.into_inner();
         check_txn(&request, self.server.config().max_txn_ops).map_err(to_status)?;
         self.server
+            .kv()
             .txn(&requester, request)
             .await
             .map(Response::new)
@@ -85,6 +89,7 @@ impl Kv for KvService {
         // etcd 3.4 lets any client compact (no permission is checked), but a token must be valid.
         requester(&self.server, &request)?;
         self.server
+            .kv()
             .compact(request.into_inner())
             .await
             .map(Response::new)

@@ -1,8 +1,8 @@
 //! `etcdserverpb.Lease` (etcd's v3rpc `lease.go`): grant, revoke, the keep-alive stream,
 //! time-to-live and the lease list.
 //!
-//! Keep-alives and time-to-live reaching a follower are forwarded to the leader
-//! ([`lease_forward`]). Two answers are not errors, as in etcd: a keep-alive for a lease that does not exist answers
+//! Keep-alives and time-to-live reaching a follower are forwarded to the leader by the server
+//! ([`crate::server::lease::forward`]); a forwarded request carries a mark, read here. Two answers are not errors, as in etcd: a keep-alive for a lease that does not exist answers
 //! TTL 0, and a time-to-live for one answers TTL -1.
 
 use std::pin::Pin;
@@ -11,7 +11,6 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::api::lease_forward;
 use crate::api::requester::requester;
 use crate::api::status::to_status;
 use crate::pb::etcdserverpb::lease_server::Lease;
@@ -20,7 +19,8 @@ use crate::pb::etcdserverpb::{
     LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse,
     LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
 };
-use crate::server::{EtcdServer, ServerError};
+use crate::server::lease::Origin;
+use crate::server::EtcdServer;
 
 pub struct LeaseService {
     server: Arc<EtcdServer>,
@@ -43,7 +43,8 @@ impl Lease for LeaseService {
         // Any client may grant a lease (etcd 3.4), but a token must be valid.
         let requester = requester(&self.server, &request)?;
         self.server
-            .lease_grant(&requester, request.into_inner())
+            .leases()
+            .grant(&requester, request.into_inner())
             .await
             .map(Response::new)
             .map_err(to_status)
@@ -55,7 +56,8 @@ impl Lease for LeaseService {
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
         let requester = requester(&self.server, &request)?;
         self.server
-            .lease_revoke(&requester, request.into_inner())
+            .leases()
+            .revoke(&requester, request.into_inner())
             .await
             .map(Response::new)
             .map_err(to_status)
@@ -68,17 +70,16 @@ impl Lease for LeaseService {
         &self,
         request: Request<Streaming<LeaseKeepAliveRequest>>,
     ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
-        let forwarded = lease_forward::is_forwarded(request.metadata());
+        let origin = Origin::of(request.metadata());
         let state = Some((self.server.clone(), request.into_inner()));
         let answers = futures::stream::unfold(state, move |state| async move {
             let (server, mut requests) = state?;
             let answer = match requests.next().await? {
-                Ok(request) => match server.lease_renew(request.id).await {
-                    Err(ServerError::NotLeader) if !forwarded => {
-                        lease_forward::keep_alive(&server, request).await
-                    }
-                    answer => answer.map_err(to_status),
-                },
+                Ok(request) => server
+                    .leases()
+                    .keep_alive(request.id, origin)
+                    .await
+                    .map_err(to_status),
                 Err(status) => Err(status),
             };
             let next = answer.is_ok().then_some((server, requests));
@@ -91,22 +92,19 @@ impl Lease for LeaseService {
         &self,
         request: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
-        let forwarded = lease_forward::is_forwarded(request.metadata());
-        let request = request.into_inner();
-        match self.server.lease_time_to_live(request).await {
-            Err(ServerError::NotLeader) if !forwarded => {
-                lease_forward::time_to_live(&self.server, request)
-                    .await
-                    .map(Response::new)
-            }
-            answer => answer.map(Response::new).map_err(to_status),
-        }
+        let origin = Origin::of(request.metadata());
+        self.server
+            .leases()
+            .time_to_live(request.into_inner(), origin)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
     }
 
     async fn lease_leases(
         &self,
         _request: Request<LeaseLeasesRequest>,
     ) -> Result<Response<LeaseLeasesResponse>, Status> {
-        Ok(Response::new(self.server.lease_leases()))
+        Ok(Response::new(self.server.leases().leases()))
     }
 }

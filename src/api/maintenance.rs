@@ -30,7 +30,10 @@ impl MaintenanceService {
     /// `authMaintenanceServer`); status, alarms and leader moves are anyone's.
     fn check_root<T>(&self, request: &Request<T>) -> Result<(), Status> {
         let requester = requester(&self.server, request)?;
-        self.server.check_maintenance(&requester).map_err(to_status)
+        self.server
+            .auth()
+            .check_maintenance(&requester)
+            .map_err(to_status)
     }
 }
 
@@ -46,6 +49,7 @@ impl Maintenance for MaintenanceService {
         request: Request<AlarmRequest>,
     ) -> Result<Response<AlarmResponse>, Status> {
         self.server
+            .maintenance()
             .alarm(request.into_inner())
             .await
             .map(Response::new)
@@ -53,7 +57,7 @@ impl Maintenance for MaintenanceService {
     }
 
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
-        Ok(Response::new(self.server.status()))
+        Ok(Response::new(self.server.maintenance().status()))
     }
 
     async fn defragment(
@@ -71,7 +75,7 @@ impl Maintenance for MaintenanceService {
 
     async fn hash(&self, request: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
         self.check_root(&request)?;
-        Ok(Response::new(self.server.hash()))
+        Ok(Response::new(self.server.maintenance().hash()))
     }
 
     async fn hash_kv(
@@ -80,8 +84,8 @@ impl Maintenance for MaintenanceService {
     ) -> Result<Response<HashKvResponse>, Status> {
         self.check_root(&request)?;
         self.server
+            .maintenance()
             .hash_kv(request.get_ref().revision)
-            .await
             .map(Response::new)
             .map_err(to_status)
     }
@@ -96,7 +100,7 @@ impl Maintenance for MaintenanceService {
         request: Request<SnapshotRequest>,
     ) -> Result<Response<SnapshotStream>, Status> {
         self.check_root(&request)?;
-        let backup = self.server.backup();
+        let backup = self.server.maintenance().backup();
         let total = backup.len();
         let chunks: Vec<Result<SnapshotResponse, Status>> = backup
             .chunks(SNAPSHOT_CHUNK_BYTES)
@@ -117,6 +121,7 @@ impl Maintenance for MaintenanceService {
         request: Request<MoveLeaderRequest>,
     ) -> Result<Response<MoveLeaderResponse>, Status> {
         self.server
+            .cluster()
             .move_leader(request.get_ref().target_id)
             .await
             .map_err(to_status)?;

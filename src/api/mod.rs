@@ -6,7 +6,6 @@ pub mod http;
 pub mod identity;
 pub mod kv;
 pub mod lease;
-mod lease_forward;
 pub mod maintenance;
 mod requester;
 pub mod status;

@@ -23,5 +23,8 @@ pub fn requester<T>(server: &EtcdServer, request: &Request<T>) -> Result<Request
         .extensions()
         .get::<ClientCommonName>()
         .map(|name| name.0.as_str());
-    server.requester(token, common_name).map_err(to_status)
+    server
+        .auth()
+        .requester(token, common_name)
+        .map_err(to_status)
 }

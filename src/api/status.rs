@@ -36,6 +36,7 @@ pub fn to_status(error: ServerError) -> Status {
         ServerError::NoSpace | ServerError::TooManyRequests => Code::ResourceExhausted,
         ServerError::Auth(error) => error.code(),
         ServerError::AuthUntranslated(_) => Code::Unknown,
+        ServerError::FromLeader { code, .. } => Code::from_i32(*code),
     };
     Status::new(code, error.message())
 }
@@ -105,6 +106,18 @@ mod tests {
             let status = to_status(error);
             assert_eq!((status.code(), status.message()), (code, text));
         }
+    }
+
+    #[test]
+    fn a_leaders_answer_passes_on_unchanged() {
+        let status = to_status(ServerError::FromLeader {
+            code: Code::NotFound as i32,
+            message: "etcdserver: requested lease not found".into(),
+        });
+        assert_eq!(
+            (status.code(), status.message()),
+            (Code::NotFound, "etcdserver: requested lease not found")
+        );
     }
 
     #[test]

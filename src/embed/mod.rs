@@ -134,7 +134,7 @@ pub async fn start(config: Config, io: Io) -> Result<Etcd, String> {
     // published its client URLs to the cluster.
     tokio::spawn(async move {
         server.wait_ready().await;
-        if server.publish().await.is_ok() {
+        if server.cluster().publish().await.is_ok() {
             tracing::info!("ready to serve client requests");
             ready.set(true);
         }
@@ -205,7 +205,11 @@ impl Etcd {
                 finished.await;
             }
         }
-        self.inner.server.transfer_leadership_before_stop().await;
+        self.inner
+            .server
+            .cluster()
+            .transfer_leadership_before_stop()
+            .await;
         self.inner.server.stop();
         let raft_task = self.inner.raft_task.lock().unwrap().take();
         if let Some(raft_task) = raft_task {

@@ -3,16 +3,53 @@
 //! Changes are raft entries that every member applies to its auth store (`apply`); reads answer
 //! from this member's store after a linearizable read barrier.
 
+use std::sync::{Arc, Mutex};
+
+use rand::SeedableRng as _;
+
 use crate::auth::{password, tokens, Access, AuthError, AuthStore, Credentials, Requester};
+use crate::config::Config;
+use crate::io::Clock;
 use crate::pb::detcdpb::auth_change::Change;
 use crate::pb::detcdpb::{
     raft_request, AuthChange, AuthUserAdd, AuthUserChangePassword, AuthenticateToken,
 };
 use crate::pb::etcdserverpb::{AuthUserAddRequest, AuthUserChangePasswordRequest, ResponseHeader};
-use crate::server::apply::Applied;
-use crate::server::{EtcdServer, ServerError};
+use crate::server::header::Headers;
+use crate::server::propose::{AuthApplied, Proposer};
+use crate::server::ServerError;
 
-impl EtcdServer {
+/// Mixed into the node's seed for its auth RNG, so that drawing salts and token prefixes moves
+/// none of the node's other random choices.
+const AUTH_RNG_SEED_MIX: u64 = 0x0a07_45a1_7000;
+
+pub struct AuthServer {
+    config: Arc<Config>,
+    clock: Arc<dyn Clock>,
+    auth: Arc<Mutex<AuthStore>>,
+    /// Password salts and token prefixes, drawn from the node's seed (no OS randomness here).
+    rng: Mutex<rand::rngs::StdRng>,
+    proposer: Arc<Proposer>,
+    headers: Headers,
+}
+
+impl AuthServer {
+    pub fn new(
+        (config, clock, seed): (Arc<Config>, Arc<dyn Clock>, u64),
+        auth: Arc<Mutex<AuthStore>>,
+        proposer: Arc<Proposer>,
+        headers: Headers,
+    ) -> AuthServer {
+        AuthServer {
+            config,
+            clock,
+            auth,
+            rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed ^ AUTH_RNG_SEED_MIX)),
+            proposer,
+            headers,
+        }
+    }
+
     /// Who a client request comes from: the user its simple token names or else, with auth
     /// enabled, the Common Name of its verified client certificate (as etcd). A token that names
     /// nobody (unknown, expired, or its user's password changed) is `invalid auth token`, which
@@ -31,11 +68,11 @@ impl EtcdServer {
                 .config
                 .jwt
                 .as_ref()
-                .and_then(|jwt| jwt.user_of(token, self.io.clock.wall_ms() / 1000))
+                .and_then(|jwt| jwt.user_of(token, self.clock.wall_ms() / 1000))
                 .map(|user| Requester::Client(Some(user)))
                 .ok_or(ServerError::Auth(AuthError::InvalidAuthToken)),
             Some(token) => auth
-                .user_of_token(token, self.io.clock.now(), self.config.auth_token_ttl)
+                .user_of_token(token, self.clock.now(), self.config.auth_token_ttl)
                 .map(|user| Requester::Client(Some(user)))
                 .ok_or(ServerError::Auth(AuthError::InvalidAuthToken)),
             None => Ok(Requester::Client(common_name.map(str::to_string))),
@@ -95,7 +132,7 @@ impl EtcdServer {
         }
         if let Some(jwt) = &self.config.jwt {
             // Self-contained: every member with the keys accepts it, none needs to record it.
-            let token = jwt.sign(name, revision, self.io.clock.wall_ms() / 1000);
+            let token = jwt.sign(name, revision, self.clock.wall_ms() / 1000);
             return Ok((token, self.current_header()));
         }
         let token_prefix = tokens::random_prefix(&mut *self.rng.lock().unwrap());
@@ -103,10 +140,11 @@ impl EtcdServer {
             name: name.to_string(),
             token_prefix,
         });
-        match self.propose_auth(&Requester::Client(None), change).await? {
-            Some(token) => Ok((token, self.current_header())),
-            None => unreachable!("an applied Authenticate assigns a token"),
-        }
+        let token = self
+            .propose_auth(&Requester::Client(None), change)
+            .await?
+            .expect("an applied Authenticate assigns a token");
+        Ok((token, self.current_header()))
     }
 
     pub async fn user_add(
@@ -155,13 +193,13 @@ impl EtcdServer {
         &self,
         read: impl FnOnce(&AuthStore) -> Result<T, AuthError>,
     ) -> Result<(T, ResponseHeader), ServerError> {
-        self.linearizable_read_barrier().await?;
+        self.proposer.linearizable_read_barrier().await?;
         let answer = read(&self.auth.lock().unwrap())?;
         Ok((answer, self.current_header()))
     }
 
     fn current_header(&self) -> ResponseHeader {
-        self.header(self.kv.lock().unwrap().current_revision())
+        self.headers.current()
     }
 
     fn hash_password(&self, password: &str) -> String {
@@ -177,9 +215,7 @@ impl EtcdServer {
         let request = raft_request::Request::AuthChange(AuthChange {
             change: Some(change),
         });
-        match self.propose_as(requester, request).await? {
-            Applied::Auth { token } => Ok(token),
-            other => unreachable!("an auth change applied as {other:?}"),
-        }
+        let applied: AuthApplied = self.proposer.propose(requester, request).await?;
+        Ok(applied.token)
     }
 }

@@ -40,6 +40,12 @@ pub enum ServerError {
     /// The backend is over `--quota-backend-bytes`, or a NOSPACE alarm is raised.
     NoSpace,
     Auth(AuthError),
+    /// The leader's error for a request this member forwarded to it, passed on as it came: its
+    /// gRPC code and message.
+    FromLeader {
+        code: i32,
+        message: String,
+    },
     /// An auth refusal as etcd 3.4's maintenance RPCs answer it: the auth package's own error,
     /// untranslated (code Unknown, `auth: permission denied`).
     AuthUntranslated(AuthError),
@@ -122,6 +128,7 @@ impl ServerError {
             ServerError::NoSpace => "etcdserver: mvcc: database space exceeded".into(),
             ServerError::Storage(why) => format!("etcdserver: storage failure: {why}"),
             ServerError::Auth(error) => error.message().into(),
+            ServerError::FromLeader { message, .. } => message.clone(),
             ServerError::AuthUntranslated(error) => {
                 error.message().replacen("etcdserver: ", "auth: ", 1)
             }

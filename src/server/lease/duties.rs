@@ -12,7 +12,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::server::{EtcdServer, ServerError};
+use crate::server::ServerError;
+use crate::watched::Watched;
+
+use super::Leases;
 
 /// How often expired leases and due checkpoints are looked for (etcd's 500 ms).
 const DUTY_INTERVAL: Duration = Duration::from_millis(500);
@@ -24,21 +27,21 @@ const REVOKES_PER_TURN_MAX: usize = 500;
 const CHECKPOINTS_PER_BATCH_MAX: usize = 1000;
 
 /// Runs the duties until the server stops.
-pub async fn run(server: Arc<EtcdServer>) {
-    let clock = server.io.clock.clone();
+pub async fn run(leases: Arc<Leases>, stop: Arc<Watched<bool>>) {
+    let clock = leases.clock.clone();
     let mut next_duty = clock.now() + DUTY_INTERVAL;
-    while !server.stop.get() {
+    while !stop.get() {
         if clock.now() >= next_duty {
             next_duty = clock.now() + DUTY_INTERVAL;
-            propose_revokes_and_checkpoints(&server);
+            propose_revokes_and_checkpoints(&leases);
         }
-        clock.sleep(server.config.heartbeat_interval).await;
+        clock.sleep(leases.config.heartbeat_interval).await;
     }
 }
 
-fn propose_revokes_and_checkpoints(server: &Arc<EtcdServer>) {
+fn propose_revokes_and_checkpoints(leases: &Arc<Leases>) {
     let (term, expired, checkpoints) = {
-        let mut lessor = server.lessor.lock().unwrap();
+        let mut lessor = leases.lessor.lock().unwrap();
         let Some(term) = lessor.primary_term() else {
             return;
         };
@@ -49,9 +52,9 @@ fn propose_revokes_and_checkpoints(server: &Arc<EtcdServer>) {
         )
     };
     for id in expired {
-        let server = server.clone();
+        let leases = leases.clone();
         tokio::spawn(async move {
-            match server.lease_revoke_expired(term, id).await {
+            match leases.revoke_expired(term, id).await {
                 // Revoked by a client, or by an earlier try, in the meantime.
                 Ok(()) | Err(ServerError::LeaseNotFound) => {}
                 Err(error) => {
@@ -61,9 +64,9 @@ fn propose_revokes_and_checkpoints(server: &Arc<EtcdServer>) {
         });
     }
     if !checkpoints.is_empty() {
-        let server = server.clone();
+        let leases = leases.clone();
         tokio::spawn(async move {
-            if let Err(error) = server.lease_checkpoint(Some(term), checkpoints).await {
+            if let Err(error) = leases.checkpoint(Some(term), checkpoints).await {
                 tracing::warn!(%error, "checkpointing lease TTLs failed");
             }
         });

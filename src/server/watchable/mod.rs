@@ -63,9 +63,9 @@ pub async fn serve_stream(
     mut requests: impl Stream<Item = WatchRequest> + Unpin,
     responses: mpsc::Sender<WatchResponse>,
 ) -> StreamEnd {
-    let applied = server.applied_revision.clone();
+    let applied = server.applied_revision().clone();
     let clock = server.clock();
-    let interval = server.config.watch_progress_notify_interval;
+    let interval = server.config().watch_progress_notify_interval;
     let mut progress_tick = clock.sleep(interval);
     let mut stream = WatchStream::new(server, requester, responses);
     loop {
@@ -76,7 +76,7 @@ pub async fn serve_stream(
         }
         let woken = tokio::select! {
             biased;
-            _ = server.stop.wait_for(|stopped| *stopped) => Wake::Stopped,
+            _ = server.stopped().wait_for(|stopped| *stopped) => Wake::Stopped,
             request = requests.next() => Wake::Request(request),
             _ = applied.wait_for(|revision| *revision != seen_revision) => Wake::Applied,
             () = &mut progress_tick => Wake::ProgressTick,

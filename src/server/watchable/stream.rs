@@ -65,9 +65,9 @@ impl<'a> WatchStream<'a> {
             requester,
             responses,
             watchers: BTreeMap::new(),
-            slots: server.watcher_budget.share(),
+            slots: server.watcher_budget().share(),
             next_auto_id: 0,
-            fragment_bytes_max: server.config.max_request_bytes + FRAGMENT_OVERHEAD_BYTES,
+            fragment_bytes_max: server.config().max_request_bytes + FRAGMENT_OVERHEAD_BYTES,
         }
     }
 
@@ -144,7 +144,8 @@ impl<'a> WatchStream<'a> {
 
     /// Room for one more watch, within this stream's bound and the server's; takes its slot.
     fn admit(&mut self) -> Result<(), CreateError> {
-        if self.watchers.len() >= self.server.config.max_watchers_per_stream || !self.slots.take() {
+        if self.watchers.len() >= self.server.config().max_watchers_per_stream || !self.slots.take()
+        {
             return Err(CreateError::TooManyWatchers);
         }
         Ok(())
@@ -260,7 +261,7 @@ impl<'a> WatchStream<'a> {
 
     /// The next window of events for the watches behind `target`, or None if none is behind.
     fn read_window(&self, target: i64) -> Option<Window> {
-        let kv = self.server.kv.lock().unwrap();
+        let kv = self.server.store().lock().unwrap();
         let compact_revision = kv.compacted_revision();
         let oldest = self
             .watchers
@@ -325,11 +326,12 @@ impl<'a> WatchStream<'a> {
     }
 
     fn current_revision(&self) -> i64 {
-        self.server.kv.lock().unwrap().current_revision()
+        self.server.store().lock().unwrap().current_revision()
     }
 
     fn may_read(&self, key: &[u8], range_end: &[u8]) -> bool {
         self.server
+            .auth()
             .check_read(&self.requester, key, range_end)
             .is_ok()
     }

@@ -292,14 +292,19 @@ mod real {
     /// The comparison needs the real etcd and etcdctl (which finds the leader): fail at once, and
     /// say how to get them, rather than half-way through a run.
     fn require_etcd() {
-        for (program, package) in [("etcd", "etcd-server"), ("etcdctl", "etcd-client")] {
+        let needed = [
+            ("etcd", "--version", "etcd-server"),
+            ("etcdctl", "version", "etcd-client"),
+        ];
+        for (program, version, package) in needed {
             let found = std::process::Command::new(program)
-                .arg("--version")
+                .arg(version)
+                .env("ETCDCTL_API", "3")
                 .output()
                 .is_ok_and(|output| output.status.success());
             if !found {
                 eprintln!(
-                    "error: `{program} --version` does not run: install Debian's {package} \
+                    "error: `{program} {version}` does not run: install Debian's {package} \
                      (scripts/bench does it with apt-get)"
                 );
                 std::process::exit(1);

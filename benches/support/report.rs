@@ -35,7 +35,7 @@ impl Facts {
             },
             cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
             cpu_model: proc_value(&cpuinfo, "model name"),
-            memory: proc_value(&meminfo, "MemTotal"),
+            memory: gibibytes(&proc_value(&meminfo, "MemTotal")),
             etcd_version: command_output("etcd", &["--version"])
                 .lines()
                 .next()
@@ -61,6 +61,16 @@ fn proc_value(text: &str, key: &str) -> String {
         .and_then(|line| line.split_once(':'))
         .map(|(_, value)| value.trim().to_string())
         .unwrap_or_default()
+}
+
+/// /proc/meminfo's `24683584 kB` as `23.5 GiB`.
+fn gibibytes(kib: &str) -> String {
+    kib.trim_end_matches("kB")
+        .trim()
+        .parse::<f64>()
+        .map_or(kib.to_string(), |kib| {
+            format!("{:.1} GiB", kib / (1 << 20) as f64)
+        })
 }
 
 /// One workload, measured on both servers.

@@ -239,7 +239,14 @@ mod real {
     ) -> Result<(), String> {
         let grpc = grpc_services!(&server, add_service, tonic::service::Routes::new);
         let max_streams = server.config().max_concurrent_streams;
-        let app = grpc.into_axum_router().merge(http_router(server));
+        let counted = axum::middleware::from_fn_with_state(
+            server.metrics().clone(),
+            crate::metrics::grpc::count,
+        );
+        let app = grpc
+            .into_axum_router()
+            .layer(counted)
+            .merge(http_router(server));
         serve_router(listener, app, Some(max_streams), stopping).await
     }
 

@@ -30,6 +30,8 @@ impl PeerService {
     }
 
     async fn receive(&self, batch: MessageBatch) -> Result<Response<PeerAck>, Status> {
+        let bytes = batch.messages.iter().map(Vec::len).sum();
+        self.server.metrics().peer_received(batch.from, bytes);
         let from_unknown = {
             let membership = self.server.membership().lock().unwrap();
             if batch.cluster_id != membership.cluster_id() {

@@ -11,7 +11,6 @@ pub mod bootstrap;
 mod error;
 pub mod lease;
 pub mod membership;
-pub mod metrics;
 pub mod wait;
 pub mod watchable;
 
@@ -28,6 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::auth::{requests, AuthStore, Requester};
 use crate::config::{Config, ETCD_API_VERSION};
 use crate::io::Io;
+use crate::metrics::{self, Metrics};
 use crate::pb::detcdpb::{raft_request, MemberAttributes, RaftRequest};
 use crate::pb::etcdserverpb::alarm_request::AlarmAction;
 use crate::pb::etcdserverpb::{
@@ -46,7 +46,6 @@ use alarms::Alarms;
 use apply::{Applied, Applier, ApplyResult, StateMachine, TokenTtl};
 use bootstrap::{BootstrapError, Bootstrapped, RemoteCluster};
 use membership::Membership;
-use metrics::Metrics;
 use wait::Wait;
 
 /// Bound on queued proposals and reads: a full queue pushes back on clients instead of growing.
@@ -104,8 +103,8 @@ impl EtcdServer {
         let Bootstrapped {
             metadata,
             store,
-            wal,
-            snapshot_files,
+            mut wal,
+            mut snapshot_files,
             kv,
             membership,
             leases,
@@ -147,7 +146,9 @@ impl EtcdServer {
             Arc::new(Mutex::new(store))
         };
         let wait = Arc::new(Wait::with_capacity(config.max_pending_proposals));
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(Metrics::new(io.clock.clone(), metadata.member_id));
+        wal.report_to(metrics.wal.clone());
+        snapshot_files.time_saves(metrics.backend_commit.clone());
         let (raft_inputs, inputs) = mpsc::channel(RAFT_INPUTS_MAX);
         let raft_status = Arc::new(Watched::new(RaftStatus::default()));
         let applier = Applier::new(
@@ -189,6 +190,7 @@ impl EtcdServer {
                     io.clock.clone(),
                     config.dialers.peer.clone(),
                     raft_inputs.clone(),
+                    metrics.clone(),
                 ),
                 clock: io.clock.clone(),
                 inputs,
@@ -277,7 +279,7 @@ impl EtcdServer {
         self.io.clock.clone()
     }
 
-    pub fn metrics(&self) -> &Metrics {
+    pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }
 
@@ -465,6 +467,7 @@ impl EtcdServer {
             leader_changes: raft.leader_changes,
             proposals_pending: self.wait.len() as u64,
             db_size_bytes: kv.size_bytes(),
+            keys: metrics::live_keys(&kv),
             current_revision: kv.current_revision(),
             compact_revision: kv.compacted_revision(),
             watchers: self.watcher_budget.open() as u64,

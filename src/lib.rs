@@ -18,6 +18,7 @@ pub mod etcdmain;
 pub mod failpoint;
 pub mod fuzzing;
 pub mod io;
+pub mod metrics;
 #[cfg(not(madsim))]
 pub mod proxy;
 pub mod raft_node;

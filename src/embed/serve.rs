@@ -239,11 +239,16 @@ mod real {
     ) -> Result<(), String> {
         let grpc = grpc_services!(&server, add_service, tonic::service::Routes::new);
         let max_streams = server.config().max_concurrent_streams;
+        let counted = axum::middleware::from_fn_with_state(
+            server.metrics().clone(),
+            crate::metrics::grpc::count,
+        );
         let app = grpc
             .into_axum_router()
             .layer(axum::middleware::map_response(
                 crate::embed::oversized::as_grpc_go,
             ))
+            .layer(counted)
             .merge(http_router(server));
         serve_router(listener, app, Some(max_streams), stopping).await
     }

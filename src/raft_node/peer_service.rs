@@ -8,6 +8,7 @@ use raft::prelude::Message;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 
+use crate::metrics::Metrics;
 use crate::pb::detcdpb::raft_peer_server::RaftPeer;
 use crate::pb::detcdpb::{MembersRequest, MembersResponse, MessageBatch, PeerAck};
 use crate::pb::etcdserverpb::Member;
@@ -39,6 +40,8 @@ pub struct PeerService {
     member_id: u64,
     cluster: Arc<dyn PeerCluster>,
     raft_inputs: mpsc::Sender<RaftInput>,
+    /// Counts the bytes peers send (`etcd_network_peer_received_bytes_total`).
+    metrics: Arc<Metrics>,
 }
 
 impl PeerService {
@@ -46,15 +49,19 @@ impl PeerService {
         member_id: u64,
         cluster: Arc<dyn PeerCluster>,
         raft_inputs: mpsc::Sender<RaftInput>,
+        metrics: Arc<Metrics>,
     ) -> PeerService {
         PeerService {
             member_id,
             cluster,
             raft_inputs,
+            metrics,
         }
     }
 
     async fn receive(&self, batch: MessageBatch) -> Result<Response<PeerAck>, Status> {
+        let bytes = batch.messages.iter().map(Vec::len).sum();
+        self.metrics.peer_received(batch.from, bytes);
         let cluster_id = self.cluster.cluster_id();
         if batch.cluster_id != cluster_id {
             return Err(Status::failed_precondition(format!(

@@ -16,6 +16,7 @@ use protobuf::Message as _;
 use raft::prelude::{Snapshot, SnapshotMetadata};
 
 use crate::io::Disk;
+use crate::metrics::Stopwatch;
 
 /// Older snapshot files kept beside the newest, for an operator's forensics.
 const OLD_SNAPSHOTS_KEPT: usize = 2;
@@ -24,11 +25,23 @@ const OLD_SNAPSHOTS_KEPT: usize = 2;
 pub struct SnapshotFiles {
     disk: Arc<dyn Disk>,
     dir: PathBuf,
+    /// Times each durable write: detcd's backend commit (etcd's
+    /// `etcd_disk_backend_commit_duration_seconds`), once the server says.
+    commit_timing: Option<Stopwatch>,
 }
 
 impl SnapshotFiles {
     pub fn new(disk: Arc<dyn Disk>, dir: PathBuf) -> SnapshotFiles {
-        SnapshotFiles { disk, dir }
+        SnapshotFiles {
+            disk,
+            dir,
+            commit_timing: None,
+        }
+    }
+
+    /// Times every save with `stopwatch` from now on.
+    pub fn time_saves(&mut self, stopwatch: Stopwatch) {
+        self.commit_timing = Some(stopwatch);
     }
 
     fn file_name(metadata: &SnapshotMetadata) -> String {
@@ -36,6 +49,7 @@ impl SnapshotFiles {
     }
 
     pub fn save(&self, snapshot: &Snapshot) -> Result<(), String> {
+        let _commit = self.commit_timing.as_ref().map(Stopwatch::start);
         let body = snapshot
             .write_to_bytes()
             .map_err(|e| format!("encoding snapshot: {e}"))?;

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::io::Clock;
+use crate::metrics::Metrics;
 use crate::pb::detcdpb::raft_peer_client::RaftPeerClient;
 use crate::pb::detcdpb::MessageBatch;
 use crate::pb::etcdserverpb::Member;
@@ -48,6 +49,7 @@ pub struct Transport {
     /// Where senders report unreachable peers and snapshot results.
     feedback: mpsc::Sender<RaftInput>,
     peers: BTreeMap<u64, Peer>,
+    metrics: Arc<Metrics>,
 }
 
 struct Peer {
@@ -75,6 +77,7 @@ impl Transport {
         clock: Arc<dyn Clock>,
         dialer: Dialer,
         feedback: mpsc::Sender<RaftInput>,
+        metrics: Arc<Metrics>,
     ) -> Transport {
         Transport {
             cluster_id,
@@ -84,6 +87,7 @@ impl Transport {
             dialer,
             feedback,
             peers: BTreeMap::new(),
+            metrics,
         }
     }
 
@@ -142,6 +146,7 @@ impl Transport {
             feedback: self.feedback.clone(),
             client: None,
             mismatch_reported: false,
+            metrics: self.metrics.clone(),
         };
         let snapshot_sender = sender.clone_config();
         Peer {
@@ -206,6 +211,7 @@ struct PeerSender {
     client: Option<RaftPeerClient<tonic::transport::Channel>>,
     /// A cluster mismatch is logged once per sender, not at every retry.
     mismatch_reported: bool,
+    metrics: Arc<Metrics>,
 }
 
 impl PeerSender {
@@ -221,6 +227,7 @@ impl PeerSender {
             feedback: self.feedback.clone(),
             client: None,
             mismatch_reported: false,
+            metrics: self.metrics.clone(),
         }
     }
 
@@ -286,6 +293,7 @@ impl PeerSender {
                 .collect(),
         };
         let clock = self.clock.clone();
+        let bytes = request.messages.iter().map(Vec::len).sum();
         let attempt = async {
             if self.client.is_none() {
                 let channel = match self.dialer.connect(url).await {
@@ -302,12 +310,17 @@ impl PeerSender {
                 );
             }
             let client = self.client.as_mut()?;
+            let sent_at = clock.now();
             let result = match lane {
                 Lane::Messages => client.send(request).await,
                 Lane::Snapshots => client.send_snapshot(request).await,
             };
             match result {
-                Ok(_) => Some(()),
+                Ok(_) => {
+                    let round_trip = clock.now() - sent_at;
+                    self.metrics.peer_delivered(self.to, bytes, round_trip);
+                    Some(())
+                }
                 Err(status) => {
                     match status.code() {
                         // Peers refuse a removed member: that is how it learns of its removal

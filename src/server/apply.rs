@@ -12,6 +12,7 @@ use raft::prelude::{ConfChange, ConfChangeType, Entry, Snapshot};
 
 use crate::auth::{requests, Access, AuthError, AuthStore, Requester};
 use crate::io::Clock;
+use crate::metrics::Metrics;
 use crate::pb::detcdpb::{auth_change, raft_request, RaftRequest, SnapshotData};
 use crate::pb::etcdserverpb::alarm_request::AlarmAction;
 use crate::pb::etcdserverpb::{AlarmMember, AlarmType};
@@ -23,7 +24,6 @@ use crate::raft_node::{self, RaftError};
 use crate::server::alarms::Alarms;
 use crate::server::lease::{self, Lessor};
 use crate::server::membership::Membership;
-use crate::server::metrics::Metrics;
 use crate::server::wait::Wait;
 use crate::server::ServerError;
 use crate::storage::mvcc::KvStore;

@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use crate::auth::{requests, AuthStore, Requester};
+use crate::metrics::Metrics;
 use crate::pb::detcdpb::raft_request;
 use crate::pb::etcdserverpb::request_op::Request as Op;
 use crate::pb::etcdserverpb::{
@@ -11,7 +12,6 @@ use crate::pb::etcdserverpb::{
     PutResponse, RangeRequest, RangeResponse, RequestOp, TxnRequest, TxnResponse,
 };
 use crate::server::header::Headers;
-use crate::server::metrics::Metrics;
 use crate::server::propose::Proposer;
 use crate::server::ServerError;
 use crate::storage::mvcc::KvStore;

@@ -21,7 +21,6 @@ pub mod kv;
 pub mod lease;
 pub mod maintenance;
 pub mod membership;
-pub mod metrics;
 pub mod propose;
 mod quota;
 pub mod wait;
@@ -38,6 +37,7 @@ use tokio::sync::mpsc;
 use crate::auth::AuthStore;
 use crate::config::Config;
 use crate::io::Io;
+use crate::metrics::{self, Metrics};
 use crate::pb::etcdserverpb::{Member, ResponseHeader};
 use crate::raft_node::peer_service::{PeerCluster, PeerService, Standing};
 use crate::raft_node::{RaftInput, RaftNode, RaftNodeConfig, RaftParts, RaftStatus, Transport};
@@ -53,7 +53,6 @@ use kv::KvServer;
 use lease::Leases;
 use maintenance::Maintenance;
 use membership::Membership;
-use metrics::Metrics;
 use propose::{Proposer, ProposerParts};
 use quota::Quota;
 use wait::Wait;
@@ -95,8 +94,8 @@ impl EtcdServer {
         let Bootstrapped {
             metadata,
             store,
-            wal,
-            snapshot_files,
+            mut wal,
+            mut snapshot_files,
             kv,
             membership,
             leases,
@@ -138,7 +137,9 @@ impl EtcdServer {
             Arc::new(Mutex::new(store))
         };
         let wait = Arc::new(Wait::with_capacity(config.max_pending_proposals));
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(Metrics::new(io.clock.clone(), metadata.member_id));
+        wal.report_to(metrics.wal.clone());
+        snapshot_files.time_saves(metrics.backend_commit.clone());
         let (raft_inputs, inputs) = mpsc::channel(RAFT_INPUTS_MAX);
         let raft_status = Arc::new(Watched::new(RaftStatus::default()));
         let applier = Applier::new(
@@ -180,6 +181,7 @@ impl EtcdServer {
                     io.clock.clone(),
                     config.dialers.peer.clone(),
                     raft_inputs.clone(),
+                    metrics.clone(),
                 )),
                 clock: io.clock.clone(),
                 inputs,
@@ -316,7 +318,12 @@ impl EtcdServer {
 
     /// The receiving side of the peer transport.
     pub fn peer_service(self: &Arc<Self>) -> PeerService {
-        PeerService::new(self.member_id(), self.clone(), self.raft_inputs.clone())
+        PeerService::new(
+            self.member_id(),
+            self.clone(),
+            self.raft_inputs.clone(),
+            self.metrics.clone(),
+        )
     }
 
     pub(crate) fn membership(&self) -> &Mutex<Membership> {
@@ -340,7 +347,7 @@ impl EtcdServer {
         self.io.clock.clone()
     }
 
-    pub fn metrics(&self) -> &Metrics {
+    pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }
 
@@ -384,6 +391,7 @@ impl EtcdServer {
             leader_changes: raft.leader_changes,
             proposals_pending: self.proposer.pending() as u64,
             db_size_bytes: kv.size_bytes(),
+            keys: metrics::live_keys(&kv),
             current_revision: kv.current_revision(),
             compact_revision: kv.compacted_revision(),
             watchers: self.watcher_budget.open() as u64,

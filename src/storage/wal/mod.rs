@@ -98,6 +98,7 @@ use self::record::{
     TYPE_HARD_STATE, TYPE_METADATA, TYPE_SEGMENT, TYPE_SNAPSHOT,
 };
 use crate::io::{Disk, DiskFile};
+use crate::metrics::WalMetrics;
 
 /// Default size after which a new segment is cut.
 pub const SEGMENT_BYTES_MAX: u64 = 64 << 20;
@@ -220,6 +221,8 @@ pub struct Wal {
     /// Index of the last entry in the log (or of the snapshot, if later).
     last_index: u64,
     poisoned: bool,
+    /// Where fsync latencies and written bytes go (etcd's WAL metrics), once the server says.
+    metrics: Option<WalMetrics>,
 }
 
 impl fmt::Debug for Wal {
@@ -315,6 +318,7 @@ impl Wal {
             snapshot: None,
             last_index: 0,
             poisoned: false,
+            metrics: None,
         })
     }
 
@@ -411,6 +415,7 @@ impl Wal {
             snapshot: snapshot.clone(),
             last_index,
             poisoned: false,
+            metrics: None,
         };
         Ok((
             wal,
@@ -427,6 +432,11 @@ impl Wal {
     /// the simulator and tests use tiny ones).
     pub fn set_segment_bytes_max(&mut self, bytes: u64) {
         self.segment_bytes_max = bytes;
+    }
+
+    /// Reports fsync latencies and written bytes to `metrics` from now on.
+    pub fn report_to(&mut self, metrics: WalMetrics) {
+        self.metrics = Some(metrics);
     }
 
     /// Names of the live segment files, oldest first.
@@ -539,7 +549,10 @@ impl Wal {
         let res = match self.tail.append(buf) {
             Ok(()) if crate::planted_bug!(AckBeforeFsync) => Ok(()),
             Ok(()) if fills_segment && crate::planted_bug!(CutWithoutSync) => Ok(()),
-            Ok(()) => self.tail.sync().await,
+            Ok(()) => {
+                let _fsync = self.metrics.as_ref().map(|m| m.fsync.start());
+                self.tail.sync().await
+            }
             Err(e) => Err(e),
         };
         if let Err(e) = res {
@@ -548,6 +561,9 @@ impl Wal {
         self.poisoned = false;
         self.crc = crc;
         self.tail_bytes += buf.len() as u64;
+        if let Some(metrics) = &self.metrics {
+            metrics.write_bytes.add(buf.len() as u64);
+        }
         Ok(())
     }
 

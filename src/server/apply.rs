@@ -50,7 +50,9 @@ pub enum Applied {
 
 pub type ApplyResult = Result<Applied, ServerError>;
 
-/// The state committed entries change, shared with the API that reads it.
+/// The state committed entries change, shared with the API that reads it (a clone shares the
+/// same state).
+#[derive(Clone)]
 pub struct StateMachine {
     pub kv: Arc<Mutex<KvStore>>,
     pub membership: Arc<Mutex<Membership>>,

@@ -142,15 +142,16 @@ impl EtcdServer {
         snapshot_files.time_saves(metrics.backend_commit.clone());
         let (raft_inputs, inputs) = mpsc::channel(RAFT_INPUTS_MAX);
         let raft_status = Arc::new(Watched::new(RaftStatus::default()));
+        let state_machine = StateMachine {
+            kv: kv.clone(),
+            membership: membership.clone(),
+            lessor: lessor.clone(),
+            alarms: alarms.clone(),
+            auth: auth.clone(),
+        };
         let applier = Applier::new(
             metadata.member_id,
-            StateMachine {
-                kv: kv.clone(),
-                membership: membership.clone(),
-                lessor: lessor.clone(),
-                alarms: alarms.clone(),
-                auth: auth.clone(),
-            },
+            state_machine.clone(),
             TokenTtl {
                 clock: io.clock.clone(),
                 ttl: config.auth_token_ttl,
@@ -226,17 +227,7 @@ impl EtcdServer {
                 proposer.clone(),
                 (member_id, metadata.cluster_id),
             ),
-            maintenance: Maintenance::new(
-                StateMachine {
-                    kv: kv.clone(),
-                    membership: membership.clone(),
-                    lessor: lessor.clone(),
-                    alarms: alarms.clone(),
-                    auth: auth.clone(),
-                },
-                proposer.clone(),
-                headers.clone(),
-            ),
+            maintenance: Maintenance::new(state_machine, proposer.clone(), headers.clone()),
             leases: Arc::new(Leases::new(
                 member_id,
                 config.clone(),

@@ -35,7 +35,12 @@ pub async fn run_member(config: Config, io: Io) -> Outcome {
 /// etcd's `startProxy` for `--proxy=on|readonly`: learn the cluster's client URLs from the peers
 /// in `--initial-cluster`, then serve `--listen-client-urls` with the gRPC proxy.
 #[cfg(not(madsim))]
-async fn run_proxy(config: Config, io: Io, read_only: bool) -> Outcome {
+async fn run_proxy(mut config: Config, io: Io, read_only: bool) -> Outcome {
+    // The peers are asked for the member list over the peer TLS flags' connections.
+    match crate::tls::Material::prepare(&config, io.clock.wall_ms()) {
+        Ok(tls) => config.dialers = tls.dialers(),
+        Err(error) => return Outcome::Failed(error),
+    }
     let remote = match crate::server::bootstrap::fetch_remote_cluster(&config, io.clock).await {
         Ok(remote) => remote,
         Err(error) => return Outcome::Failed(error.to_string()),
@@ -48,26 +53,27 @@ async fn run_proxy(config: Config, io: Io, read_only: bool) -> Outcome {
     if endpoints.is_empty() {
         return Outcome::Failed("no member of the cluster has published client URLs yet".into());
     }
-    // The proxy serves plain `http://` only (its TLS flags are not built yet).
-    let listen = config
-        .listen_client_addrs
-        .iter()
-        .chain(&config.listen_metrics_addrs);
-    if let Some(url) = listen.into_iter().find(|url| url.secure) {
-        return Outcome::Failed(format!(
-            "proxy mode serves http:// only, not https://{}",
-            url.addr
-        ));
-    }
-    let addrs = |urls: &[crate::config::ListenUrl]| urls.iter().map(|url| url.addr).collect();
+    // etcd's v2 proxy serves clients with the client TLS flags and reaches the members with the
+    // peer ones (its transport is built from PeerTLSInfo).
+    let peer_tls = &config.peer_tls;
     run_grpc_proxy(crate::proxy::ProxyConfig {
         endpoints,
-        listen_addrs: addrs(&config.listen_client_addrs),
-        metrics_addrs: addrs(&config.listen_metrics_addrs),
+        listen_addrs: config.listen_client_addrs.clone(),
+        metrics_addrs: config.listen_metrics_addrs.clone(),
         advertise_client_url: config.advertise_client_urls.join(","),
         namespace: Vec::new(),
         read_only,
-        log_level: config.log_level,
+        log_level: config.log_level.clone(),
+        serve_tls: config.client_tls.clone(),
+        upstream_tls: crate::tls::UpstreamTls {
+            cert_file: peer_tls.cert_file.clone(),
+            key_file: peer_tls.key_file.clone(),
+            trusted_ca_file: peer_tls.trusted_ca_file.clone(),
+            // Auto TLS peers have self-signed certificates: nothing to verify them with.
+            insecure_skip_verify: peer_tls.auto_tls && !peer_tls.has_files(),
+        },
+        fixtures_dir: config.data_dir.join("fixtures").join("client"),
+        tls_policy: config.tls_policy.clone(),
     })
     .await
 }

@@ -11,86 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::pki::Pki;
 use common::{free_port, stdout, MemberSpec, Node, Server};
-
-/// Two CAs; certificates signed by the first, and two by the second, which the servers do not trust.
-struct Pki {
-    ca: PathBuf,
-    member: (PathBuf, PathBuf),
-    client: (PathBuf, PathBuf),
-    /// A client certificate for the user `alice` (CN-as-user with auth enabled).
-    alice: (PathBuf, PathBuf),
-    foreign_client: (PathBuf, PathBuf),
-    foreign_member: (PathBuf, PathBuf),
-}
-
-impl Pki {
-    fn new(dir: &Path) -> Pki {
-        std::fs::create_dir_all(dir).unwrap();
-        let write = |name: &str, text: &str| {
-            let path = dir.join(name);
-            std::fs::write(&path, text).unwrap();
-            path
-        };
-        let (ca_pem, ca) = new_ca("detcd test CA");
-        let (_, other_ca) = new_ca("another CA");
-        let pair = |name: &str, cn: &str, issuer: &rcgen::Issuer<'_, rcgen::KeyPair>| {
-            let (cert, key) = leaf(cn, issuer);
-            (
-                write(&format!("{name}.pem"), &cert),
-                write(&format!("{name}-key.pem"), &key),
-            )
-        };
-        Pki {
-            member: pair("member", "member", &ca),
-            client: pair("client", "root", &ca),
-            alice: pair("alice", "alice", &ca),
-            foreign_client: pair("foreign-client", "root", &other_ca),
-            foreign_member: pair("foreign-member", "member", &other_ca),
-            ca: write("ca.pem", &ca_pem),
-        }
-    }
-
-    fn member_flags(&self, prefix: &str) -> Vec<String> {
-        vec![
-            format!("--{prefix}cert-file={}", self.member.0.display()),
-            format!("--{prefix}key-file={}", self.member.1.display()),
-            format!("--{prefix}trusted-ca-file={}", self.ca.display()),
-            format!("--{prefix}client-cert-auth"),
-        ]
-    }
-}
-
-fn new_ca(name: &str) -> (String, rcgen::Issuer<'static, rcgen::KeyPair>) {
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, name);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let pem = params.self_signed(&key).unwrap().pem();
-    (pem, rcgen::Issuer::new(params, key))
-}
-
-/// A certificate for 127.0.0.1 and localhost, good for serving and for client auth (a member
-/// uses its peer certificate both ways).
-fn leaf(cn: &str, issuer: &rcgen::Issuer<'_, rcgen::KeyPair>) -> (String, String) {
-    let mut params =
-        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-            .unwrap();
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, cn);
-    params.extended_key_usages = vec![
-        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
-        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
-    ];
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, issuer).unwrap();
-    (cert.pem(), key.serialize_pem())
-}
 
 /// etcdctl against `endpoint` with TLS options, failing fast when refused.
 fn etcdctl_tls(endpoint: &str, tls: &[String], args: &[&str]) -> Output {
@@ -533,5 +455,224 @@ fn a_client_certificates_common_name_is_its_user_once_auth_is_enabled() {
     assert_eq!(
         error_line(&etcdctl_tls(&endpoint, &as_alice, &["get", "/a"])),
         "Error: etcdserver: permission denied"
+    );
+}
+
+/// `detcd grpc-proxy start` in front of `endpoints` on `listen`, with `flags`, logging to
+/// `dir`.log.
+fn grpc_proxy_command(dir: &Path, listen: u16, endpoints: &str, flags: &[String]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_detcd"));
+    command
+        .args(["grpc-proxy", "start"])
+        .arg(format!("--endpoints={endpoints}"))
+        .arg(format!("--listen-addr=127.0.0.1:{listen}"))
+        .arg(format!("--data-dir={}", dir.display()))
+        .args(flags)
+        .env_remove("RUST_LOG");
+    command
+}
+
+/// The proxy, once healthy. Its /health is watched on a plain `--metrics-addr`, since its own
+/// port may serve TLS only.
+fn start_grpc_proxy(dir: &Path, listen: u16, endpoints: &str, flags: &[String]) -> Node {
+    let metrics = free_port();
+    let mut command = grpc_proxy_command(dir, listen, endpoints, flags);
+    command.arg(format!("--metrics-addr=http://127.0.0.1:{metrics}"));
+    Node::spawn(command, dir, metrics)
+}
+
+/// A proxy that cannot become healthy: etcdctl's stderr for a put through it (its retries say
+/// why each attempt failed), and the proxy's log.
+fn refused_through_proxy(
+    dir: &Path,
+    endpoints: &str,
+    flags: &[String],
+    tls: &[String],
+) -> (String, String) {
+    let listen = free_port();
+    let log = dir.with_extension("log");
+    let mut proxy = grpc_proxy_command(dir, listen, endpoints, flags)
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", listen)).is_err() {
+        assert!(Instant::now() < deadline, "the proxy does not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let scheme = if tls.is_empty() { "http" } else { "https" };
+    let put = etcdctl_tls(
+        &format!("{scheme}://127.0.0.1:{listen}"),
+        tls,
+        &["put", "k", "v"],
+    );
+    proxy.kill().unwrap();
+    proxy.wait().unwrap();
+    assert!(!put.status.success(), "{put:?}");
+    let stderr = String::from_utf8_lossy(&put.stderr).into_owned();
+    (stderr, std::fs::read_to_string(&log).unwrap())
+}
+
+/// A member that serves clients over TLS only when they show a certificate from the CA.
+fn tls_member(root: &Path, pki: &Pki) -> (Node, u16) {
+    let (https, http) = (free_port(), free_port());
+    let mut flags = https_client_flags(https, http);
+    flags.extend(pki.member_flags(""));
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    (Node::start_on(&root.join("detcd"), http, &flags), https)
+}
+
+#[test]
+fn the_grpc_proxy_dials_a_tls_cluster_with_a_client_certificate_and_serves_tls() {
+    let root = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&root.path().join("pki"));
+    let (_member, member_https) = tls_member(root.path(), &pki);
+    let listen = free_port();
+    let mut flags = cert_flags(&pki.ca, Some(&pki.client));
+    flags.extend([
+        format!("--cert-file={}", pki.member.0.display()),
+        format!("--key-file={}", pki.member.1.display()),
+        format!("--trusted-ca-file={}", pki.ca.display()),
+    ]);
+    // A bare host:port endpoint is dialed over TLS once TLS flags are given, as clientv3 does.
+    let proxy = start_grpc_proxy(
+        &root.path().join("proxy"),
+        listen,
+        &format!("127.0.0.1:{member_https}"),
+        &flags,
+    );
+    let endpoint = format!("https://127.0.0.1:{listen}");
+    let with_cert = cert_flags(&pki.ca, Some(&pki.client));
+    assert_eq!(
+        stdout(&etcdctl_tls(&endpoint, &with_cert, &["put", "k", "v1"])),
+        "OK\n"
+    );
+    assert_eq!(
+        stdout(&etcdctl_tls(&endpoint, &with_cert, &["get", "k"])),
+        "k\nv1\n"
+    );
+    let health = Command::new("curl")
+        .args(["-sS", "--max-time", "5", "--cacert"])
+        .arg(&pki.ca)
+        .arg("--cert")
+        .arg(&pki.client.0)
+        .arg("--key")
+        .arg(&pki.client.1)
+        .arg(format!("{endpoint}/health"))
+        .output()
+        .expect("curl is installed");
+    assert_eq!(stdout(&health), "{\"health\":\"true\"}");
+
+    // --trusted-ca-file makes the proxy ask for client certificates, as etcd's does: none, or
+    // one from another CA, is refused; and plain http on the TLS port gets nothing.
+    let no_cert = etcdctl_tls(&endpoint, &cert_flags(&pki.ca, None), &["get", "k"]);
+    assert!(!no_cert.status.success(), "{no_cert:?}");
+    let foreign = cert_flags(&pki.ca, Some(&pki.foreign_client));
+    let foreign = etcdctl_tls(&endpoint, &foreign, &["get", "k"]);
+    assert!(!foreign.status.success(), "{foreign:?}");
+    let plain = common::etcdctl(&format!("127.0.0.1:{listen}"), &["get", "k"]);
+    assert!(!plain.status.success(), "{plain:?}");
+    assert!(
+        wait_for_log(&proxy, "UnknownIssuer"),
+        "{}",
+        proxy.log_text()
+    );
+    assert!(proxy.log_text().contains("peer sent no certificates"));
+}
+
+#[test]
+fn a_grpc_proxy_that_cannot_verify_the_cluster_says_why_and_insecure_skip_tls_verify_goes_on() {
+    let root = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&root.path().join("pki"));
+    let (_member, member_https) = tls_member(root.path(), &pki);
+    let member = format!("https://127.0.0.1:{member_https}");
+
+    // The member's certificate is not from --cacert's CA: every call through the proxy fails,
+    // saying why, and so does the proxy's log.
+    let wrong_ca_dir = root.path().join("wrong-ca");
+    let mut flags = cert_flags(&pki.foreign_ca, Some(&pki.client));
+    flags.push("--auto-tls".into());
+    let skip_verify = [
+        "--insecure-transport=false".to_string(),
+        "--insecure-skip-tls-verify".to_string(),
+    ];
+    let (error, log) = refused_through_proxy(&wrong_ca_dir, &member, &flags, &skip_verify);
+    assert!(
+        error.contains("code = Unavailable desc = invalid peer certificate: UnknownIssuer"),
+        "{error}"
+    );
+    assert!(log.contains("UnknownIssuer"), "{log}");
+    // --auto-tls wrote the proxy's certificate under its data dir.
+    assert!(wrong_ca_dir.join("fixtures/proxy/cert.pem").exists());
+
+    // Without --cert/--key the member (client-cert-auth) refuses the proxy.
+    let flags = cert_flags(&pki.ca, None);
+    let (error, _) = refused_through_proxy(&root.path().join("no-cert"), &member, &flags, &[]);
+    assert!(
+        error.contains("code = Unavailable desc = transport error: connection error: received fatal alert: CertificateRequired"),
+        "{error}"
+    );
+
+    // --insecure-skip-tls-verify accepts the certificate unverified (the member still checks
+    // the proxy's client certificate).
+    let mut flags = cert_flags(&pki.foreign_ca, Some(&pki.client));
+    flags.push("--insecure-skip-tls-verify".into());
+    let listen = free_port();
+    let _proxy = start_grpc_proxy(&root.path().join("skip"), listen, &member, &flags);
+    let through = common::etcdctl(&format!("127.0.0.1:{listen}"), &["put", "k", "v"]);
+    assert_eq!(stdout(&through), "OK\n");
+}
+
+/// A member binary with `--proxy=on` reaches TLS peers with its peer TLS flags (as etcd's v2
+/// proxy does), dials their https client URLs with them, and serves https clients with its
+/// client TLS flags.
+#[test]
+fn proxy_mode_uses_the_peer_tls_flags_upstream_and_the_client_ones_for_its_listeners() {
+    let root = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&root.path().join("pki"));
+    let spec = MemberSpec::new(root.path(), "n1");
+    let peer_url = format!("https://127.0.0.1:{}", spec.peer_port);
+    let https = free_port();
+    let peer_flags = |prefix: &str| {
+        let mut flags = pki.member_flags(prefix);
+        flags.push(format!("--initial-cluster=n1={peer_url}"));
+        flags
+    };
+    let mut flags = https_client_flags(https, spec.client_port);
+    flags.extend(pki.member_flags(""));
+    flags.extend(peer_flags("peer-"));
+    flags.extend([
+        format!("--listen-peer-urls={peer_url}"),
+        format!("--initial-advertise-peer-urls={peer_url}"),
+    ]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut member = spec.spawn(Server::Detcd, &[], "new", &flags);
+    member.wait_healthy();
+
+    let (listen, metrics) = (free_port(), free_port());
+    let proxy_dir = root.path().join("proxy");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_detcd"));
+    command
+        .args(["--name=p", "--proxy=on"])
+        .arg(format!("--data-dir={}", proxy_dir.display()))
+        .arg(format!("--listen-client-urls=https://127.0.0.1:{listen}"))
+        .arg(format!("--listen-metrics-urls=http://127.0.0.1:{metrics}"))
+        .args(pki.member_flags(""))
+        .args(peer_flags("peer-"))
+        .env_remove("RUST_LOG");
+    let _proxy = Node::spawn(command, &proxy_dir, metrics);
+    let endpoint = format!("https://127.0.0.1:{listen}");
+    let with_cert = cert_flags(&pki.ca, Some(&pki.client));
+    assert_eq!(
+        stdout(&etcdctl_tls(&endpoint, &with_cert, &["put", "k", "v"])),
+        "OK\n"
+    );
+    assert_eq!(
+        stdout(&etcdctl_tls(
+            &endpoint,
+            &with_cert,
+            &["get", "k", "--print-value-only"]
+        )),
+        "v\n"
     );
 }

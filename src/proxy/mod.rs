@@ -32,7 +32,6 @@ use tonic::Status;
 
 pub use flags::{GrpcProxyCommand, GrpcProxyFlags, GrpcProxySubcommand, ProxyConfig};
 
-use crate::config::ListenUrl;
 use crate::embed::serve::{bind_all, serve_router};
 use crate::pb::etcdserverpb::auth_server::AuthServer;
 use crate::pb::etcdserverpb::cluster_client::ClusterClient;
@@ -118,21 +117,24 @@ struct Inner {
 /// Binds the listeners and starts serving. The proxy is ready once the cluster has answered
 /// through it.
 pub async fn start(config: ProxyConfig) -> Result<Proxy, String> {
-    let plain = |addrs: &[std::net::SocketAddr]| -> Vec<ListenUrl> {
-        addrs
-            .iter()
-            .map(|&addr| ListenUrl {
-                addr,
-                host: addr.ip().to_string(),
-                secure: false,
-            })
-            .collect()
-    };
-    let tls = Material::plain();
-    let listeners = bind_all(&plain(&config.listen_addrs), Side::Client, &tls).await?;
-    let metrics_listeners = bind_all(&plain(&config.metrics_addrs), Side::Client, &tls).await?;
+    use crate::io::clock::Clock;
+    let hosts: Vec<String> = config
+        .listen_addrs
+        .iter()
+        .map(|url| url.host.clone())
+        .collect();
+    let tls = Material::for_proxy(
+        &config.serve_tls,
+        &hosts,
+        &config.fixtures_dir,
+        &config.upstream_tls,
+        &config.tls_policy,
+        crate::io::clock::SystemClock.wall_ms(),
+    )?;
+    let listeners = bind_all(&config.listen_addrs, Side::Client, &tls).await?;
+    let metrics_listeners = bind_all(&config.metrics_addrs, Side::Client, &tls).await?;
     let shared = Arc::new(Shared {
-        upstream: upstream::Upstream::new(&config.endpoints)?,
+        upstream: upstream::Upstream::new(&config.endpoints, &tls.dialers().client)?,
         cache: cache::RangeCache::default(),
         watches: watch::Watches::default(),
         namespace: namespace::Namespace::new(config.namespace.clone()),

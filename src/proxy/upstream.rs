@@ -10,6 +10,8 @@ use tonic::metadata::MetadataMap;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Response, Status};
 
+use crate::tls::Dialer;
+
 /// A dead endpoint (SIGKILL: connection refused) fails at once; an unreachable one within this.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// HTTP/2 pings find a connection whose member vanished without a reset (a power loss).
@@ -44,7 +46,8 @@ pub struct Picked {
 }
 
 impl Upstream {
-    pub fn new(urls: &[String]) -> Result<Upstream, String> {
+    /// `dialer` opens the `https://` endpoints.
+    pub fn new(urls: &[String], dialer: &Dialer) -> Result<Upstream, String> {
         assert!(!urls.is_empty(), "the flags guarantee an endpoint");
         let endpoints = urls
             .iter()
@@ -56,7 +59,7 @@ impl Upstream {
                     .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
                     .keep_alive_timeout(KEEPALIVE_TIMEOUT)
                     .keep_alive_while_idle(true);
-                Ok((url.clone(), endpoint.connect_lazy()))
+                Ok((url.clone(), dialer.connect_lazy(endpoint)?))
             })
             .collect::<Result<_, String>>()?;
         Ok(Upstream {
@@ -117,7 +120,8 @@ impl Upstream {
         let mut attempts = self.endpoints.len();
         loop {
             let picked = self.pick();
-            match call(picked.channel, request(metadata, message.clone())).await {
+            let answer = call(picked.channel, request(metadata, message.clone())).await;
+            match answer.map_err(broken_connection) {
                 Ok(response) => return Ok(response.into_inner()),
                 Err(status) if endpoint_failed(&status) => {
                     self.failed(picked.index, &status);
@@ -142,6 +146,19 @@ pub fn request<M>(metadata: &MetadataMap, message: M) -> Request<M> {
         }
     }
     request
+}
+
+/// tonic reports a connection that broke off under a call (the member's TLS refused the proxy's
+/// certificate; a reset) as Unknown "transport error", with the reason only in its causes. To
+/// the proxy that is the endpoint failing, and the client should read the reason.
+pub fn broken_connection(status: Status) -> Status {
+    use std::error::Error;
+    match status.source() {
+        Some(cause) if status.code() == Code::Unknown => {
+            Status::unavailable(crate::tls::error_chain(cause))
+        }
+        _ => status,
+    }
 }
 
 /// The member behind the endpoint cannot serve (gone, no leader, cut off): try another.

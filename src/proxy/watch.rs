@@ -583,8 +583,11 @@ mod tests {
 
     fn shared() -> Shared {
         Shared {
-            upstream: super::super::upstream::Upstream::new(&["http://127.0.0.1:1".into()])
-                .unwrap(),
+            upstream: super::super::upstream::Upstream::new(
+                &["http://127.0.0.1:1".into()],
+                &Default::default(),
+            )
+            .unwrap(),
             cache: Default::default(),
             watches: Watches::default(),
             namespace: Default::default(),

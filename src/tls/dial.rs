@@ -58,6 +58,24 @@ impl Dialer {
     }
 }
 
+impl Dialer {
+    /// A channel to `endpoint` that connects on first use (and again after a failure), over TLS
+    /// for an `https://` URL.
+    #[cfg(not(madsim))]
+    pub fn connect_lazy(&self, endpoint: Endpoint) -> Result<Channel, String> {
+        if endpoint.uri().scheme_str() != Some("https") {
+            return Ok(endpoint.connect_lazy());
+        }
+        match self.tls.clone() {
+            Some(tls) => Ok(endpoint.connect_with_connector_lazy(connector(tls))),
+            None => Err(format!(
+                "{}: an https URL, but this side has no TLS configured",
+                endpoint.uri()
+            )),
+        }
+    }
+}
+
 /// TCP, then TLS with the URL's host as the server name, then HTTP/2 (negotiated by ALPN).
 #[cfg(not(madsim))]
 fn connector(

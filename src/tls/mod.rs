@@ -20,7 +20,7 @@ mod material;
 pub use accept::{client_common_name, TlsListener};
 pub use dial::{Dialer, Dialers};
 #[cfg(not(madsim))]
-pub use material::Material;
+pub use material::{Material, UpstreamTls};
 pub use settings::{Side, TlsInfo, TlsPolicy};
 
 /// The simulator's stand-in: no certificates to read, plain channels.

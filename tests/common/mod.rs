@@ -1,6 +1,8 @@
 //! Shared harness for tests that run the real `detcd` binary on loopback ports.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod pki;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};

@@ -65,6 +65,9 @@ pub enum Bug {
     /// whatever term it was appended, so a deposed leader's late revoke, forwarded by raft to
     /// the new leader, revokes a lease the new leader promised more time.
     StaleLeaseDuties,
+    /// Suspect 7 undone: old snapshot files are purged before the new file's WAL marker is
+    /// durable, so a crash in between leaves a marker naming a file that is gone.
+    PurgeBeforeMarker,
 }
 
 impl Bug {
@@ -91,6 +94,7 @@ impl Bug {
         Bug::TtlReportsGranted,
         Bug::RenewWithoutQuorum,
         Bug::StaleLeaseDuties,
+        Bug::PurgeBeforeMarker,
     ];
 
     /// The kebab-case name the simulator's `--bug` flag takes.
@@ -118,6 +122,7 @@ impl Bug {
             Bug::TtlReportsGranted => "ttl-reports-granted",
             Bug::RenewWithoutQuorum => "renew-without-quorum",
             Bug::StaleLeaseDuties => "stale-lease-duties",
+            Bug::PurgeBeforeMarker => "purge-before-marker",
         }
     }
 

@@ -108,6 +108,9 @@ pub struct Flags {
     /// Number of committed transactions to trigger a snapshot to disk.
     #[arg(long, env = "ETCD_SNAPSHOT_COUNT", default_value_t = 100_000)]
     pub snapshot_count: u64,
+    /// Maximum number of snapshot files to retain (0 is unlimited).
+    #[arg(long, env = "ETCD_MAX_SNAPSHOTS", default_value_t = 5)]
+    pub max_snapshots: usize,
     /// Raise alarms when backend size exceeds the given quota (0 defaults to low space quota).
     #[arg(long, env = "ETCD_QUOTA_BACKEND_BYTES", default_value_t = 0)]
     pub quota_backend_bytes: u64,
@@ -279,6 +282,8 @@ pub struct Config {
     /// Election timeout in heartbeat ticks, as raft counts it.
     pub election_ticks: usize,
     pub snapshot_count: u64,
+    /// Snapshot files kept, the newest included; 0 keeps them all.
+    pub max_snapshots: usize,
     pub quota_backend_bytes: u64,
     pub max_request_bytes: usize,
     /// Most operations in each of a txn's compare, success and failure lists (nested txns too).
@@ -651,6 +656,7 @@ impl Flags {
             heartbeat_interval,
             election_ticks: (self.election_timeout / self.heartbeat_interval) as usize,
             snapshot_count: self.snapshot_count,
+            max_snapshots: self.max_snapshots,
             quota_backend_bytes: if self.quota_backend_bytes == 0 {
                 QUOTA_BACKEND_BYTES_DEFAULT
             } else {

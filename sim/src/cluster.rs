@@ -74,6 +74,7 @@ fn common_flags(index: usize, options: &SwarmOptions) -> Vec<String> {
         format!("--heartbeat-interval={}", options.heartbeat_interval_ms),
         format!("--election-timeout={}", options.election_timeout_ms),
         format!("--snapshot-count={}", options.snapshot_count),
+        format!("--max-snapshots={}", options.max_snapshots),
         // etcd's 10-minute default would never tick in a run: the watchers' progress_notify
         // sessions need notifications to check.
         "--experimental-watch-progress-notify-interval=1s".to_string(),

@@ -176,10 +176,19 @@ pub struct SwarmOptions {
     /// Lease checkpoints (`--experimental-enable-lease-checkpoint`) every this many ms, or off.
     #[serde(default)]
     pub lease_checkpoint_interval_ms: Option<u64>,
+    /// `--max-snapshots`: snapshot files a member keeps. One leaves no older file to fall back
+    /// on, so a marker that names a purged file cannot start.
+    #[serde(default = "max_snapshots_default")]
+    pub max_snapshots: usize,
     /// A fault schedule to follow instead of drawing one from the seed (`replay --schedule`, the
     /// shrinker); the seed still drives everything else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<Schedule>,
+}
+
+/// What a seed recorded before `max_snapshots` was drawn kept: three files.
+fn max_snapshots_default() -> usize {
+    3
 }
 
 impl SwarmOptions {
@@ -236,6 +245,8 @@ impl SwarmOptions {
         let lease_checkpoint_interval_ms = lease_rng
             .random_bool(0.5)
             .then(|| lease_rng.random_range(500..=2_000));
+        let mut snapshots_rng = StdRng::seed_from_u64(seed ^ 0x05a9_5407_f11e);
+        let max_snapshots = *[1, 3, 5].choose(&mut snapshots_rng).expect("choices");
         SwarmOptions {
             seed,
             nodes,
@@ -262,6 +273,7 @@ impl SwarmOptions {
             fsync_latency,
             wal_segment_bytes,
             lease_checkpoint_interval_ms,
+            max_snapshots,
             schedule: None,
         }
     }
@@ -289,7 +301,7 @@ impl SwarmOptions {
         format!(
             "nodes={} heartbeat={}ms election={}ms snapshot-count={} compaction={} clients={} keys={} think<{}ms ops={} \
              faults=[{}] fault-gap={}..{}ms crash-mode={} bit-flips={}% media-faults={}% breadth={} fsync={} wal-segment={} \
-             lease-checkpoints={}{}",
+             lease-checkpoints={} max-snapshots={}{}",
             self.nodes,
             self.heartbeat_interval_ms,
             self.election_timeout_ms,
@@ -312,6 +324,7 @@ impl SwarmOptions {
                 .map_or("64MiB".to_string(), |bytes| format!("{}KiB", bytes >> 10)),
             self.lease_checkpoint_interval_ms
                 .map_or("off".to_string(), |ms| format!("every {ms}ms")),
+            self.max_snapshots,
             if self.bugs.is_empty() {
                 String::new()
             } else {

@@ -280,3 +280,19 @@ fn a_deposed_leaders_expiry_revoke_applied_in_a_later_term_cuts_a_promised_ttl_s
         "lease_time_to_live"
     ));
 }
+
+/// Suspect 7 undone: purging old snapshot files before the new file's WAL marker is durable.
+/// With `--max-snapshots=1` the purge takes the file the durable marker still names, and a crash
+/// at `raftBeforeSnapMarker` leaves a member that cannot start (found by a 2,000-seed default
+/// sweep, `scripts/sim run --seeds 2000 --bug purge-before-marker`: seed 0x617, the 1,559th).
+#[test]
+fn purging_before_the_snapshot_marker_leaves_a_member_that_cannot_start() {
+    let run = run_with_bug("purge-before-marker", None, &FaultKind::ALL, 0x617);
+    assert_eq!(run.verdict, Verdict::Liveness, "{:?}", run.findings);
+    assert!(
+        run.trace
+            .iter()
+            .any(|event| event.what.contains("cannot load snapshot")),
+        "the member fails to start for want of the marker's file"
+    );
+}

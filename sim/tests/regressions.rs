@@ -176,3 +176,12 @@ fn a_revoked_lease_is_not_renewed_by_a_deposed_leader() {
 fn a_deposed_leaders_expiry_revoke_does_not_apply_in_the_next_term() {
     assert_passes_as_drawn(0x262a1bf);
 }
+
+/// Suspect 7 of issue 10: old snapshot files were purged before the new file's WAL marker was
+/// durable. With `--bug purge-before-marker` seed 0x617 (one member, `--max-snapshots=1`)
+/// crashes at `raftBeforeSnapMarker` after the purge took the file its marker names, and never
+/// starts again (planted_bugs.rs); with the purge after the marker it passes.
+#[test]
+fn a_crash_before_the_snapshot_marker_leaves_the_marked_file() {
+    assert_passes_as_drawn(0x617);
+}

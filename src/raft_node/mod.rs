@@ -477,6 +477,9 @@ impl RaftNode {
         self.snapshot_files
             .save(snapshot)
             .map_err(RaftError::Storage)?;
+        if crate::planted_bug!(PurgeBeforeMarker) {
+            self.snapshot_files.purge(snapshot.get_metadata());
+        }
         crate::failpoint!(self.raw.raft.id, "raftBeforeSnapMarker");
         self.wal
             .save_snapshot_marker(snapshot.get_metadata())

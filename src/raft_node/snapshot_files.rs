@@ -18,13 +18,15 @@ use raft::prelude::{Snapshot, SnapshotMetadata};
 use crate::io::Disk;
 use crate::metrics::Stopwatch;
 
-/// Older snapshot files kept beside the newest, for an operator's forensics.
-const OLD_SNAPSHOTS_KEPT: usize = 2;
+/// Snapshot files kept, the newest included, unless told otherwise (etcd's `--max-snapshots`).
+pub const MAX_SNAPSHOTS_DEFAULT: usize = 5;
 
 #[derive(Clone)]
 pub struct SnapshotFiles {
     disk: Arc<dyn Disk>,
     dir: PathBuf,
+    /// Files kept by [`SnapshotFiles::purge`], the newest included; 0 keeps them all.
+    max_files: usize,
     /// Times each durable write: detcd's backend commit (etcd's
     /// `etcd_disk_backend_commit_duration_seconds`), once the server says.
     commit_timing: Option<Stopwatch>,
@@ -35,8 +37,15 @@ impl SnapshotFiles {
         SnapshotFiles {
             disk,
             dir,
+            max_files: MAX_SNAPSHOTS_DEFAULT,
             commit_timing: None,
         }
+    }
+
+    /// Keeps `max_files` files (the newest included) from now on; 0 keeps them all.
+    pub fn keep(mut self, max_files: usize) -> SnapshotFiles {
+        self.max_files = max_files;
+        self
     }
 
     /// Times every save with `stopwatch` from now on.
@@ -89,8 +98,8 @@ impl SnapshotFiles {
     }
 
     /// Once the WAL's marker for `latest` is durable: removes the files of snapshots no marker
-    /// will name again (orphans after `latest`, left by crashes between file and marker) and all
-    /// but [`OLD_SNAPSHOTS_KEPT`] of those before it.
+    /// will name again (orphans after `latest`, left by crashes between file and marker) and
+    /// those before it beyond the `max_files - 1` newest.
     pub fn purge(&self, latest: &SnapshotMetadata) {
         let Ok(mut names) = self.disk.list(&self.dir) else {
             return;
@@ -99,7 +108,10 @@ impl SnapshotFiles {
         let latest = Self::file_name(latest);
         // Names sort by (term, index).
         let older = names.iter().filter(|name| **name < latest).count();
-        let excess = older.saturating_sub(OLD_SNAPSHOTS_KEPT);
+        let excess = match self.max_files {
+            0 => 0,
+            max_files => older.saturating_sub(max_files - 1),
+        };
         let doomed = names[..excess]
             .iter()
             .chain(names.iter().filter(|name| **name > latest));
@@ -126,16 +138,21 @@ mod tests {
 
     #[test]
     fn a_saved_snapshot_loads_back_and_old_ones_are_purged() {
-        let disk = SimDisk::new(1);
-        let files = SnapshotFiles::new(Arc::new(disk.clone()), "/snap".into());
-        for index in 1..=5 {
-            let saved = snapshot(2, index * 10, b"payload");
-            files.save(&saved).unwrap();
-            files.purge(saved.get_metadata());
+        // (--max-snapshots, files left after seven snapshots)
+        for (max_files, left) in [(3, 3), (1, 1), (0, 7), (MAX_SNAPSHOTS_DEFAULT, 5)] {
+            let disk = SimDisk::new(1);
+            let files =
+                SnapshotFiles::new(Arc::new(disk.clone()), "/snap".into()).keep(max_files);
+            for index in 1..=7 {
+                let saved = snapshot(2, index * 10, b"payload");
+                files.save(&saved).unwrap();
+                files.purge(saved.get_metadata());
+            }
+            let loaded = files.load(snapshot(2, 70, b"").get_metadata()).unwrap();
+            assert_eq!(&loaded.data[..], b"payload");
+            let names = disk.list(std::path::Path::new("/snap")).unwrap();
+            assert_eq!(names.len(), left, "--max-snapshots={max_files}: {names:?}");
         }
-        let loaded = files.load(snapshot(2, 50, b"").get_metadata()).unwrap();
-        assert_eq!(&loaded.data[..], b"payload");
-        assert_eq!(disk.list(std::path::Path::new("/snap")).unwrap().len(), 3);
     }
 
     /// Orphans (files whose marker a crash prevented) never push out the file the latest
@@ -143,7 +160,7 @@ mod tests {
     #[test]
     fn orphans_never_purge_the_file_the_marker_names() {
         let disk = SimDisk::new(1);
-        let files = SnapshotFiles::new(Arc::new(disk.clone()), "/snap".into());
+        let files = SnapshotFiles::new(Arc::new(disk.clone()), "/snap".into()).keep(3);
         let marked = snapshot(2, 10, b"marked");
         files.save(&marked).unwrap();
         files.purge(marked.get_metadata());

@@ -91,7 +91,8 @@ pub async fn bootstrap(
     remote: Option<RemoteCluster>,
 ) -> Result<Bootstrapped, BootstrapError> {
     let snapshot_files =
-        SnapshotFiles::new(disk.clone(), config.data_dir.join("member").join("snap"));
+        SnapshotFiles::new(disk.clone(), config.data_dir.join("member").join("snap"))
+            .keep(config.max_snapshots);
     if Wal::exists(disk.as_ref(), &config.wal_dir) {
         return restart(config, disk, snapshot_files);
     }

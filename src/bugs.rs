@@ -68,6 +68,9 @@ pub enum Bug {
     /// Suspect 7 undone: old snapshot files are purged before the new file's WAL marker is
     /// durable, so a crash in between leaves a marker naming a file that is gone.
     PurgeBeforeMarker,
+    /// Suspect 6 undone: a store restored from a snapshot forgets the deletes its compaction
+    /// dropped, so a watch at the compaction revision silently misses them there.
+    SnapshotForgetsCompactedDeletes,
 }
 
 impl Bug {
@@ -95,6 +98,7 @@ impl Bug {
         Bug::RenewWithoutQuorum,
         Bug::StaleLeaseDuties,
         Bug::PurgeBeforeMarker,
+        Bug::SnapshotForgetsCompactedDeletes,
     ];
 
     /// The kebab-case name the simulator's `--bug` flag takes.
@@ -123,6 +127,7 @@ impl Bug {
             Bug::RenewWithoutQuorum => "renew-without-quorum",
             Bug::StaleLeaseDuties => "stale-lease-duties",
             Bug::PurgeBeforeMarker => "purge-before-marker",
+            Bug::SnapshotForgetsCompactedDeletes => "snapshot-forgets-compacted-deletes",
         }
     }
 

@@ -15,7 +15,7 @@ use detcd::pb::etcdserverpb::request_op::Request as RequestOpKind;
 use detcd::pb::etcdserverpb::response_op::Response as ResponseOpKind;
 use detcd::pb::etcdserverpb::{
     CompactionRequest, Compare, DeleteRangeRequest, DeleteRangeResponse, HashKvRequest,
-    HashKvResponse, LeaseLeasesRequest, Member, MemberAddRequest, MemberListRequest,
+    HashKvResponse, HashRequest, LeaseLeasesRequest, Member, MemberAddRequest, MemberListRequest,
     MemberPromoteRequest, MemberRemoveRequest, PutRequest, RangeRequest, RangeResponse, RequestOp,
     ResponseHeader, StatusRequest, StatusResponse, TxnRequest, TxnResponse,
 };
@@ -209,6 +209,16 @@ impl Client {
         Ok(within(maintenance.status(StatusRequest {}))
             .await?
             .into_inner())
+    }
+
+    /// `Maintenance.Hash`: detcd's hash of its whole state (every retained revision, the
+    /// deletes the last compaction dropped, leases, auth).
+    pub async fn hash(&self) -> Result<u32, String> {
+        let mut maintenance = within(MaintenanceClient::connect(self.url.clone())).await?;
+        Ok(within(maintenance.hash(HashRequest {}))
+            .await?
+            .into_inner()
+            .hash)
     }
 
     pub async fn hash_kv(&self, revision: i64) -> Result<HashKvResponse, String> {

@@ -453,6 +453,11 @@ pub struct History {
 pub struct ReplicaState {
     pub member: String,
     pub applied_index: u64,
+    /// `Maintenance.Hash`, which covers what `HashKV` does not: the deletes the last compaction
+    /// dropped (a watch at the compaction revision still needs them), leases and their
+    /// checkpointed TTLs, auth.
+    #[serde(default)]
+    pub state_hash: u32,
     /// Lease ids, in id order.
     pub leases: Vec<i64>,
     /// The member list, one `id name peer-urls client-urls [learner]` line per member, in id

@@ -523,7 +523,7 @@ async fn check_after_heal(urls: Vec<String>, recorder: Recorder, trace: Trace) -
     history
 }
 
-/// Each replica's leases and member list, once every member reports one applied index before and
+/// Each replica's leases, member list and state hash, once every member reports one applied index before and
 /// after reading them (expiring leases keep the index moving for a while after heal). Empty if
 /// the index did not stand still before `deadline`: there is nothing to compare then.
 async fn replica_states(urls: &[String], deadline: madsim::time::Instant) -> Vec<ReplicaState> {
@@ -540,9 +540,11 @@ async fn replica_states(urls: &[String], deadline: madsim::time::Instant) -> Vec
             let mut states = Vec::new();
             for (i, url) in urls.iter().enumerate() {
                 let client = Client::new(url.clone());
-                let (Ok(leases), Ok(members)) =
-                    (client.lease_ids().await, client.member_list().await)
-                else {
+                let (Ok(leases), Ok(members), Ok(state_hash)) = (
+                    client.lease_ids().await,
+                    client.member_list().await,
+                    client.hash().await,
+                ) else {
                     break;
                 };
                 let mut members: Vec<(u64, String)> = members
@@ -563,6 +565,7 @@ async fn replica_states(urls: &[String], deadline: madsim::time::Instant) -> Vec
                 states.push(ReplicaState {
                     member: format!("n{}", i + 1),
                     applied_index: index,
+                    state_hash,
                     leases,
                     members: members.into_iter().map(|(_, line)| line).collect(),
                 });

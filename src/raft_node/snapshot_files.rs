@@ -141,8 +141,7 @@ mod tests {
         // (--max-snapshots, files left after seven snapshots)
         for (max_files, left) in [(3, 3), (1, 1), (0, 7), (MAX_SNAPSHOTS_DEFAULT, 5)] {
             let disk = SimDisk::new(1);
-            let files =
-                SnapshotFiles::new(Arc::new(disk.clone()), "/snap".into()).keep(max_files);
+            let files = SnapshotFiles::new(Arc::new(disk.clone()), "/snap".into()).keep(max_files);
             for index in 1..=7 {
                 let saved = snapshot(2, index * 10, b"payload");
                 files.save(&saved).unwrap();

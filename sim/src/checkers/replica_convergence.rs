@@ -1,7 +1,7 @@
 //! Replica convergence: members that applied the same log prefix hold the same state, so their
 //! `HashKV` at one revision is equal (Raft's State Machine Safety, §5.4.3; etcd's corruption
-//! check compares exactly these hashes), and so are, at one applied index, their leases and their
-//! member lists, which `HashKV` does not cover.
+//! check compares exactly these hashes), and so are, at one applied index, their leases, their
+//! member lists and `Maintenance.Hash` of their whole state, which `HashKV` does not cover.
 
 use super::Violation;
 use crate::history::ReplicaState;
@@ -27,18 +27,28 @@ pub fn check_states(states: &[ReplicaState]) -> Vec<Violation> {
                 Vec::new(),
             ))
         };
-        if state.leases != other.leases {
+        let leases_differ = state.leases != other.leases;
+        let members_differ = state.members != other.members;
+        if leases_differ {
             differ(
                 "leases",
                 format!("{:x?}", state.leases),
                 format!("{:x?}", other.leases),
             );
         }
-        if state.members != other.members {
+        if members_differ {
             differ(
                 "members",
                 format!("{:?}", state.members),
                 format!("{:?}", other.members),
+            );
+        }
+        // Differing leases or members change it too, and say more: only otherwise.
+        if state.state_hash != other.state_hash && !leases_differ && !members_differ {
+            differ(
+                "state hash (Maintenance.Hash)",
+                format!("{:#010x}", state.state_hash),
+                format!("{:#010x}", other.state_hash),
             );
         }
     }
@@ -82,6 +92,7 @@ mod tests {
         ReplicaState {
             member: member.into(),
             applied_index,
+            state_hash: 7,
             leases,
             members: vec!["1 n1".into()],
         }
@@ -98,6 +109,25 @@ mod tests {
         assert_eq!(violations.len(), 2, "{violations:?}");
         assert!(violations[0].message.contains("leases"));
         assert!(violations[1].message.contains("members"));
+    }
+
+    /// Same leases and members, yet other state (a restored store that forgot the deletes its
+    /// compaction dropped): only the state hash tells.
+    #[test]
+    fn a_different_state_hash_at_one_applied_index_is_a_violation() {
+        let states = vec![
+            state("n1", 9, vec![1]),
+            ReplicaState {
+                state_hash: 8,
+                ..state("n2", 9, vec![1])
+            },
+        ];
+        let violations = check_states(&states);
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert!(
+            violations[0].message.contains("state hash"),
+            "{violations:?}"
+        );
     }
 
     #[test]

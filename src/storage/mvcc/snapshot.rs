@@ -54,11 +54,13 @@ impl KvStore {
         store.current_rev = snapshot.current_revision;
         store.compact_rev = snapshot.compact_revision;
         // The compaction dropped these tombstones, so replaying the changes cannot rebuild them.
-        store.deletes_at_compact_rev = snapshot
-            .deletes_at_compact_revision
-            .into_iter()
-            .map(Key::from)
-            .collect();
+        if !crate::planted_bug!(SnapshotForgetsCompactedDeletes) {
+            store.deletes_at_compact_rev = snapshot
+                .deletes_at_compact_revision
+                .into_iter()
+                .map(Key::from)
+                .collect();
+        }
         store
     }
 }

@@ -49,6 +49,21 @@ fn error_line(output: &Output) -> String {
         .to_string()
 }
 
+/// `/health` at `endpoint` (https) with curl, showing the client certificate.
+fn curl_health(pki: &Pki, endpoint: &str) -> String {
+    let curl = Command::new("curl")
+        .args(["-sS", "--max-time", "5", "--cacert"])
+        .arg(&pki.ca)
+        .arg("--cert")
+        .arg(&pki.client.0)
+        .arg("--key")
+        .arg(&pki.client.1)
+        .arg(format!("{endpoint}/health"))
+        .output()
+        .expect("curl is installed");
+    stdout(&curl)
+}
+
 /// Flags serving clients on `https://127.0.0.1:{https}` beside the harness's plain port.
 fn https_client_flags(https: u16, http: u16) -> Vec<String> {
     vec![
@@ -108,17 +123,7 @@ fn etcdctl_and_curl_work_over_https_and_clients_without_a_valid_certificate_are_
     assert_eq!(lines, ["PUT", "k", "v1"]);
 
     // /health on the same TLS port, with curl.
-    let curl = Command::new("curl")
-        .args(["-sS", "--max-time", "5", "--cacert"])
-        .arg(&pki.ca)
-        .arg("--cert")
-        .arg(&pki.client.0)
-        .arg("--key")
-        .arg(&pki.client.1)
-        .arg(format!("{endpoint}/health"))
-        .output()
-        .expect("curl is installed");
-    assert_eq!(stdout(&curl), "{\"health\":\"true\"}");
+    assert_eq!(curl_health(&pki, &endpoint), "{\"health\":\"true\"}");
 
     // The plain listener beside it serves without certificates, as etcd's does.
     let plain = common::etcdctl(&node.endpoint(), &["get", "k", "--print-value-only"]);
@@ -551,17 +556,7 @@ fn the_grpc_proxy_dials_a_tls_cluster_with_a_client_certificate_and_serves_tls()
         stdout(&etcdctl_tls(&endpoint, &with_cert, &["get", "k"])),
         "k\nv1\n"
     );
-    let health = Command::new("curl")
-        .args(["-sS", "--max-time", "5", "--cacert"])
-        .arg(&pki.ca)
-        .arg("--cert")
-        .arg(&pki.client.0)
-        .arg("--key")
-        .arg(&pki.client.1)
-        .arg(format!("{endpoint}/health"))
-        .output()
-        .expect("curl is installed");
-    assert_eq!(stdout(&health), "{\"health\":\"true\"}");
+    assert_eq!(curl_health(&pki, &endpoint), "{\"health\":\"true\"}");
 
     // --trusted-ca-file makes the proxy ask for client certificates, as etcd's does: none, or
     // one from another CA, is refused; and plain http on the TLS port gets nothing.

@@ -120,23 +120,7 @@ fn auth_state_agrees_on_every_member_across_restarts_and_snapshots() {
 async fn a_watch_stops_delivering_once_its_read_permission_is_revoked() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path(), &[]);
-    for args in [
-        &["user", "add", "root:rootpw"][..],
-        &["user", "add", "alice:alicepw"],
-        &["role", "add", "reader"],
-        &[
-            "role",
-            "grant-permission",
-            "reader",
-            "read",
-            "/w",
-            "--prefix",
-        ],
-        &["user", "grant-role", "alice", "reader"],
-        &["auth", "enable"],
-    ] {
-        assert!(node.etcdctl(args).status.success(), "etcdctl {args:?}");
-    }
+    common::enable_auth_with_a_reader(&node.endpoint(), "/w");
     let as_user =
         |name: &str, password: &str| Some(ConnectOptions::new().with_user(name, password));
     let mut root = Client::connect([node.url()], as_user("root", "rootpw"))

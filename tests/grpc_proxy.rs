@@ -352,23 +352,7 @@ fn auth_through_the_proxy() {
     let member = Node::start(&root.path().join("n1"), &["--bcrypt-cost=4"]);
     let proxy = start_proxy(&root.path().join("p"), &member.endpoint(), &[]);
     let at = |node: &Node, args: &[&str]| etcdctl(&node.endpoint(), args);
-    for args in [
-        &["user", "add", "root:rootpw"][..],
-        &["user", "add", "alice:alicepw"],
-        &["role", "add", "reader"],
-        &[
-            "role",
-            "grant-permission",
-            "reader",
-            "read",
-            "/app/",
-            "--prefix",
-        ],
-        &["user", "grant-role", "alice", "reader"],
-        &["auth", "enable"],
-    ] {
-        stdout(&at(&proxy, args));
-    }
+    common::enable_auth_with_a_reader(&proxy.endpoint(), "/app/");
     let refused = |output: std::process::Output| {
         assert!(!output.status.success());
         let stderr = String::from_utf8_lossy(&output.stderr);

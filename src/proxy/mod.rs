@@ -72,6 +72,62 @@ macro_rules! forward {
 }
 pub(crate) use forward;
 
+/// A proxied service whose every call is forwarded unchanged: `reads` retried on any failure,
+/// `writes` refused by a read-only proxy and re-sent only when they were not sent (a resent
+/// change could apply twice: a second `user add` answers "user name already exists").
+macro_rules! forwarding_service {
+    (
+        $proxy:ident: $service:ident via $client:ident {
+            reads { $($read:ident($read_req:ty) -> $read_resp:ty;)* }
+            writes { $($write:ident($write_req:ty) -> $write_resp:ty;)* }
+        }
+    ) => {
+        pub struct $proxy {
+            shared: std::sync::Arc<$crate::proxy::Shared>,
+        }
+
+        impl $proxy {
+            pub fn new(shared: std::sync::Arc<$crate::proxy::Shared>) -> $proxy {
+                $proxy { shared }
+            }
+        }
+
+        #[tonic::async_trait]
+        impl $service for $proxy {
+            $(
+                async fn $read(
+                    &self,
+                    request: tonic::Request<$read_req>,
+                ) -> Result<tonic::Response<$read_resp>, tonic::Status> {
+                    $crate::proxy::forward!(
+                        self.shared,
+                        request,
+                        $crate::proxy::upstream::Retry::Always,
+                        $client,
+                        $read
+                    )
+                }
+            )*
+            $(
+                async fn $write(
+                    &self,
+                    request: tonic::Request<$write_req>,
+                ) -> Result<tonic::Response<$write_resp>, tonic::Status> {
+                    self.shared.writable()?;
+                    $crate::proxy::forward!(
+                        self.shared,
+                        request,
+                        $crate::proxy::upstream::Retry::IfNotSent,
+                        $client,
+                        $write
+                    )
+                }
+            )*
+        }
+    };
+}
+pub(crate) use forwarding_service;
+
 /// What every proxied service shares.
 pub struct Shared {
     upstream: upstream::Upstream,

@@ -193,6 +193,28 @@ pub fn etcdctl(endpoint: &str, args: &[&str]) -> Output {
     etcdctl_with_stdin(endpoint, args, "")
 }
 
+/// Through `endpoint`: users `root` (password `rootpw`) and `alice` (`alicepw`), alice with a
+/// `reader` role that may read keys under `prefix`, then `auth enable`; each step must succeed.
+pub fn enable_auth_with_a_reader(endpoint: &str, prefix: &str) {
+    for args in [
+        &["user", "add", "root:rootpw"][..],
+        &["user", "add", "alice:alicepw"],
+        &["role", "add", "reader"],
+        &[
+            "role",
+            "grant-permission",
+            "reader",
+            "read",
+            prefix,
+            "--prefix",
+        ],
+        &["user", "grant-role", "alice", "reader"],
+        &["auth", "enable"],
+    ] {
+        stdout(&etcdctl(endpoint, args));
+    }
+}
+
 /// etcdctl with `stdin` piped in: `txn` reads its operations there, and `put KEY` its value
 /// (how values too large for a command line get in).
 pub fn etcdctl_with_stdin(endpoint: &str, args: &[&str], stdin: &str) -> Output {

@@ -2,7 +2,7 @@
 //! flight (the next goes as soon as the previous is answered). An operation is one keep-alive
 //! answered.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::connect;
 use super::measure::{Measured, Window};
@@ -28,29 +28,20 @@ pub async fn keep_alive(url: &str, length: Duration, pids: &[i32]) -> Measured {
             tokio::spawn(async move {
                 let (mut keeper, mut stream) = client.keep_alive(id).await.expect("keep-alive");
                 let mut latencies = Vec::new();
-                loop {
-                    let sent = Instant::now();
-                    if !window.is_open_at(sent) {
-                        return latencies;
-                    }
+                while let Some(sent) = window.next_send() {
                     keeper.keep_alive().await.expect("send keep-alive");
                     let response = stream.message().await.unwrap().expect("stream open");
                     assert!(response.ttl() > 0, "lease {id} expired");
-                    if window.contains(sent) {
-                        latencies.push(sent.elapsed());
-                    }
+                    window.record(sent, &mut latencies);
                 }
+                latencies
             })
         })
         .collect();
-    let server_cpu = window.server_cpu(pids).await;
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.await.unwrap());
-    }
+    let measured = window.measure(tasks, pids).await;
     // Left to expire, they would be revoked during whatever the cluster runs next.
     for (mut client, id) in leases {
         client.revoke(id).await.expect("revoke");
     }
-    Measured::per_latency(latencies, window.length(), server_cpu)
+    measured
 }

@@ -75,26 +75,16 @@ pub async fn closed_loop(
             let value = value.clone();
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
-                loop {
-                    let sent = Instant::now();
-                    if !window.is_open_at(sent) {
-                        return latencies;
-                    }
+                while let Some(sent) = window.next_send() {
                     let key = key_name(rand::random_range(0..KEY_SPACE));
                     op.send(&mut kv, key, &value).await;
-                    if window.contains(sent) {
-                        latencies.push(sent.elapsed());
-                    }
+                    window.record(sent, &mut latencies);
                 }
+                latencies
             })
         })
         .collect();
-    let server_cpu = window.server_cpu(pids).await;
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.await.unwrap());
-    }
-    Measured::per_latency(latencies, window.length(), server_cpu)
+    window.measure(tasks, pids).await
 }
 
 /// Writes keys `0..keys` once, `puts_per_request` to a request (a plain put for 1, else a txn of

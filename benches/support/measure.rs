@@ -37,6 +37,33 @@ impl Window {
         self.start <= at && at < self.end
     }
 
+    /// The send instants of a closed loop: `Some(now)` while the window is open.
+    pub fn next_send(&self) -> Option<Instant> {
+        let sent = Instant::now();
+        self.is_open_at(sent).then_some(sent)
+    }
+
+    /// Records the latency of an operation sent at `sent`, if inside the window.
+    pub fn record(&self, sent: Instant, latencies: &mut Vec<Duration>) {
+        if self.contains(sent) {
+            latencies.push(sent.elapsed());
+        }
+    }
+
+    /// Waits out the window on the servers' CPU, then gathers the closed loops' latencies.
+    pub async fn measure(
+        &self,
+        loops: Vec<tokio::task::JoinHandle<Vec<Duration>>>,
+        pids: &[i32],
+    ) -> Measured {
+        let server_cpu = self.server_cpu(pids).await;
+        let mut latencies = Vec::new();
+        for task in loops {
+            latencies.extend(task.await.unwrap());
+        }
+        Measured::per_latency(latencies, self.length(), server_cpu)
+    }
+
     /// Sleeps through the window and returns the CPU `pids` used in it.
     pub async fn server_cpu(&self, pids: &[i32]) -> Duration {
         tokio::time::sleep_until(self.start.into()).await;

@@ -807,6 +807,14 @@ mod tests {
     }
 
     #[test]
+    fn max_snapshots_defaults_to_etcds_and_zero_keeps_all() {
+        assert_eq!(config(&[]).unwrap().max_snapshots, 5);
+        assert_eq!(config(&["--max-snapshots=1"]).unwrap().max_snapshots, 1);
+        assert_eq!(config(&["--max-snapshots", "0"]).unwrap().max_snapshots, 0);
+        assert!(Flags::try_parse_from(["detcd", "--max-snapshots=-1"]).is_err());
+    }
+
+    #[test]
     fn lease_checkpoints_are_off_unless_enabled() {
         assert_eq!(config(&[]).unwrap().lease_checkpoint_interval, None);
         let enabled = ["--experimental-enable-lease-checkpoint"];

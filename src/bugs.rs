@@ -65,6 +65,9 @@ pub enum Bug {
     /// whatever term it was appended, so a deposed leader's late revoke, forwarded by raft to
     /// the new leader, revokes a lease the new leader promised more time.
     StaleLeaseDuties,
+    /// The fix for seed 0x5f5ed34 undone: a keep-alive clears only a checkpoint that has
+    /// applied, not one still on its way, which then cuts the lease short after a failover.
+    RenewIgnoresCheckpointInFlight,
     /// Suspect 7 undone: old snapshot files are purged before the new file's WAL marker is
     /// durable, so a crash in between leaves a marker naming a file that is gone.
     PurgeBeforeMarker,
@@ -97,6 +100,7 @@ impl Bug {
         Bug::TtlReportsGranted,
         Bug::RenewWithoutQuorum,
         Bug::StaleLeaseDuties,
+        Bug::RenewIgnoresCheckpointInFlight,
         Bug::PurgeBeforeMarker,
         Bug::SnapshotForgetsCompactedDeletes,
     ];
@@ -126,6 +130,7 @@ impl Bug {
             Bug::TtlReportsGranted => "ttl-reports-granted",
             Bug::RenewWithoutQuorum => "renew-without-quorum",
             Bug::StaleLeaseDuties => "stale-lease-duties",
+            Bug::RenewIgnoresCheckpointInFlight => "renew-ignores-checkpoint-in-flight",
             Bug::PurgeBeforeMarker => "purge-before-marker",
             Bug::SnapshotForgetsCompactedDeletes => "snapshot-forgets-compacted-deletes",
         }

@@ -319,3 +319,17 @@ fn a_restored_store_that_forgets_the_compactions_dropped_deletes_is_caught_by_th
         "{violations:?}"
     );
 }
+
+/// Seed 0x5f5ed34 of the 20k sweep, its fix undone: a keep-alive between a lease checkpoint's
+/// proposal and its apply cleared nothing; the checkpoint (1 s left) applied after it, and the
+/// next leader expired the lease 1 s after taking over, though the keep-alive had promised 3 s
+/// (5 members, checkpoints every 1.97 s, clogged links).
+#[test]
+fn a_checkpoint_applied_after_a_keep_alive_cuts_the_lease_short_at_the_next_leader() {
+    assert!(caught_on_seed(
+        "renew-ignores-checkpoint-in-flight",
+        0x5f5ed34,
+        &FaultKind::ALL,
+        "lease_expiry"
+    ));
+}

@@ -195,3 +195,14 @@ fn a_crash_before_the_snapshot_marker_leaves_the_marked_file() {
 fn a_restored_store_keeps_the_deletes_its_compaction_dropped() {
     assert_passes_as_drawn(0xf5);
 }
+
+/// Seed 0x5f5ed34 of the 20k sweep (`scripts/sim run --seeds 20000 --first-seed 100000000`, its
+/// 3,125th seed): a keep-alive came while a lease checkpoint was proposed but not applied; with
+/// no remaining TTL recorded yet it cleared nothing, the checkpoint (1 s) applied after it, and
+/// the next leader expired the lease 2 s before the keep-alive's 3 s ran out. A keep-alive now
+/// also clears a checkpoint still on its way (`--bug renew-ignores-checkpoint-in-flight`
+/// undoes it: planted_bugs.rs).
+#[test]
+fn a_keep_alive_clears_a_lease_checkpoint_still_on_its_way() {
+    assert_passes_as_drawn(0x5f5ed34);
+}

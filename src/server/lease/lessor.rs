@@ -55,6 +55,11 @@ struct Lease {
     expiry: Option<Instant>,
     /// Primary only: when to checkpoint the remaining TTL next.
     next_checkpoint: Option<Instant>,
+    /// Primary only: a checkpoint of this lease is proposed and has not applied yet. A renewal
+    /// meanwhile must clear it after it applies, though no remaining TTL is recorded yet
+    /// (seed 0x5f5ed34: the checkpoint applied after the keep-alive, and the next leader let the
+    /// lease live only the checkpointed second).
+    checkpoint_in_flight: bool,
     /// Primary only: when a revoke proposed for this expired lease may be proposed again.
     revoke_retry_at: Option<Instant>,
 }
@@ -74,8 +79,8 @@ impl Lease {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Renewed {
     pub ttl_seconds: i64,
-    /// The lease carried a checkpointed remaining TTL: propose a checkpoint of 0 to clear it, so
-    /// the next leader starts it from the full TTL again.
+    /// The lease carried a checkpointed remaining TTL, or one is on its way: propose a checkpoint
+    /// of 0 to clear it (after it, in the log), so the next leader starts it from the full TTL.
     pub clear_checkpoint: bool,
 }
 
@@ -152,6 +157,7 @@ impl Lessor {
             keys: BTreeSet::new(),
             expiry: None,
             next_checkpoint: None,
+            checkpoint_in_flight: false,
             revoke_retry_at: None,
         };
         if self.is_primary() {
@@ -209,6 +215,7 @@ impl Lessor {
         for checkpoint in checkpoints {
             if let Some(lease) = self.leases.get_mut(&checkpoint.id) {
                 lease.remaining_ttl_seconds = checkpoint.remaining_ttl;
+                lease.checkpoint_in_flight = false;
                 if primary {
                     schedule_checkpoint(lease, now, interval);
                 }
@@ -241,6 +248,7 @@ impl Lessor {
                     keys: BTreeSet::new(),
                     expiry: None,
                     next_checkpoint: None,
+                    checkpoint_in_flight: false,
                     revoke_retry_at: None,
                 };
                 (lease.id, restored)
@@ -313,6 +321,7 @@ impl Lessor {
         for lease in self.leases.values_mut() {
             lease.expiry = Some(now + extend + seconds(lease.remaining_or_granted_seconds()));
             lease.revoke_retry_at = None;
+            lease.checkpoint_in_flight = false;
             schedule_checkpoint(lease, now, interval);
         }
     }
@@ -323,6 +332,7 @@ impl Lessor {
         for lease in self.leases.values_mut() {
             lease.expiry = None;
             lease.next_checkpoint = None;
+            lease.checkpoint_in_flight = false;
             lease.revoke_retry_at = None;
         }
     }
@@ -344,9 +354,11 @@ impl Lessor {
             ttl /= 2;
         }
         lease.expiry = Some(now + ttl);
+        let in_flight =
+            lease.checkpoint_in_flight && !crate::planted_bug!(RenewIgnoresCheckpointInFlight);
         Ok(Renewed {
             ttl_seconds: lease.ttl_seconds,
-            clear_checkpoint: lease.remaining_ttl_seconds > 0,
+            clear_checkpoint: lease.remaining_ttl_seconds > 0 || in_flight,
         })
     }
 
@@ -395,6 +407,7 @@ impl Lessor {
             }
             let remaining_seconds = (expiry - now).as_secs_f64().ceil() as i64;
             if remaining_seconds < lease.ttl_seconds {
+                lease.checkpoint_in_flight = true;
                 due.push(LeaseCheckpoint {
                     id,
                     remaining_ttl: remaining_seconds,

@@ -289,6 +289,35 @@ fn long_leases_checkpoint_their_remaining_ttl_and_the_next_leader_starts_from_it
     assert!(!lessor.renew(1).unwrap().clear_checkpoint);
 }
 
+/// Seed 0x5f5ed34: a keep-alive between a checkpoint's proposal and its apply found no remaining
+/// TTL recorded yet, so it cleared nothing, and the checkpoint applied after it cut the lease
+/// short at the next leader.
+#[test]
+fn a_keep_alive_clears_a_checkpoint_still_on_its_way() {
+    let (mut lessor, clock) = lessor();
+    lessor.promote(ELECTION_TIMEOUT, TERM);
+    lessor.grant(1, 600).unwrap();
+    clock.advance(CHECKPOINT_INTERVAL);
+    let due = lessor.due_checkpoints(10);
+    assert_eq!(due.len(), 1);
+    let renewed = lessor.renew(1).unwrap();
+    assert!(renewed.clear_checkpoint, "a checkpoint is on its way");
+    // In the log: the checkpoint, then the clearing the keep-alive proposed.
+    lessor.checkpoint(&due);
+    lessor.checkpoint(&[LeaseCheckpoint {
+        id: 1,
+        remaining_ttl: 0,
+    }]);
+    assert!(!lessor.renew(1).unwrap().clear_checkpoint);
+    lessor.demote();
+    lessor.promote(ELECTION_TIMEOUT, TERM);
+    assert_eq!(
+        lessor.time_to_live(1, false).unwrap().remaining_seconds,
+        601,
+        "the next leader starts from the full TTL (and the election timeout)"
+    );
+}
+
 #[test]
 fn the_lease_list_is_ordered_by_expiry() {
     let (mut lessor, _) = lessor();

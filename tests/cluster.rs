@@ -302,7 +302,7 @@ async fn a_minority_member_serves_no_stale_linearizable_read() {
     };
     signal(cluster.nodes[isolated].as_ref().unwrap(), "STOP");
     stdout(&etcdctl(&endpoint, &["put", "k", "new"]));
-    // Now freeze the majority and wake the member that missed the write.
+    // Now freeze the majority and wake the member that missed the write (as far as it has read).
     for i in 0..3 {
         if i != isolated {
             signal(cluster.nodes[i].as_ref().unwrap(), "STOP");
@@ -342,9 +342,11 @@ async fn a_minority_member_serves_no_stale_linearizable_read() {
         &cluster.specs[isolated].endpoint(),
         &["get", "k", "--print-value-only", "--consistency=s"],
     ));
-    assert_eq!(
-        serializable, "old\n",
-        "a serializable read answers from local state"
+    // Local state, without a leader: "old", or "new" if the leader's append and commit reached
+    // the stopped member's socket before the leader stopped too (read once it woke).
+    assert!(
+        ["old\n", "new\n"].contains(&serializable.as_str()),
+        "a serializable read answers from local state: {serializable:?}"
     );
 
     for i in 0..3 {

@@ -49,6 +49,18 @@ fn error_line(output: &Output) -> String {
         .to_string()
 }
 
+/// `put k v1` and `get k` through `endpoint` with etcdctl's `tls` flags.
+fn put_and_get(endpoint: &str, tls: &[String]) {
+    assert_eq!(
+        stdout(&etcdctl_tls(endpoint, tls, &["put", "k", "v1"])),
+        "OK\n"
+    );
+    assert_eq!(
+        stdout(&etcdctl_tls(endpoint, tls, &["get", "k"])),
+        "k\nv1\n"
+    );
+}
+
 /// `/health` at `endpoint` (https) with curl, showing the client certificate.
 fn curl_health(pki: &Pki, endpoint: &str) -> String {
     let curl = Command::new("curl")
@@ -87,22 +99,10 @@ fn wait_for_log(node: &Node, text: &str) -> bool {
 fn etcdctl_and_curl_work_over_https_and_clients_without_a_valid_certificate_are_refused() {
     let root = tempfile::tempdir().unwrap();
     let pki = Pki::new(&root.path().join("pki"));
-    let (https, http) = (free_port(), free_port());
-    let mut flags = https_client_flags(https, http);
-    flags.extend(pki.member_flags(""));
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let node = Node::start_on(&root.path().join("detcd"), http, &flags);
+    let (node, https) = tls_member(root.path(), &pki);
     let endpoint = format!("https://127.0.0.1:{https}");
     let with_cert = cert_flags(&pki.ca, Some(&pki.client));
-
-    assert_eq!(
-        stdout(&etcdctl_tls(&endpoint, &with_cert, &["put", "k", "v1"])),
-        "OK\n"
-    );
-    assert_eq!(
-        stdout(&etcdctl_tls(&endpoint, &with_cert, &["get", "k"])),
-        "k\nv1\n"
-    );
+    put_and_get(&endpoint, &with_cert);
     // A watch over TLS sees the history from revision 1.
     let mut watch = Command::new("etcdctl")
         .env("ETCDCTL_API", "3")
@@ -548,14 +548,7 @@ fn the_grpc_proxy_dials_a_tls_cluster_with_a_client_certificate_and_serves_tls()
     );
     let endpoint = format!("https://127.0.0.1:{listen}");
     let with_cert = cert_flags(&pki.ca, Some(&pki.client));
-    assert_eq!(
-        stdout(&etcdctl_tls(&endpoint, &with_cert, &["put", "k", "v1"])),
-        "OK\n"
-    );
-    assert_eq!(
-        stdout(&etcdctl_tls(&endpoint, &with_cert, &["get", "k"])),
-        "k\nv1\n"
-    );
+    put_and_get(&endpoint, &with_cert);
     assert_eq!(curl_health(&pki, &endpoint), "{\"health\":\"true\"}");
 
     // --trusted-ca-file makes the proxy ask for client certificates, as etcd's does: none, or

@@ -45,6 +45,8 @@ struct Damage {
     path: PathBuf,
     offset: u64,
     original: Vec<u8>,
+    /// What the fault wrote in their place.
+    damaged: Vec<u8>,
     /// Reads of the file before the member restarted on it: more afterwards means it read them.
     reads_before: u64,
 }
@@ -413,9 +415,11 @@ impl<'a> Faults<'a> {
             self.damage = Some(damage);
             self.restore_damage();
         } else {
-            // Started on it: right only if the damage was in a torn tail it truncated away.
-            let (durable, pending) = member.disk.file_sizes(&damage.path).unwrap_or((0, 0));
-            if (durable + pending) as u64 > damage.offset {
+            // Started on it: right only if the damage was in a torn tail it truncated away
+            // (new records may have been written there since, so the damaged bytes are gone).
+            let now = member.disk.read(&damage.path).unwrap_or_default();
+            let range = damage.offset as usize..damage.offset as usize + damage.damaged.len();
+            if now.get(range) == Some(&damage.damaged[..]) {
                 self.undetected_corruption.push(format!(
                     "{} started and served with {} byte(s) at offset {} of {} damaged",
                     member.name,
@@ -474,6 +478,7 @@ impl<'a> Faults<'a> {
         if original == data {
             return None;
         }
+        let damaged = data;
         self.record(
             "fault",
             &member.name,
@@ -484,6 +489,7 @@ impl<'a> Faults<'a> {
             path,
             offset,
             original,
+            damaged,
             reads_before: 0,
         })
     }
@@ -551,6 +557,7 @@ impl<'a> Faults<'a> {
         let bit = self.rng.random_range(0..8);
         let original = member.disk.read(&path).ok()?[offset as usize];
         member.disk.flip_bit(&path, offset, bit).ok()?;
+        let damaged = vec![original ^ (1 << bit)];
         self.record(
             "fault",
             &member.name,
@@ -561,6 +568,7 @@ impl<'a> Faults<'a> {
             path,
             offset,
             original: vec![original],
+            damaged,
             reads_before: 0,
         })
     }

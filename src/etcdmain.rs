@@ -66,8 +66,8 @@ async fn run_proxy(mut config: Config, io: Io, read_only: bool) -> Outcome {
         log_level: config.log_level.clone(),
         serve_tls: config.client_tls.clone(),
         upstream_tls: crate::tls::UpstreamTls {
-            cert_file: peer_tls.cert_file.clone(),
-            key_file: peer_tls.key_file.clone(),
+            // `TlsInfo::new` gives the cert and key files together or not at all.
+            client_cert: peer_tls.cert_file.clone().zip(peer_tls.key_file.clone()),
             trusted_ca_file: peer_tls.trusted_ca_file.clone(),
             // Auto TLS peers have self-signed certificates: nothing to verify them with.
             insecure_skip_verify: peer_tls.auto_tls && !peer_tls.has_files(),

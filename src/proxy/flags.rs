@@ -1,11 +1,10 @@
 //! `detcd grpc-proxy start`: etcd 3.4's grpc-proxy flags, where they apply to detcd.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{ConfigError, ListenUrl};
+use crate::config::{parse_listen_url, ConfigError, ListenUrl};
 use crate::tls::settings::{TlsInfo, TlsPolicy, CLIENT_FLAGS};
 use crate::tls::UpstreamTls;
 
@@ -125,17 +124,17 @@ impl GrpcProxyFlags {
                 "--trusted-ca-file is given without --cert-file and --key-file".into(),
             ));
         }
+        let client_cert = match (path(&self.cert), path(&self.key)) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            (Some(_), None) => return Err(ConfigError("--cert is given without --key".into())),
+            (None, Some(_)) => return Err(ConfigError("--key is given without --cert".into())),
+        };
         let upstream_tls = UpstreamTls {
-            cert_file: path(&self.cert),
-            key_file: path(&self.key),
+            client_cert,
             trusted_ca_file: path(&self.cacert),
             insecure_skip_verify: self.insecure_skip_tls_verify,
         };
-        match (&upstream_tls.cert_file, &upstream_tls.key_file) {
-            (Some(_), None) => return Err(ConfigError("--cert is given without --key".into())),
-            (None, Some(_)) => return Err(ConfigError("--key is given without --cert".into())),
-            _ => {}
-        }
         let secure = serve_tls.can_serve();
         let listen_addrs = vec![listen_url("listen-addr", &self.listen_addr, secure)?];
         let metrics_addrs = match self.metrics_addr.as_str() {
@@ -198,35 +197,15 @@ fn endpoint_url(endpoint: &str, default_scheme: &str) -> Result<String, ConfigEr
     }
 }
 
-/// A listener from `host:port` (a scheme is allowed and dropped: `secure` decides).
+/// A listener from `host:port` (a scheme is allowed and dropped: `secure` decides), parsed as
+/// a member's listen URL is.
 fn listen_url(flag: &str, value: &str, secure: bool) -> Result<ListenUrl, ConfigError> {
     let bare = value
         .strip_prefix("https://")
         .or_else(|| value.strip_prefix("http://"))
         .unwrap_or(value);
-    let addr = parse_host_port(flag, bare)?;
-    let host = bare.rsplit_once(':').map_or(bare, |(host, _)| host);
-    Ok(ListenUrl {
-        addr,
-        host: host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string(),
-        secure,
-    })
-}
-
-/// `--listen-addr` is `host:port` (no scheme); `localhost` binds loopback.
-fn parse_host_port(flag: &str, value: &str) -> Result<SocketAddr, ConfigError> {
-    let value = match value.strip_prefix("localhost:") {
-        Some(port) => format!("127.0.0.1:{port}"),
-        None => value.to_string(),
-    };
-    value.parse().map_err(|_| {
-        ConfigError(format!(
-            "invalid value {value:?} for flag --{flag}: expected IP:port"
-        ))
-    })
+    let scheme = if secure { "https" } else { "http" };
+    parse_listen_url(flag, &format!("{scheme}://{bare}"))
 }
 
 #[cfg(test)]
@@ -311,7 +290,10 @@ mod tests {
             ["https://127.0.0.1:1", "http://127.0.0.1:2"]
         );
         assert_eq!(config.upstream_tls.trusted_ca_file, Some("ca.pem".into()));
-        assert_eq!(config.upstream_tls.cert_file, Some("c.pem".into()));
+        assert_eq!(
+            config.upstream_tls.client_cert,
+            Some(("c.pem".into(), "k.pem".into()))
+        );
         assert!(!config.upstream_tls.insecure_skip_verify);
         assert_eq!(config.serve_tls.cert_file, Some("s.pem".into()));
         // A trusted CA means client certificates are required (etcd's TLSInfo.ServerConfig).

@@ -43,12 +43,7 @@ impl Dialer {
         let endpoint =
             Endpoint::from_shared(url.to_string()).map_err(|e| super::error_chain(&e))?;
         #[cfg(not(madsim))]
-        if url.starts_with("https://") {
-            let Some(tls) = self.tls.clone() else {
-                return Err(format!(
-                    "{url}: an https URL, but this side has no TLS configured"
-                ));
-            };
+        if let Some(tls) = self.tls_for(&endpoint)? {
             return endpoint
                 .connect_with_connector(connector(tls))
                 .await
@@ -56,18 +51,26 @@ impl Dialer {
         }
         endpoint.connect().await.map_err(|e| super::error_chain(&e))
     }
-}
 
-impl Dialer {
     /// A channel to `endpoint` that connects on first use (and again after a failure), over TLS
     /// for an `https://` URL.
     #[cfg(not(madsim))]
     pub fn connect_lazy(&self, endpoint: Endpoint) -> Result<Channel, String> {
+        Ok(match self.tls_for(&endpoint)? {
+            Some(tls) => endpoint.connect_with_connector_lazy(connector(tls)),
+            None => endpoint.connect_lazy(),
+        })
+    }
+
+    /// The TLS configuration an `https://` endpoint is dialed with (`None` for `http://`); an
+    /// error if this side has none.
+    #[cfg(not(madsim))]
+    fn tls_for(&self, endpoint: &Endpoint) -> Result<Option<Arc<rustls::ClientConfig>>, String> {
         if endpoint.uri().scheme_str() != Some("https") {
-            return Ok(endpoint.connect_lazy());
+            return Ok(None);
         }
-        match self.tls.clone() {
-            Some(tls) => Ok(endpoint.connect_with_connector_lazy(connector(tls))),
+        match &self.tls {
+            Some(tls) => Ok(Some(tls.clone())),
             None => Err(format!(
                 "{}: an https URL, but this side has no TLS configured",
                 endpoint.uri()

@@ -33,8 +33,8 @@ pub struct Material {
 /// `--insecure-skip-tls-verify` (clientv3's TLS settings).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UpstreamTls {
-    pub cert_file: Option<PathBuf>,
-    pub key_file: Option<PathBuf>,
+    /// The client certificate and its key (`--cert`, `--key`), shown when asked for.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
     pub trusted_ca_file: Option<PathBuf>,
     pub insecure_skip_verify: bool,
 }
@@ -43,7 +43,7 @@ impl UpstreamTls {
     /// Any upstream TLS flag is given: `host:port` endpoints are then dialed over TLS, as
     /// clientv3 does with a TLS config.
     pub fn is_set(&self) -> bool {
-        self.cert_file.is_some() || self.key_file.is_some() || self.trusted_ca_file.is_some()
+        self.client_cert.is_some() || self.trusted_ca_file.is_some()
     }
 }
 
@@ -264,16 +264,14 @@ fn upstream_dial_config(
         Some(ca_file) => dial.with_root_certificates(root_store(ca_file)?),
         None => dial.with_root_certificates(system_roots()),
     };
-    let mut dial = match (&upstream.cert_file, &upstream.key_file) {
-        (Some(cert_file), Some(key_file)) => dial
+    let mut dial = match &upstream.client_cert {
+        Some((cert_file, key_file)) => dial
             .with_client_auth_cert(
                 read_certificates(cert_file, "certificate")?,
                 read_key(key_file)?,
             )
             .map_err(|e| format!("{} and {}: {e}", cert_file.display(), key_file.display()))?,
-        (None, None) => dial.with_no_client_auth(),
-        (Some(_), None) => return Err("--cert is given without --key".into()),
-        (None, Some(_)) => return Err("--key is given without --cert".into()),
+        None => dial.with_no_client_auth(),
     };
     dial.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(dial))
